@@ -1,0 +1,174 @@
+//! The adapter contract: what every remote platform implements.
+//!
+//! An adapter is built per tenant from that tenant's config by its
+//! [`AdapterFactory`]. It pushes remote events into an [`InboundSink`] (which
+//! acknowledges only once the event is stored) and delivers outbound events
+//! handed to it by the router. Optional behaviour is discovered through
+//! [`Capabilities`] and accessor methods, never by downcasting.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::error::BridgeError;
+use crate::event::{InboundEvent, OutboundEvent, SendReceipt};
+use crate::ids::{AdapterKind, TenantId};
+
+/// Which event kinds a platform supports natively.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Capabilities {
+    /// Messages can be edited in place.
+    pub edits: bool,
+    /// Messages can be deleted.
+    pub redactions: bool,
+    /// Messages can carry reactions.
+    pub reactions: bool,
+    /// Messages can reply to other messages.
+    pub replies: bool,
+    /// Messages can be grouped in threads.
+    pub threads: bool,
+    /// Files can be sent.
+    pub media: bool,
+    /// Membership changes are visible.
+    pub membership: bool,
+    /// Presence is visible.
+    pub presence: bool,
+    /// Typing notifications are visible.
+    pub typing: bool,
+    /// Read receipts are visible.
+    pub read_receipts: bool,
+    /// History can be fetched after a gap.
+    pub backfill: bool,
+}
+
+impl Capabilities {
+    /// Every capability on.
+    pub fn all() -> Self {
+        Self {
+            edits: true,
+            redactions: true,
+            reactions: true,
+            replies: true,
+            threads: true,
+            media: true,
+            membership: true,
+            presence: true,
+            typing: true,
+            read_receipts: true,
+            backfill: true,
+        }
+    }
+
+    /// Only plain messages.
+    pub fn none() -> Self {
+        Self::default()
+    }
+}
+
+/// Outcome of pushing an inbound event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ack {
+    /// Stored durably; the source may now forget it.
+    Stored,
+    /// Seen before (same event id); nothing new was stored.
+    Duplicate,
+    /// An ephemeral event, delivered best-effort and not stored.
+    Ephemeral,
+}
+
+/// Where an adapter pushes remote events. `push` returns only after the event
+/// is durably stored, so an adapter acknowledges its source after it.
+#[async_trait]
+pub trait InboundSink: Send + Sync {
+    /// Stores an event for delivery to Matrix.
+    async fn push(&self, event: InboundEvent) -> Result<Ack, BridgeError>;
+}
+
+/// Bytes of a media file.
+#[derive(Clone, Debug)]
+pub struct MediaBytes {
+    /// The content.
+    pub data: Vec<u8>,
+    /// MIME type.
+    pub mime: String,
+}
+
+/// Access to Matrix media for adapters that forward files (opaque `mxc` ids).
+#[async_trait]
+pub trait MatrixMedia: Send + Sync {
+    /// Downloads a Matrix media file by its `mxc://` URI.
+    async fn download(&self, mxc: &str) -> Result<MediaBytes, BridgeError>;
+}
+
+/// Everything an adapter gets when it is built.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct AdapterContext {
+    /// The tenant the adapter serves.
+    pub tenant: TenantId,
+    /// The adapter's config as stored for the tenant (validated by the factory).
+    pub config: serde_json::Value,
+    /// Where to push remote events.
+    pub sink: Arc<dyn InboundSink>,
+    /// Matrix media access.
+    pub media: Arc<dyn MatrixMedia>,
+}
+
+impl AdapterContext {
+    /// Builds a context.
+    pub fn new(
+        tenant: TenantId,
+        config: serde_json::Value,
+        sink: Arc<dyn InboundSink>,
+        media: Arc<dyn MatrixMedia>,
+    ) -> Self {
+        Self {
+            tenant,
+            config,
+            sink,
+            media,
+        }
+    }
+}
+
+/// Optional: adapters that can fetch remote media for the router.
+#[async_trait]
+pub trait RemoteMedia: Send + Sync {
+    /// Fetches the bytes behind a `MediaSource::Remote` locator.
+    async fn fetch(&self, locator: &str) -> Result<MediaBytes, BridgeError>;
+}
+
+/// One running adapter for one tenant.
+#[async_trait]
+pub trait Adapter: Send + Sync {
+    /// What the platform supports natively; the router degrades the rest.
+    fn capabilities(&self) -> Capabilities;
+
+    /// Connects and starts pushing remote events into the sink.
+    async fn start(&self) -> Result<(), BridgeError>;
+
+    /// Disconnects. Queued outbound events stay in the store.
+    async fn stop(&self);
+
+    /// Delivers one event. Must be idempotent on `event.txn_id`.
+    async fn send(&self, event: &OutboundEvent) -> Result<SendReceipt, BridgeError>;
+
+    /// Remote media access, when the platform has files.
+    fn media(&self) -> Option<&dyn RemoteMedia> {
+        None
+    }
+}
+
+/// Builds adapters of one kind.
+pub trait AdapterFactory: Send + Sync {
+    /// The kind this factory builds.
+    fn kind(&self) -> AdapterKind;
+
+    /// Checks a config without building anything, naming the bad key.
+    fn validate(&self, config: &serde_json::Value) -> Result<(), String>;
+
+    /// Builds an adapter for one tenant.
+    fn build(&self, ctx: AdapterContext) -> Result<Arc<dyn Adapter>, BridgeError>;
+}

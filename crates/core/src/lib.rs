@@ -1,0 +1,32 @@
+//! brygga-core: the domain of the bridge, without I/O.
+//!
+//! Typed ids, the canonical event model, the adapter, store and Matrix-side
+//! contracts, ghost naming, degradation rules, per-portal ordered queues and
+//! the router that moves events between the two sides.
+
+pub mod adapter;
+pub mod error;
+pub mod event;
+pub mod ids;
+pub mod matrix;
+pub mod naming;
+pub mod store;
+pub mod txn;
+
+pub use adapter::{
+    Ack, Adapter, AdapterContext, AdapterFactory, Capabilities, InboundSink, MatrixMedia, MediaBytes, RemoteMedia,
+};
+pub use error::{BridgeError, InvalidId, StoreError};
+pub use event::{
+    Attachment, EventBody, InboundEvent, MatrixEvent, MatrixSender, MediaSource, Membership, Message, OutboundEvent,
+    Presence, RemoteSender, SendReceipt, Text,
+};
+pub use ids::{
+    AdapterKind, MatrixEventId, MatrixRoomId, MatrixUserId, PortalKey, RemoteMessageId, RemoteRoomId, RemoteUserId,
+    TenantId,
+};
+pub use matrix::{AppserviceHandler, BridgeInfo, GhostProfile, MatrixSide, RoomSpec};
+pub use store::{
+    AdapterConfig, Direction, Ghost, LinkedAccount, MappingKind, MessageMapping, NewOutboxEntry, OutboxEntry, Portal,
+    Store, StoreResult, Tenant, TenantSettings, TxnOutcome,
+};

@@ -1,0 +1,94 @@
+//! What the router needs from the Matrix side, implemented by `brygga-matrix`.
+//!
+//! The router speaks canonical events; the Matrix crate renders them into
+//! Matrix content and parses appservice transactions back into them.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::adapter::MediaBytes;
+use crate::error::BridgeError;
+use crate::event::{EventBody, MatrixEvent};
+use crate::ids::{AdapterKind, MatrixEventId, MatrixRoomId, MatrixUserId, RemoteRoomId, TenantId};
+
+/// Profile to set on a ghost.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GhostProfile {
+    /// Display name.
+    pub display_name: Option<String>,
+    /// Avatar as `mxc://` URI.
+    pub avatar_mxc: Option<String>,
+}
+
+/// The `m.bridge` / `uk.half-shot.bridge` state of a portal room.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BridgeInfo {
+    /// The adapter kind (protocol id).
+    pub kind: AdapterKind,
+    /// The tenant (network id).
+    pub tenant: TenantId,
+    /// The remote room (channel id).
+    pub room: RemoteRoomId,
+    /// The remote room's name.
+    pub room_name: Option<String>,
+}
+
+/// A portal room to create, idempotently.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomSpec {
+    /// Local part of the room alias; an existing alias means the room exists.
+    pub alias_localpart: String,
+    /// Room name.
+    pub name: Option<String>,
+    /// Users to invite at creation.
+    pub invite: Vec<MatrixUserId>,
+    /// Bridge info state.
+    pub bridge: BridgeInfo,
+}
+
+/// Acting on the homeserver as the bridge bot or a ghost ("intents").
+#[async_trait]
+pub trait MatrixSide: Send + Sync {
+    /// The bridge bot's user id.
+    fn bot_user_id(&self) -> &MatrixUserId;
+
+    /// Registers a ghost if needed and sets its profile.
+    async fn ensure_ghost(&self, user: &MatrixUserId, profile: &GhostProfile) -> Result<(), BridgeError>;
+
+    /// Creates the portal room unless its alias already exists; returns its id.
+    async fn ensure_room(&self, spec: &RoomSpec) -> Result<MatrixRoomId, BridgeError>;
+
+    /// Makes sure `user` is joined to `room` (the bot invites it first if needed).
+    async fn ensure_joined(&self, room: &MatrixRoomId, user: &MatrixUserId) -> Result<(), BridgeError>;
+
+    /// Uploads media as `user`; returns the `mxc://` URI.
+    async fn upload(&self, user: &MatrixUserId, name: &str, media: MediaBytes) -> Result<String, BridgeError>;
+
+    /// Sends an event as `user` with a deterministic transaction id. Returns
+    /// the event id, or `None` for events that create none (typing,
+    /// presence, receipts, membership changes of the sender).
+    async fn send(
+        &self,
+        room: &MatrixRoomId,
+        user: &MatrixUserId,
+        txn_id: &str,
+        body: &EventBody<MatrixEventId>,
+    ) -> Result<Option<MatrixEventId>, BridgeError>;
+}
+
+/// What the appservice HTTP server hands to the bridge.
+#[async_trait]
+pub trait AppserviceHandler: Send + Sync {
+    /// Persists the durable events of a transaction. Returns only after they
+    /// are stored; a replayed `txn_id` stores nothing and still succeeds.
+    async fn transaction(&self, txn_id: &str, events: Vec<MatrixEvent>) -> Result<(), BridgeError>;
+
+    /// Delivers ephemeral events (typing, receipts, presence) best-effort.
+    async fn ephemeral(&self, events: Vec<MatrixEvent>);
+
+    /// Whether a user id in the namespace is (or may become) one of ours.
+    async fn user_exists(&self, user: &MatrixUserId) -> bool;
+
+    /// Whether a room alias in the namespace should exist.
+    async fn alias_exists(&self, alias: &str) -> bool;
+}
