@@ -1,1 +1,82 @@
-fn main() {}
+//! Developer commands, run as `cargo xtask <command>`:
+//!
+//! - `test [ARGS...]`: install Synapse and PostgreSQL if missing, then
+//!   `cargo test --workspace --all-targets ARGS...` with the harness pointed at them.
+//! - `demo`: install, build the bridge, start Synapse and the bridge wired
+//!   together, print how to log in, and run until Ctrl-C or end of stdin.
+
+mod demo;
+mod install;
+
+use std::process::{Command, ExitCode};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("test") => test(&args[1..]),
+        Some("demo") => demo::run(),
+        _ => {
+            eprintln!("usage: cargo xtask test [CARGO TEST ARGS...] | cargo xtask demo");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("xtask: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Installs what is missing and runs the workspace tests against it.
+fn test(args: &[String]) -> Result<ExitCode, String> {
+    let env = install::ensure_all()?;
+    let mut cmd = cargo();
+    cmd.arg("test");
+    // Defaults only where the caller did not choose packages or targets (before any `--`).
+    let ours: Vec<&str> = args.iter().map(String::as_str).take_while(|a| *a != "--").collect();
+    let chose = |flags: &[&str]| {
+        ours.iter()
+            .any(|a| flags.iter().any(|f| a == f || a.starts_with(&format!("{f}="))))
+    };
+    if !chose(&["-p", "--package", "--workspace", "--all"]) {
+        cmd.arg("--workspace");
+    }
+    if !chose(&[
+        "--lib",
+        "--bin",
+        "--bins",
+        "--example",
+        "--examples",
+        "--test",
+        "--tests",
+        "--bench",
+        "--benches",
+        "--doc",
+        "--all-targets",
+    ]) {
+        cmd.arg("--all-targets");
+    }
+    cmd.args(args).envs(env.vars());
+    println!("xtask: running {}", describe(&cmd));
+    let status = cmd.status().map_err(|e| format!("running cargo: {e}"))?;
+    Ok(exit_code(status))
+}
+
+/// `cargo` as invoked us (`$CARGO`), run from the workspace root.
+pub(crate) fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.current_dir(brygga_harness::workspace_root());
+    cmd
+}
+
+fn describe(cmd: &Command) -> String {
+    let args: Vec<_> = cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+    format!("cargo {}", args.join(" "))
+}
+
+fn exit_code(status: std::process::ExitStatus) -> ExitCode {
+    // A signal-terminated child has no code; report plain failure then.
+    ExitCode::from(status.code().map_or(1, |c| c.clamp(0, 255) as u8))
+}

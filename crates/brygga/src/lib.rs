@@ -1,1 +1,11 @@
-//! placeholder
+//! The `brygga` binary as a library: config, CLI, registration, admin
+//! listener and the run loop, so test and custom builds can add adapters.
+
+pub mod admin;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod registration;
+pub mod tenants;
+
+pub use cli::main_with;

@@ -17,6 +17,7 @@ use crate::ids::{AdapterKind, TenantId};
 
 /// Which event kinds a platform supports natively.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct Capabilities {
     /// Messages can be edited in place.

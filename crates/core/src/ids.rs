@@ -39,6 +39,13 @@ macro_rules! string_id {
             }
         }
 
+        impl std::str::FromStr for $name {
+            type Err = InvalidId;
+            fn from_str(value: &str) -> Result<Self, InvalidId> {
+                Self::new(value)
+            }
+        }
+
         impl From<$name> for String {
             fn from(id: $name) -> String {
                 id.0
@@ -130,9 +137,15 @@ string_id!(
     |v| sigil(v, '@')
 );
 string_id!(
-    /// A Matrix room id, `!opaque:server`.
+    /// A Matrix room id: `!opaque:server`, or `!opaque` from room version 12 on.
     MatrixRoomId,
-    |v| sigil(v, '!')
+    |v| {
+        if v.starts_with('!') && v.len() > 1 && v.len() <= 255 && !v.chars().any(char::is_control) {
+            Ok(())
+        } else {
+            Err("is not a valid Matrix room id")
+        }
+    }
 );
 string_id!(
     /// A Matrix event id, `$opaque` (room versions 3+) or `$opaque:server`.
@@ -204,6 +217,8 @@ mod tests {
         assert_eq!(user.server_name(), "example.org");
         assert!(MatrixUserId::new("alice").is_err());
         assert!(MatrixRoomId::new("!r:hs").is_ok());
+        assert!(MatrixRoomId::new("!hashOnlyRoomV12").is_ok());
+        assert!(MatrixRoomId::new("!").is_err());
         assert!(MatrixRoomId::new("#r:hs").is_err());
         assert!(MatrixEventId::new("$abc").is_ok());
         assert!(MatrixEventId::new("abc").is_err());

@@ -5,11 +5,16 @@
 //! the router that moves events between the two sides.
 
 pub mod adapter;
+pub mod degrade;
 pub mod error;
 pub mod event;
+pub mod host;
 pub mod ids;
 pub mod matrix;
 pub mod naming;
+pub mod queue;
+pub mod router;
+pub mod running;
 pub mod store;
 pub mod txn;
 
@@ -26,6 +31,10 @@ pub use ids::{
     TenantId,
 };
 pub use matrix::{AppserviceHandler, BridgeInfo, GhostProfile, MatrixSide, RoomSpec};
+pub use host::{AdapterHost, HostError};
+pub use queue::{Queues, RetryPolicy};
+pub use router::Router;
+pub use running::RunningAdapters;
 pub use store::{
     AdapterConfig, Direction, Ghost, LinkedAccount, MappingKind, MessageMapping, NewOutboxEntry, OutboxEntry, Portal,
     Store, StoreResult, Tenant, TenantSettings, TxnOutcome,

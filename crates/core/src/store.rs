@@ -302,6 +302,28 @@ pub struct OutboxEntry {
     pub attempts: u32,
 }
 
+impl OutboxEntry {
+    /// Builds an entry as read back from a store (stores live in other
+    /// crates and cannot use a struct literal on a non-exhaustive type).
+    pub fn new(
+        seq: i64,
+        direction: Direction,
+        portal: PortalKey,
+        dedupe_key: impl Into<String>,
+        payload: String,
+        attempts: u32,
+    ) -> Self {
+        Self {
+            seq,
+            direction,
+            portal,
+            dedupe_key: dedupe_key.into(),
+            payload,
+            attempts,
+        }
+    }
+}
+
 /// Whether an appservice transaction was new.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TxnOutcome {

@@ -1,0 +1,219 @@
+//! The router: stores what arrives from either side and delivers it, in
+//! order per portal, to the other side.
+//!
+//! Inbound (remote to Matrix): an adapter pushes into a [`TenantSink`], which
+//! stores the event in the outbox before acknowledging, then wakes the
+//! portal's queue. Outbound (Matrix to remote): the appservice server hands a
+//! transaction to [`Router`] (as [`AppserviceHandler`]), which stores its
+//! events before the homeserver gets its 200, then wakes the queues.
+
+mod delivery;
+pub mod refs;
+mod to_matrix;
+mod to_remote;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+
+use crate::adapter::{Ack, InboundSink};
+use crate::error::BridgeError;
+use crate::event::{InboundEvent, MatrixEvent};
+use crate::ids::{AdapterKind, MatrixRoomId, MatrixUserId, PortalKey, TenantId};
+use crate::matrix::{AppserviceHandler, GhostProfile, MatrixSide};
+use crate::naming::Namer;
+use crate::queue::{Queues, RetryPolicy};
+use crate::running::RunningAdapters;
+use crate::store::{Direction, NewOutboxEntry, Store, TxnOutcome};
+
+use delivery::Delivery;
+
+/// Moves events between Matrix and the adapters.
+#[derive(Clone)]
+pub struct Router {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    delivery: Arc<Delivery>,
+    queues: Queues,
+    portals_by_room: Mutex<HashMap<MatrixRoomId, PortalKey>>,
+}
+
+impl Router {
+    /// Builds a router; call [`Router::recover`] before accepting traffic.
+    pub fn new(
+        store: Arc<dyn Store>,
+        matrix: Arc<dyn MatrixSide>,
+        namer: Namer,
+        adapters: RunningAdapters,
+        policy: RetryPolicy,
+    ) -> Self {
+        let delivery = Arc::new(Delivery::new(store.clone(), matrix, namer, adapters));
+        let queues = Queues::new(store.clone(), delivery.clone(), policy);
+        Self {
+            inner: Arc::new(Inner { store, delivery, queues, portals_by_room: Mutex::new(HashMap::new()) }),
+        }
+    }
+
+    /// Resumes delivery of everything stored but undelivered; returns the
+    /// number of queues woken.
+    pub async fn recover(&self) -> Result<usize, BridgeError> {
+        self.inner.queues.recover().await
+    }
+
+    /// The sink an adapter of `kind` for `tenant` pushes into.
+    pub fn sink(&self, tenant: TenantId, kind: AdapterKind) -> Arc<dyn InboundSink> {
+        Arc::new(TenantSink { router: self.clone(), tenant, kind })
+    }
+
+    /// Wakes the outbound queues of one adapter (after it starts).
+    pub async fn wake_outbound(&self, tenant: &TenantId, kind: &AdapterKind) -> Result<(), BridgeError> {
+        for (portal, direction) in self.inner.store.pending_queues().await? {
+            if direction == Direction::ToRemote && &portal.tenant == tenant && &portal.kind == kind {
+                self.inner.queues.wake((portal, direction));
+            }
+        }
+        Ok(())
+    }
+
+    /// Number of queues with a running worker.
+    pub fn active_queues(&self) -> usize {
+        self.inner.queues.active()
+    }
+
+    /// Stops delivering after the entries in flight.
+    pub fn shutdown(&self) {
+        self.inner.queues.shutdown();
+    }
+
+    fn namer(&self) -> &Namer {
+        &self.inner.delivery.namer
+    }
+
+    /// True for the bot and our ghosts: their events are our own echoes.
+    fn is_bridge_user(&self, user: &MatrixUserId) -> bool {
+        user == self.inner.delivery.matrix.bot_user_id() || self.namer().parse_ghost(user).is_some()
+    }
+
+    async fn portal_of_room(&self, room: &MatrixRoomId) -> Result<Option<PortalKey>, BridgeError> {
+        if let Some(key) = self.inner.portals_by_room.lock().expect("portal cache poisoned").get(room) {
+            return Ok(Some(key.clone()));
+        }
+        let Some(portal) = self.inner.store.portal_by_room(room).await? else {
+            return Ok(None);
+        };
+        self.inner
+            .portals_by_room
+            .lock()
+            .expect("portal cache poisoned")
+            .insert(room.clone(), portal.key.clone());
+        Ok(Some(portal.key))
+    }
+}
+
+#[async_trait]
+impl AppserviceHandler for Router {
+    async fn transaction(&self, txn_id: &str, events: Vec<MatrixEvent>) -> Result<(), BridgeError> {
+        let mut entries = Vec::new();
+        for event in events {
+            if self.is_bridge_user(&event.sender) {
+                continue;
+            }
+            let Some(portal) = self.portal_of_room(&event.room_id).await? else {
+                tracing::debug!(room = %event.room_id, kind = event.body.kind_name(), "event outside any portal skipped");
+                continue;
+            };
+            let payload = serde_json::to_string(&event).map_err(|e| BridgeError::permanent(e.to_string()))?;
+            entries.push(NewOutboxEntry::new(Direction::ToRemote, portal, event.event_id.as_str(), payload));
+        }
+        let queues: BTreeSet<PortalKey> = entries.iter().map(|e| e.portal.clone()).collect();
+        let outcome = self.inner.store.ingest_transaction(txn_id, entries).await?;
+        if outcome == TxnOutcome::Replayed {
+            tracing::info!(txn_id, "replayed transaction acknowledged without processing");
+            return Ok(());
+        }
+        for portal in queues {
+            self.inner.queues.wake((portal, Direction::ToRemote));
+        }
+        Ok(())
+    }
+
+    async fn ephemeral(&self, events: Vec<MatrixEvent>) {
+        for event in events {
+            if self.is_bridge_user(&event.sender) {
+                continue;
+            }
+            let portal = match self.portal_of_room(&event.room_id).await {
+                Ok(Some(portal)) => portal,
+                Ok(None) => continue,
+                Err(err) => {
+                    tracing::warn!(error = %err, "looking up a portal for an ephemeral event failed");
+                    continue;
+                }
+            };
+            if let Err(err) = self.inner.delivery.deliver_ephemeral_to_remote(&portal, &event).await {
+                tracing::debug!(portal = %portal, error = %err, kind = event.body.kind_name(), "ephemeral event not delivered");
+            }
+        }
+    }
+
+    async fn user_exists(&self, user: &MatrixUserId) -> bool {
+        let Some((kind, tenant, _)) = self.namer().parse_ghost(user) else {
+            return false;
+        };
+        match self.inner.store.adapter_config(&tenant, &kind).await {
+            Ok(Some(_)) => {}
+            Ok(None) => return false,
+            Err(err) => {
+                tracing::warn!(error = %err, "user query failed");
+                return false;
+            }
+        }
+        // The homeserver asks before it lets anyone talk to the user: register it now.
+        match self.inner.delivery.matrix.ensure_ghost(user, &GhostProfile::default()).await {
+            Ok(()) => true,
+            Err(err) => {
+                tracing::warn!(user = %user, error = %err, "registering a queried ghost failed");
+                false
+            }
+        }
+    }
+
+    async fn alias_exists(&self, _alias: &str) -> bool {
+        // Portals are created by the bridge (which creates their aliases) or
+        // linked by an admin; joining a remote room by alias is per adapter.
+        false
+    }
+}
+
+/// The inbound sink of one adapter of one tenant.
+struct TenantSink {
+    router: Router,
+    tenant: TenantId,
+    kind: AdapterKind,
+}
+
+#[async_trait]
+impl InboundSink for TenantSink {
+    async fn push(&self, event: InboundEvent) -> Result<Ack, BridgeError> {
+        let portal = PortalKey::new(self.tenant.clone(), self.kind.clone(), event.room.clone());
+        let inner = &self.router.inner;
+        if event.body.is_ephemeral() {
+            inner.delivery.deliver_ephemeral_to_matrix(&portal, event).await?;
+            return Ok(Ack::Ephemeral);
+        }
+        let dedupe_key = event.event_id.to_string();
+        let payload = serde_json::to_string(&event).map_err(|e| BridgeError::permanent(e.to_string()))?;
+        let entry = NewOutboxEntry::new(Direction::ToMatrix, portal.clone(), dedupe_key, payload);
+        match inner.store.enqueue(entry).await? {
+            Some(_) => {
+                inner.queues.wake((portal, Direction::ToMatrix));
+                Ok(Ack::Stored)
+            }
+            None => Ok(Ack::Duplicate),
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! Remote to Matrix: one stored inbound event becomes Matrix events sent by
+//! the sender's ghost, with references resolved through the message map.
+
+use crate::error::BridgeError;
+use crate::event::{Attachment, EventBody, InboundEvent, MediaSource, Message, Text};
+use crate::ids::{MatrixEventId, MatrixRoomId, MatrixUserId, PortalKey, RemoteMessageId};
+use crate::router::delivery::Delivery;
+use crate::router::refs::reaction_identity;
+use crate::store::{MappingKind, MessageMapping, OutboxEntry};
+use crate::txn::txn_id;
+
+impl Delivery {
+    pub(crate) async fn deliver_to_matrix(&self, entry: &OutboxEntry) -> Result<Vec<MessageMapping>, BridgeError> {
+        let event: InboundEvent = serde_json::from_str(&entry.payload)
+            .map_err(|e| BridgeError::permanent(format!("stored inbound event does not decode: {e}")))?;
+        let portal = &entry.portal;
+        let room = self.ensure_room(portal, event.room_name.as_deref()).await?;
+        let ghost = self.ensure_ghost(&portal.tenant, &portal.kind, &event.sender).await?;
+        self.matrix.ensure_joined(&room, &ghost).await?;
+        let send = Sender { delivery: self, portal, room: &room, ghost: &ghost, key: &entry.dedupe_key };
+        match event.body {
+            EventBody::Message(message) => send.message(message, &event.event_id).await,
+            EventBody::Edit { target, text } => match send.first_part(&target).await? {
+                Some(target) => send.one(0, EventBody::Edit { target, text }).await.map(|_| Vec::new()),
+                // The original never reached Matrix: show the correction as a new message.
+                None => {
+                    let marked = Text { body: format!("* {}", text.body), html: text.html.map(|h| format!("* {h}")) };
+                    send.message(Message::text(marked), &event.event_id).await
+                }
+            },
+            EventBody::Redaction { target, reason } => {
+                let parts = self.matrix_parts(portal, &target).await?;
+                for (i, part) in parts.into_iter().enumerate() {
+                    let body = EventBody::Redaction { target: part.matrix_event, reason: reason.clone() };
+                    send.one(i as u32, body).await?;
+                }
+                Ok(Vec::new())
+            }
+            EventBody::Reaction { target, key, removed } => {
+                let identity = reaction_identity(&target, event.sender.id.as_str(), &key);
+                if removed {
+                    if let Some(reaction) = send.first_part(&identity).await? {
+                        send.one(0, EventBody::Redaction { target: reaction, reason: None }).await?;
+                    }
+                    return Ok(Vec::new());
+                }
+                let Some(target) = send.first_part(&target).await? else {
+                    return Ok(Vec::new());
+                };
+                let id = send.one(0, EventBody::Reaction { target, key, removed: false }).await?;
+                Ok(id
+                    .map(|id| MessageMapping::new(portal.clone(), id, identity, 0, MappingKind::Reaction))
+                    .into_iter()
+                    .collect())
+            }
+            other => {
+                let body = match other {
+                    EventBody::Membership { membership, display_name, reason } => {
+                        EventBody::Membership { membership, display_name, reason }
+                    }
+                    EventBody::Presence { presence, status } => EventBody::Presence { presence, status },
+                    EventBody::Typing { typing } => EventBody::Typing { typing },
+                    EventBody::ReadReceipt { up_to } => match send.first_part(&up_to).await? {
+                        Some(up_to) => EventBody::ReadReceipt { up_to },
+                        None => return Ok(Vec::new()),
+                    },
+                    _ => return Err(BridgeError::permanent("unsupported event kind")),
+                };
+                send.one(0, body).await.map(|_| Vec::new())
+            }
+        }
+    }
+
+    /// Delivers an ephemeral remote event (typing, presence, receipt) at once,
+    /// without storing it; only to portals and ghosts that already exist.
+    pub(crate) async fn deliver_ephemeral_to_matrix(&self, portal: &PortalKey, event: InboundEvent) -> Result<(), BridgeError> {
+        let Some(room) = self.existing_room(portal).await? else {
+            return Ok(());
+        };
+        let ghost = self.ensure_ghost(&portal.tenant, &portal.kind, &event.sender).await?;
+        let key = format!("ephemeral:{}", event.event_id);
+        let send = Sender { delivery: self, portal, room: &room, ghost: &ghost, key: &key };
+        let body = match event.body {
+            EventBody::Typing { typing } => EventBody::Typing { typing },
+            EventBody::Presence { presence, status } => EventBody::Presence { presence, status },
+            EventBody::ReadReceipt { up_to } => match send.first_part(&up_to).await? {
+                Some(up_to) => EventBody::ReadReceipt { up_to },
+                None => return Ok(()),
+            },
+            _ => return Err(BridgeError::permanent("not an ephemeral event")),
+        };
+        send.one(0, body).await.map(|_| ())
+    }
+}
+
+/// Sends the parts of one inbound event as its ghost.
+struct Sender<'a> {
+    delivery: &'a Delivery,
+    portal: &'a PortalKey,
+    room: &'a MatrixRoomId,
+    ghost: &'a MatrixUserId,
+    key: &'a str,
+}
+
+impl Sender<'_> {
+    async fn one(&self, part: u32, body: EventBody<MatrixEventId>) -> Result<Option<MatrixEventId>, BridgeError> {
+        let p = self.portal;
+        let txn = txn_id(&["in", p.tenant.as_str(), p.kind.as_str(), p.room.as_str(), self.key, &part.to_string()]);
+        self.delivery.matrix.send(self.room, self.ghost, &txn, &body).await
+    }
+
+    async fn first_part(&self, remote: &RemoteMessageId) -> Result<Option<MatrixEventId>, BridgeError> {
+        let parts = self.delivery.matrix_parts(self.portal, remote).await?;
+        Ok(parts.into_iter().next().map(|m| m.matrix_event))
+    }
+
+    /// Sends a message as a text part plus one part per attachment.
+    async fn message(
+        &self,
+        message: Message<RemoteMessageId>,
+        remote_id: &RemoteMessageId,
+    ) -> Result<Vec<MessageMapping>, BridgeError> {
+        let reply_to = match &message.reply_to {
+            Some(r) => self.first_part(r).await?,
+            None => None,
+        };
+        let thread_root = match &message.thread_root {
+            Some(r) => self.first_part(r).await?,
+            None => None,
+        };
+        let mut parts = Vec::new();
+        let mut text = message.text;
+        let mut files = Vec::new();
+        for attachment in message.attachments {
+            match self.upload(&attachment).await? {
+                Some(mxc) => files.push(Attachment { source: MediaSource::Matrix { mxc }, ..attachment }),
+                None => {
+                    let line = format!("[file: {}]", attachment.name);
+                    text.body = if text.body.is_empty() { line } else { format!("{}\n{line}", text.body) };
+                    text.html = None;
+                }
+            }
+        }
+        let template = |text: Text, attachments: Vec<Attachment>| Message {
+            text,
+            attachments,
+            reply_to: reply_to.clone(),
+            thread_root: thread_root.clone(),
+            emote: message.emote,
+            notice: message.notice,
+        };
+        if !text.body.is_empty() || files.is_empty() {
+            parts.push(template(text, Vec::new()));
+        }
+        for file in files {
+            parts.push(template(Text::plain(file.name.clone()), vec![file]));
+        }
+        let mut mappings = Vec::with_capacity(parts.len());
+        for (i, part) in parts.into_iter().enumerate() {
+            if let Some(id) = self.one(i as u32, EventBody::Message(part)).await? {
+                mappings.push(MessageMapping::new(self.portal.clone(), id, remote_id.clone(), i as u32, MappingKind::Message));
+            }
+        }
+        Ok(mappings)
+    }
+
+    /// Re-uploads a remote file to Matrix; `None` when it cannot be fetched.
+    async fn upload(&self, attachment: &Attachment) -> Result<Option<String>, BridgeError> {
+        let locator = match &attachment.source {
+            MediaSource::Matrix { mxc } => return Ok(Some(mxc.clone())),
+            MediaSource::Remote { locator } => locator,
+        };
+        let Some(adapter) = self.delivery.adapters.get(&self.portal.tenant, &self.portal.kind) else {
+            return Err(BridgeError::transient("adapter not running; cannot fetch media"));
+        };
+        let Some(media) = adapter.media() else {
+            return Ok(None);
+        };
+        match media.fetch(locator).await {
+            Ok(bytes) => Ok(Some(self.delivery.matrix.upload(self.ghost, &attachment.name, bytes).await?)),
+            Err(err) if err.is_transient() => Err(err),
+            Err(err) => {
+                tracing::warn!(portal = %self.portal, error = %err, "remote file could not be fetched; sending its name");
+                Ok(None)
+            }
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! Matrix to remote: one stored Matrix event becomes an adapter call, with
+//! references mapped to remote ids and unsupported features degraded.
+
+use crate::degrade::degrade;
+use crate::error::BridgeError;
+use crate::event::{EventBody, MatrixEvent, MatrixSender, Message, OutboundEvent, SendReceipt};
+use crate::ids::{MatrixEventId, MatrixUserId, PortalKey, RemoteMessageId};
+use crate::router::delivery::Delivery;
+use crate::router::refs::{parse_reaction_identity, reaction_identity};
+use crate::store::{MappingKind, MessageMapping, OutboxEntry};
+use crate::txn::txn_id;
+
+impl Delivery {
+    pub(crate) async fn deliver_to_remote(&self, entry: &OutboxEntry) -> Result<Vec<MessageMapping>, BridgeError> {
+        let event: MatrixEvent = serde_json::from_str(&entry.payload)
+            .map_err(|e| BridgeError::permanent(format!("stored Matrix event does not decode: {e}")))?;
+        let portal = &entry.portal;
+        let Some(adapter) = self.adapters.get(&portal.tenant, &portal.kind) else {
+            // Disabled or not yet started: keep it queued until it runs.
+            return Err(BridgeError::transient(format!("adapter {} of {} is not running", portal.kind, portal.tenant)));
+        };
+        let caps = adapter.capabilities();
+        let bodies = self.map_to_remote(portal, &event).await?;
+        let mut mappings = Vec::new();
+        for (part, (body, mapping)) in bodies.into_iter().enumerate() {
+            let Some(body) = degrade(body, &caps) else { continue };
+            let outbound = OutboundEvent {
+                room: portal.room.clone(),
+                txn_id: txn_id(&["out", portal.tenant.as_str(), event.event_id.as_str(), &part.to_string()]),
+                sender: MatrixSender { user_id: event.sender.clone(), display_name: None },
+                target: target_of(&event),
+                body,
+            };
+            let SendReceipt { remote_ids } = adapter.send(&outbound).await?;
+            match mapping {
+                Mapping::Message => {
+                    for (i, remote) in remote_ids.into_iter().enumerate() {
+                        let kind = MappingKind::Message;
+                        mappings.push(MessageMapping::new(portal.clone(), event.event_id.clone(), remote, i as u32, kind));
+                    }
+                }
+                Mapping::Reaction(identity) => {
+                    let kind = MappingKind::Reaction;
+                    mappings.push(MessageMapping::new(portal.clone(), event.event_id.clone(), identity, 0, kind));
+                }
+                Mapping::None => {}
+            }
+        }
+        Ok(mappings)
+    }
+
+    /// Delivers an ephemeral Matrix event (typing, receipt, presence) at once.
+    pub(crate) async fn deliver_ephemeral_to_remote(&self, portal: &PortalKey, event: &MatrixEvent) -> Result<(), BridgeError> {
+        let Some(adapter) = self.adapters.get(&portal.tenant, &portal.kind) else {
+            return Ok(());
+        };
+        for (body, _) in self.map_to_remote(portal, event).await? {
+            let Some(body) = degrade(body, &adapter.capabilities()) else { continue };
+            let outbound = OutboundEvent {
+                room: portal.room.clone(),
+                txn_id: txn_id(&["out", portal.tenant.as_str(), event.event_id.as_str()]),
+                sender: MatrixSender { user_id: event.sender.clone(), display_name: None },
+                target: None,
+                body,
+            };
+            adapter.send(&outbound).await?;
+        }
+        Ok(())
+    }
+
+    /// Maps a Matrix event to the remote events it becomes (usually one).
+    async fn map_to_remote(
+        &self,
+        portal: &PortalKey,
+        event: &MatrixEvent,
+    ) -> Result<Vec<(EventBody<RemoteMessageId>, Mapping)>, BridgeError> {
+        let one = |body, mapping| Ok(vec![(body, mapping)]);
+        match &event.body {
+            EventBody::Message(m) => {
+                let message = Message {
+                    text: m.text.clone(),
+                    attachments: m.attachments.clone(),
+                    reply_to: self.first_remote(portal, m.reply_to.as_ref()).await?,
+                    thread_root: self.first_remote(portal, m.thread_root.as_ref()).await?,
+                    emote: m.emote,
+                    notice: m.notice,
+                };
+                one(EventBody::Message(message), Mapping::Message)
+            }
+            EventBody::Edit { target, text } => match self.first_remote(portal, Some(target)).await? {
+                Some(target) => one(EventBody::Edit { target, text: text.clone() }, Mapping::None),
+                // The original never reached the remote side: the edit's text is all there is.
+                None => one(
+                    EventBody::Message(Message::text(crate::event::Text {
+                        body: format!("* {}", text.body),
+                        html: text.html.as_ref().map(|h| format!("* {h}")),
+                    })),
+                    Mapping::Message,
+                ),
+            },
+            EventBody::Redaction { target, reason } => {
+                let parts = self.store.messages_by_matrix(&portal.tenant, target).await?;
+                Ok(parts
+                    .into_iter()
+                    .map(|part| match part.kind {
+                        MappingKind::Reaction => match parse_reaction_identity(&part.remote_id) {
+                            Some((target, _, key)) => (EventBody::Reaction { target, key, removed: true }, Mapping::None),
+                            None => (EventBody::Redaction { target: part.remote_id, reason: reason.clone() }, Mapping::None),
+                        },
+                        MappingKind::Message => {
+                            (EventBody::Redaction { target: part.remote_id, reason: reason.clone() }, Mapping::None)
+                        }
+                    })
+                    .collect())
+            }
+            EventBody::Reaction { target, key, removed } => match self.first_remote(portal, Some(target)).await? {
+                Some(remote) => {
+                    let identity = reaction_identity(&remote, event.sender.as_str(), key);
+                    let body = EventBody::Reaction { target: remote, key: key.clone(), removed: *removed };
+                    one(body, Mapping::Reaction(identity))
+                }
+                None => Ok(Vec::new()),
+            },
+            EventBody::ReadReceipt { up_to } => match self.first_remote(portal, Some(up_to)).await? {
+                Some(up_to) => one(EventBody::ReadReceipt { up_to }, Mapping::None),
+                None => Ok(Vec::new()),
+            },
+            EventBody::Membership { membership, display_name, reason } => one(
+                EventBody::Membership { membership: *membership, display_name: display_name.clone(), reason: reason.clone() },
+                Mapping::None,
+            ),
+            EventBody::Presence { presence, status } => {
+                one(EventBody::Presence { presence: *presence, status: status.clone() }, Mapping::None)
+            }
+            EventBody::Typing { typing } => one(EventBody::Typing { typing: *typing }, Mapping::None),
+        }
+    }
+
+    async fn first_remote(
+        &self,
+        portal: &PortalKey,
+        event: Option<&MatrixEventId>,
+    ) -> Result<Option<RemoteMessageId>, BridgeError> {
+        let Some(event) = event else { return Ok(None) };
+        let parts = self.store.messages_by_matrix(&portal.tenant, event).await?;
+        Ok(parts.into_iter().find(|m| m.kind == MappingKind::Message).map(|m| m.remote_id))
+    }
+}
+
+/// What to record in the message map after a send.
+enum Mapping {
+    None,
+    Message,
+    Reaction(RemoteMessageId),
+}
+
+/// For membership events about someone else (kicks, invites): who.
+fn target_of(event: &MatrixEvent) -> Option<MatrixSender> {
+    let state_key = event.state_key.as_deref()?;
+    if state_key == event.sender.as_str() {
+        return None;
+    }
+    let user_id = MatrixUserId::new(state_key).ok()?;
+    Some(MatrixSender { user_id, display_name: None })
+}

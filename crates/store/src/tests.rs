@@ -1,0 +1,216 @@
+//! SQLite-specific behaviour: pragmas, the group-commit writer, several
+//! stores on one file. Trait behaviour on both backends is covered by the
+//! conformance suite in the `brygga-e2e` crate.
+
+use std::time::Instant;
+
+use brygga_core::{
+    AdapterKind, Direction, NewOutboxEntry, PortalKey, RemoteRoomId, Store, StoreError, Tenant, TenantId,
+};
+use sqlx::Row;
+
+use crate::{SqlStore, StoreOptions, Synchronous};
+
+fn url(dir: &tempfile::TempDir) -> String {
+    format!("sqlite://{}", dir.path().join("brygga.db").display())
+}
+
+fn portal(room: &str) -> PortalKey {
+    PortalKey::new(
+        TenantId::new("fk").unwrap(),
+        AdapterKind::new("xmpp").unwrap(),
+        RemoteRoomId::new(room).unwrap(),
+    )
+}
+
+fn entry(room: &str, key: &str) -> NewOutboxEntry {
+    NewOutboxEntry::new(Direction::ToRemote, portal(room), key, format!("payload {key}"))
+}
+
+/// Starts `n` enqueues as spawned tasks so they all reach the writer's
+/// channel before it runs (on a current-thread runtime), then awaits them.
+async fn enqueue_concurrently(store: &SqlStore, n: usize, prefix: &str) -> Vec<Result<Option<i64>, StoreError>> {
+    let handles: Vec<_> = (0..n)
+        .map(|i| {
+            let store = store.clone();
+            let e = entry("room", &format!("{prefix}-{i}"));
+            tokio::spawn(async move { store.enqueue(e).await })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
+}
+
+async fn pragma(store: &SqlStore, name: &'static str, on_writer: bool) -> String {
+    let sql = match name {
+        "synchronous" => "PRAGMA synchronous",
+        "journal_mode" => "PRAGMA journal_mode",
+        _ => "PRAGMA query_only",
+    };
+    let pool = if on_writer { &store.inner.write } else { &store.inner.read };
+    let row = sqlx::query(sql).fetch_one(pool).await.unwrap();
+    row.try_get::<i64, _>(0).map(|v| v.to_string()).or_else(|_| row.try_get::<String, _>(0)).unwrap()
+}
+
+#[tokio::test]
+async fn sqlite_uses_wal_and_full_sync_by_default_and_url_overrides() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqlStore::connect(&url(&dir)).await.unwrap();
+    assert_eq!(store.backend_name(), "sqlite");
+    assert_eq!(pragma(&store, "journal_mode", true).await, "wal");
+    assert_eq!(pragma(&store, "synchronous", true).await, "2", "FULL is 2");
+    assert_eq!(pragma(&store, "query_only", false).await, "1", "readers must not write");
+    drop(store);
+
+    let store = SqlStore::connect(&format!("{}?synchronous=normal", url(&dir))).await.unwrap();
+    assert_eq!(pragma(&store, "synchronous", true).await, "1", "NORMAL is 1");
+    let opts = StoreOptions::default().synchronous(Synchronous::Off);
+    let store = SqlStore::connect_with(&url(&dir), opts).await.unwrap();
+    assert_eq!(pragma(&store, "synchronous", true).await, "0", "OFF is 0");
+}
+
+#[tokio::test]
+async fn reader_connections_refuse_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqlStore::connect(&url(&dir)).await.unwrap();
+    let err = sqlx::query("DELETE FROM tenants").execute(&store.inner.read).await.unwrap_err();
+    assert!(err.to_string().contains("readonly"), "{err}");
+}
+
+#[tokio::test]
+async fn concurrent_writes_share_one_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqlStore::connect(&url(&dir)).await.unwrap();
+    let before = store.write_stats();
+    let seqs = enqueue_concurrently(&store, 200, "k").await;
+    let after = store.write_stats();
+    assert_eq!(after.requests - before.requests, 200);
+    assert!(
+        after.transactions - before.transactions <= 3,
+        "200 waiting requests should commit in very few transactions, took {}",
+        after.transactions - before.transactions
+    );
+    // Seq follows submission order within the batch: spawned tasks ran in order.
+    let seqs: Vec<i64> = seqs.into_iter().map(|r| r.unwrap().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+}
+
+#[tokio::test]
+async fn max_batch_bounds_a_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqlStore::connect_with(&url(&dir), StoreOptions::default().max_batch(8))
+        .await
+        .unwrap();
+    let before = store.write_stats();
+    let results = enqueue_concurrently(&store, 100, "b").await;
+    assert!(results.iter().all(|r| matches!(r, Ok(Some(_)))));
+    let used = store.write_stats().transactions - before.transactions;
+    assert!(used >= 13, "100 requests in batches of at most 8 need at least 13 commits, used {used}");
+}
+
+#[tokio::test]
+async fn a_failing_request_does_not_fail_its_batch_mates() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqlStore::connect(&url(&dir)).await.unwrap();
+    let mut handles = Vec::new();
+    for i in 0..40 {
+        let s = store.clone();
+        handles.push(tokio::spawn(async move {
+            if i == 20 {
+                s.write_raw_for_test("INSERT INTO no_such_table VALUES (1)").await.map(|_| None)
+            } else {
+                s.enqueue(entry("room", &format!("f-{i}"))).await
+            }
+        }));
+    }
+    let mut results = Vec::new();
+    for h in handles {
+        results.push(h.await.unwrap());
+    }
+    for (i, r) in results.iter().enumerate() {
+        if i == 20 {
+            assert!(matches!(r, Err(StoreError::Database(m)) if m.contains("no_such_table")), "{r:?}");
+        } else {
+            assert!(matches!(r, Ok(Some(_))), "request {i}: {r:?}");
+        }
+    }
+    assert_eq!(store.write_stats().split_batches, 1);
+    let stored = store.pending(&portal("room"), Direction::ToRemote, 0, 100).await.unwrap();
+    assert_eq!(stored.len(), 39);
+}
+
+#[tokio::test]
+async fn committed_writes_survive_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = SqlStore::connect(&url(&dir)).await.unwrap();
+        store.upsert_tenant(&Tenant::new(TenantId::new("fk").unwrap(), "FK")).await.unwrap();
+        store.enqueue(entry("room", "persist")).await.unwrap();
+        store.close().await;
+    }
+    let store = SqlStore::connect(&url(&dir)).await.unwrap();
+    assert!(store.tenant(&TenantId::new("fk").unwrap()).await.unwrap().is_some());
+    let pending = store.pending(&portal("room"), Direction::ToRemote, 0, 10).await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].payload, "payload persist");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_stores_on_one_file_both_write_without_deadlock() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = SqlStore::connect(&url(&dir)).await.unwrap();
+    let b = SqlStore::connect(&url(&dir)).await.unwrap();
+    let (ra, rb) = tokio::join!(enqueue_concurrently(&a, 150, "a"), enqueue_concurrently(&b, 150, "b"));
+    assert!(ra.iter().chain(rb.iter()).all(|r| matches!(r, Ok(Some(_)))));
+    let all = a.pending(&portal("room"), Direction::ToRemote, 0, 1000).await.unwrap();
+    assert_eq!(all.len(), 300);
+}
+
+#[tokio::test]
+async fn writes_after_close_fail_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqlStore::connect(&url(&dir)).await.unwrap();
+    store.close().await;
+    let err = store.enqueue(entry("room", "late")).await.unwrap_err();
+    assert!(matches!(err, StoreError::Database(_)), "{err:?}");
+}
+
+/// Throughput of enqueue+complete pairs from many concurrent callers.
+/// `cargo test -p brygga-store --release -- --ignored --nocapture throughput`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark; run explicitly"]
+async fn throughput_of_enqueue_and_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqlStore::connect(&url(&dir)).await.unwrap();
+    let tasks = 256;
+    let per_task = 200;
+    let start = Instant::now();
+    let handles: Vec<_> = (0..tasks)
+        .map(|t| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for i in 0..per_task {
+                    let e = entry(&format!("room-{}", t % 32), &format!("{t}-{i}"));
+                    let seq = store.enqueue(e).await.unwrap().unwrap();
+                    store.complete(seq, Vec::new()).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.await.unwrap();
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let pairs = (tasks * per_task) as f64;
+    let stats = store.write_stats();
+    println!(
+        "{pairs} enqueue+complete pairs in {secs:.2}s = {:.0} pairs/s; {} requests in {} transactions",
+        pairs / secs,
+        stats.requests,
+        stats.transactions
+    );
+    assert!(pairs / secs > 1000.0);
+}

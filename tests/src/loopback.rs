@@ -1,0 +1,206 @@
+//! The loopback adapter: a real adapter implementation whose "platform" is
+//! the fake remote network of [`crate::remote`]. It is compiled only into the
+//! test bridge binary, never into the shipped one.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use brygga_core::{
+    Adapter, AdapterContext, AdapterFactory, AdapterKind, BridgeError, Capabilities, InboundSink, MediaBytes,
+    OutboundEvent, RemoteMedia, RemoteMessageId, SendReceipt,
+};
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::remote::{AckBody, EventPage, SendAnswer};
+
+/// The adapter kind.
+pub const KIND: &str = "loopback";
+
+/// Loopback adapter config.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    /// Fake remote base URL.
+    url: String,
+    /// Network name on the fake remote.
+    network: String,
+    /// Capabilities to declare (default: all).
+    #[serde(default)]
+    capabilities: Option<Capabilities>,
+}
+
+/// Builds loopback adapters.
+pub struct LoopbackFactory;
+
+impl AdapterFactory for LoopbackFactory {
+    fn kind(&self) -> AdapterKind {
+        AdapterKind::new(KIND).expect("valid kind")
+    }
+
+    fn validate(&self, config: &serde_json::Value) -> Result<(), String> {
+        let config: Config = serde_json::from_value(config.clone()).map_err(|e| e.to_string())?;
+        if !config.url.starts_with("http://") {
+            return Err("key `url` must be an http:// URL".into());
+        }
+        if config.network.is_empty() {
+            return Err("key `network` must not be empty".into());
+        }
+        Ok(())
+    }
+
+    fn build(&self, ctx: AdapterContext) -> Result<Arc<dyn Adapter>, BridgeError> {
+        let config: Config = serde_json::from_value(ctx.config.clone()).map_err(|e| BridgeError::permanent(e.to_string()))?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| BridgeError::permanent(e.to_string()))?;
+        Ok(Arc::new(Loopback {
+            base: format!("{}/{}", config.url.trim_end_matches('/'), config.network),
+            caps: config.capabilities.unwrap_or_else(Capabilities::all),
+            http,
+            sink: ctx.sink,
+            stop: Mutex::new(None),
+        }))
+    }
+}
+
+struct Loopback {
+    base: String,
+    caps: Capabilities,
+    http: reqwest::Client,
+    sink: Arc<dyn InboundSink>,
+    stop: Mutex<Option<CancellationToken>>,
+}
+
+#[async_trait]
+impl Adapter for Loopback {
+    fn capabilities(&self) -> Capabilities {
+        self.caps
+    }
+
+    async fn start(&self) -> Result<(), BridgeError> {
+        let token = CancellationToken::new();
+        if let Some(old) = self.stop.lock().expect("poisoned").replace(token.clone()) {
+            old.cancel();
+        }
+        let receiver = Receiver { base: self.base.clone(), http: self.http.clone(), sink: self.sink.clone() };
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = token.cancelled() => {}
+                _ = receiver.run() => {}
+            }
+        });
+        Ok(())
+    }
+
+    async fn stop(&self) {
+        if let Some(token) = self.stop.lock().expect("poisoned").take() {
+            token.cancel();
+        }
+    }
+
+    async fn send(&self, event: &OutboundEvent) -> Result<SendReceipt, BridgeError> {
+        let response = self
+            .http
+            .post(format!("{}/send", self.base))
+            .json(event)
+            .send()
+            .await
+            .map_err(|e| BridgeError::transient(format!("remote unreachable: {e}")))?;
+        let status = response.status();
+        if status.is_server_error() {
+            return Err(BridgeError::transient(format!("remote answered {status}")));
+        }
+        if !status.is_success() {
+            return Err(BridgeError::permanent(format!("remote refused the send: {status}")));
+        }
+        let answer: SendAnswer = response.json().await.map_err(|e| BridgeError::transient(e.to_string()))?;
+        let remote_ids = answer
+            .remote_ids
+            .into_iter()
+            .map(RemoteMessageId::new)
+            .collect::<Result<_, _>>()
+            .map_err(|e| BridgeError::permanent(e.to_string()))?;
+        Ok(SendReceipt { remote_ids })
+    }
+
+    fn media(&self) -> Option<&dyn RemoteMedia> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl RemoteMedia for Loopback {
+    async fn fetch(&self, locator: &str) -> Result<MediaBytes, BridgeError> {
+        let response = self
+            .http
+            .get(format!("{}/media/{locator}", self.base))
+            .send()
+            .await
+            .map_err(|e| BridgeError::transient(e.to_string()))?;
+        if !response.status().is_success() {
+            return Err(BridgeError::permanent(format!("media answered {}", response.status())));
+        }
+        let data = response.bytes().await.map_err(|e| BridgeError::transient(e.to_string()))?.to_vec();
+        Ok(MediaBytes { data, mime: "application/octet-stream".into() })
+    }
+}
+
+/// Pulls events, pushes them into the sink in order, acknowledges them.
+struct Receiver {
+    base: String,
+    http: reqwest::Client,
+    sink: Arc<dyn InboundSink>,
+}
+
+impl Receiver {
+    async fn run(self) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.round().await {
+                Ok(()) => backoff = Duration::from_millis(100),
+                Err(err) => {
+                    tracing::warn!(error = %err, "loopback receive failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    async fn round(&self) -> Result<(), BridgeError> {
+        let page: EventPage = self
+            .http
+            .get(format!("{}/events?wait_ms=1000", self.base))
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|e| BridgeError::transient(e.to_string()))?
+            .json()
+            .await
+            .map_err(|e| BridgeError::transient(e.to_string()))?;
+        let Some(last) = page.events.last().map(|e| e.cursor) else {
+            return Ok(());
+        };
+        for envelope in page.events {
+            // Acknowledged only after the sink stored it: a crash re-delivers,
+            // and the sink's deduplication absorbs the repeat.
+            if let Err(err) = self.sink.push(envelope.event).await {
+                if err.is_transient() {
+                    return Err(err);
+                }
+                tracing::warn!(error = %err, cursor = envelope.cursor, "event rejected by the bridge; skipped");
+            }
+        }
+        self.http
+            .post(format!("{}/ack", self.base))
+            .json(&AckBody { cursor: last })
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|e| BridgeError::transient(e.to_string()))?;
+        Ok(())
+    }
+}

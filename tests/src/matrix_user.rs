@@ -1,0 +1,148 @@
+//! A minimal Matrix client for tests, acting as a real user of the homeserver.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+/// A logged-in Matrix user.
+pub struct MatrixUser {
+    /// Homeserver base URL.
+    pub base: String,
+    /// The user id.
+    pub user_id: String,
+    token: String,
+    http: reqwest::Client,
+    txn: AtomicU64,
+}
+
+impl MatrixUser {
+    /// Wraps an access token.
+    pub fn new(base: &str, user_id: &str, token: &str) -> Self {
+        Self {
+            base: base.trim_end_matches('/').to_owned(),
+            user_id: user_id.to_owned(),
+            token: token.to_owned(),
+            http: reqwest::Client::new(),
+            txn: AtomicU64::new(0),
+        }
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let url = format!("{}/_matrix/client/v3{path}", self.base);
+        let mut request = self.http.request(method, url).bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("homeserver reachable");
+        let status = response.status().as_u16();
+        let value = response.json().await.unwrap_or(Value::Null);
+        (status, value)
+    }
+
+    async fn ok(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let (status, value) = self.call(method, path, body).await;
+        assert!(status == 200, "{path} answered {status}: {value}");
+        value
+    }
+
+    /// Resolves a room alias to a room id, if it exists.
+    pub async fn resolve_alias(&self, alias: &str) -> Option<String> {
+        let (status, value) = self.call(reqwest::Method::GET, &format!("/directory/room/{}", enc(alias)), None).await;
+        (status == 200).then(|| value["room_id"].as_str().expect("room_id").to_owned())
+    }
+
+    /// Waits for an alias to exist and for the user's invite, then joins the
+    /// room; returns its id. (Synapse creates the alias before it sends the
+    /// room's initial invites, so the first join may come too early.)
+    pub async fn join_alias(&self, alias: &str, timeout: Duration) -> String {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(room) = self.resolve_alias(alias).await {
+                let (status, body) = self.call(reqwest::Method::POST, &format!("/join/{}", enc(&room)), Some(json!({}))).await;
+                if status == 200 {
+                    return room;
+                }
+                assert!(status == 403, "joining {alias} answered {status}: {body}");
+            }
+            assert!(tokio::time::Instant::now() < deadline, "could not join {alias} in time");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Joins a room by id.
+    pub async fn join(&self, room: &str) {
+        self.ok(reqwest::Method::POST, &format!("/join/{}", enc(room)), Some(json!({}))).await;
+    }
+
+    /// Sends an event; returns its id.
+    pub async fn send(&self, room: &str, event_type: &str, content: Value) -> String {
+        let txn = format!("t{}-{}", std::process::id(), self.txn.fetch_add(1, Ordering::Relaxed));
+        let path = format!("/rooms/{}/send/{event_type}/{txn}", enc(room));
+        let value = self.ok(reqwest::Method::PUT, &path, Some(content)).await;
+        value["event_id"].as_str().expect("event_id").to_owned()
+    }
+
+    /// Sends a plain text message.
+    pub async fn send_text(&self, room: &str, body: &str) -> String {
+        self.send(room, "m.room.message", json!({"msgtype": "m.text", "body": body})).await
+    }
+
+    /// Redacts an event.
+    pub async fn redact(&self, room: &str, event: &str) -> String {
+        let txn = format!("r{}-{}", std::process::id(), self.txn.fetch_add(1, Ordering::Relaxed));
+        let path = format!("/rooms/{}/redact/{}/{txn}", enc(room), enc(event));
+        let value = self.ok(reqwest::Method::PUT, &path, Some(json!({}))).await;
+        value["event_id"].as_str().expect("event_id").to_owned()
+    }
+
+    /// Every timeline event of a room the user can see, oldest first.
+    pub async fn timeline(&self, room: &str) -> Vec<Value> {
+        let mut events = Vec::new();
+        let mut from: Option<String> = None;
+        loop {
+            let mut path = format!("/rooms/{}/messages?dir=b&limit=1000", enc(room));
+            if let Some(token) = &from {
+                path.push_str(&format!("&from={}", enc(token)));
+            }
+            let page = self.ok(reqwest::Method::GET, &path, None).await;
+            let chunk = page["chunk"].as_array().cloned().unwrap_or_default();
+            let done = chunk.is_empty() || page["end"].is_null();
+            events.extend(chunk);
+            if done {
+                break;
+            }
+            from = page["end"].as_str().map(str::to_owned);
+        }
+        events.reverse();
+        events
+    }
+
+    /// The `m.room.message` events of a room, oldest first.
+    pub async fn messages(&self, room: &str) -> Vec<Value> {
+        self.timeline(room).await.into_iter().filter(|e| e["type"] == "m.room.message").collect()
+    }
+
+    /// Waits until `pred` holds for the room's timeline; returns the timeline.
+    pub async fn wait_timeline(&self, room: &str, timeout: Duration, what: &str, pred: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let timeline = self.timeline(room).await;
+            if pred(&timeline) {
+                return timeline;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what} in {room}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Raw client-server call for assertions on status codes.
+    pub async fn raw(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.call(method, path, body).await
+    }
+}
+
+/// Percent-encodes a path segment.
+pub fn enc(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
