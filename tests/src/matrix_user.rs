@@ -136,6 +136,11 @@ impl MatrixUser {
         }
     }
 
+    /// The access token, to build another client for the same user.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
     /// Raw client-server call for assertions on status codes.
     pub async fn raw(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
         self.call(method, path, body).await

@@ -77,9 +77,9 @@ enum AdapterCommand {
         tenant: TenantId,
         /// Adapter kind.
         kind: String,
-        /// Adapter config as JSON.
+        /// Adapter config as JSON (replaces the stored one).
         #[arg(long)]
-        config: Option<String>,
+        adapter_config: Option<String>,
     },
     /// Disables an adapter for a tenant; queued events are kept.
     Disable {
@@ -159,9 +159,9 @@ async fn execute(command: Command, config: Config, factories: Vec<Arc<dyn Adapte
             }
             println!("tenant {id} removed");
         }
-        Command::Adapter(AdapterCommand::Enable { tenant, kind, config }) => {
-            let config = config
-                .map(|c| serde_json::from_str(&c).context("--config is not valid JSON"))
+        Command::Adapter(AdapterCommand::Enable { tenant, kind, adapter_config }) => {
+            let config = adapter_config
+                .map(|c| serde_json::from_str(&c).context("--adapter-config is not valid JSON"))
                 .transpose()?;
             let kind = tenants::set_adapter(store, &parts.host, &tenant, &kind, true, config).await?;
             println!("adapter {kind} enabled for {tenant}");

@@ -1,5 +1,6 @@
 //! The appservice registration file for the homeserver.
 
+use brygga_core::naming::regex_escape;
 use brygga_core::{AdapterKind, TenantId};
 use ruma::api::appservice::{Namespace, Namespaces, Registration, RegistrationInit};
 
@@ -41,15 +42,6 @@ pub fn to_yaml(registration: &Registration) -> Result<String, serde_yaml::Error>
         map.insert("de.sorunome.msc2409.push_ephemeral".into(), true.into());
     }
     serde_yaml::to_string(&value)
-}
-
-fn regex_escape(s: &str) -> String {
-    s.chars()
-        .flat_map(|c| {
-            let escape = "\\.+*?()|[]{}^$#&-~".contains(c);
-            escape.then_some('\\').into_iter().chain(std::iter::once(c))
-        })
-        .collect()
 }
 
 #[cfg(test)]

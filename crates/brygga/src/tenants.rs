@@ -74,7 +74,7 @@ pub async fn set_adapter(
                     anyhow::bail!("tenant {tenant} has no config for adapter {kind}");
                 }
                 let empty = serde_json::json!({});
-                factory.validate(&empty).map_err(|e| anyhow::anyhow!("adapter {kind} needs a config (--config): {e}"))?;
+                factory.validate(&empty).map_err(|e| anyhow::anyhow!("adapter {kind} needs a config (--adapter-config): {e}"))?;
                 store.put_adapter_config(&AdapterConfig::new(tenant.clone(), kind.clone(), true, empty)).await?;
             }
         }

@@ -215,10 +215,11 @@ impl Namer {
     }
 }
 
-fn regex_escape(s: &str) -> String {
+/// Escapes regex metacharacters (for the homeserver's Python `re`).
+pub fn regex_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
-        if "\\.+*?()|[]{}^$#&-~".contains(c) {
+        if "\\.+*?()|[]{}^$".contains(c) {
             out.push('\\');
         }
         out.push(c);

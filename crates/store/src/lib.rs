@@ -16,6 +16,7 @@
 //! # Ok(()) }
 //! ```
 
+mod batch;
 mod codec;
 mod connect;
 mod reads;

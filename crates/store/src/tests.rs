@@ -5,7 +5,8 @@
 use std::time::Instant;
 
 use brygga_core::{
-    AdapterKind, Direction, NewOutboxEntry, PortalKey, RemoteRoomId, Store, StoreError, Tenant, TenantId,
+    AdapterKind, Direction, MappingKind, MatrixEventId, MessageMapping, NewOutboxEntry, PortalKey, RemoteMessageId,
+    RemoteRoomId, Store, StoreError, Tenant, TenantId,
 };
 use sqlx::Row;
 
@@ -178,13 +179,16 @@ async fn writes_after_close_fail_cleanly() {
     assert!(matches!(err, StoreError::Database(_)), "{err:?}");
 }
 
-/// Throughput of enqueue+complete pairs from many concurrent callers.
+/// Throughput of enqueue+complete pairs (each complete storing one mapping)
+/// from many concurrent callers, with the default `synchronous=FULL`.
 /// `cargo test -p brygga-store --release -- --ignored --nocapture throughput`
+/// (`BRYGGA_BENCH_SYNC=normal` to compare).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark; run explicitly"]
 async fn throughput_of_enqueue_and_complete() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqlStore::connect(&url(&dir)).await.unwrap();
+    let sync = std::env::var("BRYGGA_BENCH_SYNC").unwrap_or_else(|_| "full".into());
+    let store = SqlStore::connect(&format!("{}?synchronous={sync}", url(&dir))).await.unwrap();
     let tasks = 256;
     let per_task = 200;
     let start = Instant::now();
@@ -194,8 +198,16 @@ async fn throughput_of_enqueue_and_complete() {
             tokio::spawn(async move {
                 for i in 0..per_task {
                     let e = entry(&format!("room-{}", t % 32), &format!("{t}-{i}"));
+                    let portal = e.portal.clone();
                     let seq = store.enqueue(e).await.unwrap().unwrap();
-                    store.complete(seq, Vec::new()).await.unwrap();
+                    let mapping = MessageMapping::new(
+                        portal,
+                        MatrixEventId::new(format!("$ev{t}-{i}")).unwrap(),
+                        RemoteMessageId::new(format!("m{t}-{i}")).unwrap(),
+                        0,
+                        MappingKind::Message,
+                    );
+                    store.complete(seq, vec![mapping]).await.unwrap();
                 }
             })
         })
@@ -207,7 +219,8 @@ async fn throughput_of_enqueue_and_complete() {
     let pairs = (tasks * per_task) as f64;
     let stats = store.write_stats();
     println!(
-        "{pairs} enqueue+complete pairs in {secs:.2}s = {:.0} pairs/s; {} requests in {} transactions",
+        "synchronous={sync}: {pairs} enqueue+complete pairs in {secs:.2}s = {:.0} pairs/s; \
+         {} requests in {} transactions",
         pairs / secs,
         stats.requests,
         stats.transactions

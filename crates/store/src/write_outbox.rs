@@ -1,32 +1,63 @@
 //! Writes of the outbox, incoming transactions and the message map, inside
 //! the writer's batch transaction.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
-use brygga_core::{MessageMapping, NewOutboxEntry, StoreError, TxnOutcome};
-use sqlx::{AnyConnection, Row};
+use brygga_core::{MessageMapping, NewOutboxEntry, StoreError, StoreResult, TxnOutcome};
+use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
+use crate::batch::{chunk_lengths, params, values};
 use crate::codec::clip;
 use crate::writer::{Applied, Reply};
 
-/// Inserts one entry; `None` when its dedupe key was used before (the unique
-/// key outlives delivery because delivered rows are kept without payload).
-pub(crate) async fn enqueue(conn: &mut AnyConnection, entry: &NewOutboxEntry, now: i64) -> Result<Option<i64>, sqlx::Error> {
-    let row = sqlx::query(
-        "INSERT INTO outbox (tenant, kind, room, direction, dedupe_key, payload, status, attempts, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7) \
-         ON CONFLICT (tenant, direction, dedupe_key) DO NOTHING RETURNING seq",
-    )
-    .bind(entry.portal.tenant.as_str())
-    .bind(entry.portal.kind.as_str())
-    .bind(entry.portal.room.as_str())
-    .bind(entry.direction.as_str())
-    .bind(entry.dedupe_key.as_str())
-    .bind(entry.payload.as_str())
-    .bind(now)
-    .fetch_optional(conn)
-    .await?;
-    row.map(|r| r.try_get::<i64, _>("seq")).transpose()
+/// Inserts entries in order (so seq follows their order) and returns each
+/// one's seq, or `None` when its dedupe key was used before, by an earlier
+/// row or an earlier entry of the same call. The unique key outlives
+/// delivery because delivered rows are kept, without payload.
+pub(crate) async fn enqueue_many(
+    conn: &mut AnyConnection,
+    entries: &[&NewOutboxEntry],
+    now: i64,
+) -> Result<Vec<Option<i64>>, sqlx::Error> {
+    let mut inserted: HashMap<(String, String, String), i64> = HashMap::new();
+    let mut start = 0;
+    for len in chunk_lengths(entries.len()) {
+        let chunk = &entries[start..start + len];
+        start += len;
+        let sql = format!(
+            "INSERT INTO outbox (tenant, kind, room, direction, dedupe_key, payload, status, attempts, \
+             created_at, updated_at) VALUES {} ON CONFLICT (tenant, direction, dedupe_key) DO NOTHING \
+             RETURNING seq, tenant, direction, dedupe_key",
+            values(len, 6, 2, ", 'pending', 0, $1, $1")
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(now);
+        for e in chunk {
+            query = query
+                .bind(e.portal.tenant.as_str())
+                .bind(e.portal.kind.as_str())
+                .bind(e.portal.room.as_str())
+                .bind(e.direction.as_str())
+                .bind(e.dedupe_key.as_str())
+                .bind(e.payload.as_str());
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            let key = (row.try_get("tenant")?, row.try_get("direction")?, row.try_get("dedupe_key")?);
+            inserted.insert(key, row.try_get::<i64, _>("seq")?);
+        }
+    }
+    // The first entry with a key is the one whose row was inserted; later
+    // duplicates find the key already taken.
+    Ok(entries
+        .iter()
+        .map(|e| {
+            let key = (
+                e.portal.tenant.to_string(),
+                e.direction.as_str().to_owned(),
+                e.dedupe_key.clone(),
+            );
+            inserted.remove(&key)
+        })
+        .collect())
 }
 
 /// A transaction id already recorded for any tenant is a replay. Entries are
@@ -51,70 +82,108 @@ pub(crate) async fn ingest(conn: &mut AnyConnection, txn_id: &str, entries: &[Ne
         .execute(&mut *conn)
         .await?;
     }
-    for entry in entries {
-        enqueue(conn, entry, now).await?;
-    }
+    let refs: Vec<&NewOutboxEntry> = entries.iter().collect();
+    enqueue_many(conn, &refs, now).await?;
     Ok(Ok(Reply::Txn(TxnOutcome::New)))
 }
 
-/// Marks an entry delivered, drops its payload and stores its mappings.
-/// Mappings must be of the entry's tenant; that is checked before writing.
-pub(crate) async fn complete(conn: &mut AnyConnection, seq: i64, mappings: &[MessageMapping], now: i64) -> Applied {
-    let tenant = match mappings.first() {
-        Some(first) => {
-            let tenant = &first.portal.tenant;
-            if mappings.iter().any(|m| &m.portal.tenant != tenant) {
-                return Ok(Err(StoreError::Conflict(format!(
-                    "outbox entry {seq}: mappings span several tenants"
-                ))));
-            }
-            Some(tenant.as_str())
+/// The tenant of an outbox row per seq, for the seqs that exist.
+async fn tenants_of(conn: &mut AnyConnection, seqs: &[i64]) -> Result<HashMap<i64, String>, sqlx::Error> {
+    let mut found = HashMap::with_capacity(seqs.len());
+    let mut start = 0;
+    for len in chunk_lengths(seqs.len()) {
+        let sql = format!("SELECT seq, tenant FROM outbox WHERE seq IN ({})", params(len, 1));
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for seq in &seqs[start..start + len] {
+            query = query.bind(*seq);
         }
-        None => None,
-    };
-    // With mappings, the tenant is part of the WHERE clause, so a mapping of
-    // another tenant updates nothing and is refused below.
-    let done = sqlx::query(
-        "UPDATE outbox SET status = 'done', payload = NULL, updated_at = $2 \
-         WHERE seq = $1 AND ($3 IS NULL OR tenant = $3)",
-    )
-    .bind(seq)
-    .bind(now)
-    .bind(tenant)
-    .execute(&mut *conn)
-    .await?;
-    if done.rows_affected() == 0 {
-        return Ok(Err(missing_or_foreign(conn, seq).await?));
+        start += len;
+        for row in query.fetch_all(&mut *conn).await? {
+            found.insert(row.try_get::<i64, _>("seq")?, row.try_get::<String, _>("tenant")?);
+        }
     }
-    for m in mappings {
-        sqlx::query(
-            "INSERT INTO message_map (tenant, kind, room, remote_id, part, matrix_event, map_kind, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
-        )
-        .bind(m.portal.tenant.as_str())
-        .bind(m.portal.kind.as_str())
-        .bind(m.portal.room.as_str())
-        .bind(m.remote_id.as_str())
-        .bind(i64::from(m.part))
-        .bind(m.matrix_event.as_str())
-        .bind(m.kind.as_str())
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
-    }
-    Ok(Ok(Reply::Unit))
+    Ok(found)
 }
 
-async fn missing_or_foreign(conn: &mut AnyConnection, seq: i64) -> Result<StoreError, sqlx::Error> {
-    let exists = sqlx::query("SELECT seq FROM outbox WHERE seq = $1")
-        .bind(seq)
-        .fetch_optional(conn)
-        .await?;
-    Ok(if exists.is_some() {
-        StoreError::Conflict(format!("outbox entry {seq} belongs to another tenant than its mappings"))
-    } else {
-        StoreError::NotFound(format!("outbox entry {seq} does not exist"))
-    })
+/// Why a complete is refused, checked before anything is written.
+fn refusal(seq: i64, mappings: &[MessageMapping], tenants: &HashMap<i64, String>) -> Option<StoreError> {
+    let Some(owner) = tenants.get(&seq) else {
+        return Some(StoreError::NotFound(format!("outbox entry {seq} does not exist")));
+    };
+    if mappings.iter().any(|m| m.portal.tenant.as_str() != owner) {
+        return Some(StoreError::Conflict(format!(
+            "outbox entry {seq} belongs to tenant {owner}; its mappings must too"
+        )));
+    }
+    None
+}
+
+/// Marks entries delivered, drops their payloads and stores their mappings
+/// (ignoring mappings already stored). Completing twice is harmless.
+pub(crate) async fn complete_many(
+    conn: &mut AnyConnection,
+    items: &[(i64, &[MessageMapping])],
+    now: i64,
+) -> Result<Vec<StoreResult<Reply>>, sqlx::Error> {
+    let mut seqs: Vec<i64> = items.iter().map(|(seq, _)| *seq).collect();
+    seqs.sort_unstable();
+    seqs.dedup();
+    let tenants = tenants_of(conn, &seqs).await?;
+    let mut answers = Vec::with_capacity(items.len());
+    let mut accepted: Vec<i64> = Vec::with_capacity(items.len());
+    let mut mappings: Vec<&MessageMapping> = Vec::new();
+    for (seq, maps) in items {
+        match refusal(*seq, maps, &tenants) {
+            Some(err) => answers.push(Err(err)),
+            None => {
+                accepted.push(*seq);
+                mappings.extend(maps.iter());
+                answers.push(Ok(Reply::Unit));
+            }
+        }
+    }
+    accepted.sort_unstable();
+    accepted.dedup();
+    let mut start = 0;
+    for len in chunk_lengths(accepted.len()) {
+        let sql = format!(
+            "UPDATE outbox SET status = 'done', payload = NULL, updated_at = $1 WHERE seq IN ({})",
+            params(len, 2)
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(now);
+        for seq in &accepted[start..start + len] {
+            query = query.bind(*seq);
+        }
+        start += len;
+        query.execute(&mut *conn).await?;
+    }
+    insert_mappings(conn, &mappings, now).await?;
+    Ok(answers)
+}
+
+async fn insert_mappings(conn: &mut AnyConnection, mappings: &[&MessageMapping], now: i64) -> Result<(), sqlx::Error> {
+    let mut start = 0;
+    for len in chunk_lengths(mappings.len()) {
+        let sql = format!(
+            "INSERT INTO message_map (tenant, kind, room, remote_id, part, matrix_event, map_kind, created_at) \
+             VALUES {} ON CONFLICT DO NOTHING",
+            values(len, 7, 2, ", $1")
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(now);
+        for m in &mappings[start..start + len] {
+            query = query
+                .bind(m.portal.tenant.as_str())
+                .bind(m.portal.kind.as_str())
+                .bind(m.portal.room.as_str())
+                .bind(m.remote_id.as_str())
+                .bind(i64::from(m.part))
+                .bind(m.matrix_event.as_str())
+                .bind(m.kind.as_str());
+        }
+        start += len;
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 async fn not_found_unless_exists(conn: &mut AnyConnection, seq: i64) -> Applied {

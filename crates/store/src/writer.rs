@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::codec::{db_err, now_ms};
 use crate::connect::Backend;
-use crate::{write_entities, write_outbox};
+use crate::{batch, write_entities, write_outbox};
 
 /// A tenant row ready to store (settings already serialized).
 pub(crate) struct TenantRow {
@@ -223,16 +223,14 @@ impl Task {
                 .await?;
         }
         let now = now_ms();
-        let mut answers = Vec::with_capacity(ops.len());
-        for op in ops {
-            answers.push(apply(&mut tx, op, now).await?);
-        }
+        let answers = batch::apply_all(&mut tx, ops, now).await?;
         tx.commit().await?;
         Ok(answers)
     }
 }
 
-async fn apply(conn: &mut AnyConnection, op: &Op, now: i64) -> Applied {
+/// Applies one op on its own (the batch module coalesces the common ones).
+pub(crate) async fn apply(conn: &mut AnyConnection, op: &Op, now: i64) -> Applied {
     match op {
         Op::UpsertTenant(row) => write_entities::upsert_tenant(conn, row, now).await,
         Op::RemoveTenant(id) => write_entities::remove_tenant(conn, id).await,
@@ -249,9 +247,15 @@ async fn apply(conn: &mut AnyConnection, op: &Op, now: i64) -> Applied {
         Op::LinkAccount(account) => write_entities::link_account(conn, account, now).await,
         Op::UnlinkAccount { tenant, kind, user } => write_entities::unlink_account(conn, tenant, kind, user).await,
         Op::UpsertPortal(portal) => write_entities::upsert_portal(conn, portal, now).await,
-        Op::Enqueue(entry) => write_outbox::enqueue(conn, entry, now).await.map(|seq| Ok(Reply::Seq(seq))),
+        Op::Enqueue(entry) => {
+            let mut seqs = write_outbox::enqueue_many(conn, &[entry], now).await?;
+            Ok(Ok(Reply::Seq(seqs.pop().flatten())))
+        }
         Op::Ingest { txn_id, entries } => write_outbox::ingest(conn, txn_id, entries, now).await,
-        Op::Complete { seq, mappings } => write_outbox::complete(conn, *seq, mappings, now).await,
+        Op::Complete { seq, mappings } => {
+            let mut answers = write_outbox::complete_many(conn, &[(*seq, mappings)], now).await?;
+            Ok(answers.pop().unwrap_or(Ok(Reply::Unit)))
+        }
         Op::RecordFailure { seq, error } => write_outbox::record_failure(conn, *seq, error, now).await,
         Op::DeadLetter { seq, error } => write_outbox::dead_letter(conn, *seq, error, now).await,
         #[cfg(test)]
