@@ -91,7 +91,11 @@ impl TestEnv {
             .arg(&registration_path)
             .output()
             .expect("run generate-registration");
-        assert!(output.status.success(), "generate-registration failed: {}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "generate-registration failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         let registration = std::fs::read_to_string(&registration_path).expect("registration written");
         let synapse = tokio::task::spawn_blocking(move || {
             Synapse::start(SynapseOptions {
@@ -105,8 +109,8 @@ impl TestEnv {
         .expect("synapse thread")
         .expect("Synapse starts");
         let base = synapse.base_url();
-        let (user_id, token) = tokio::task::block_in_place(|| synapse.register_user("alice", "alice-password"))
-            .expect("register alice");
+        let (user_id, token) =
+            tokio::task::block_in_place(|| synapse.register_user("alice", "alice-password")).expect("register alice");
         let alice = MatrixUser::new(&base, &user_id, &token);
         let mut env = Self {
             remote,
@@ -151,7 +155,11 @@ impl TestEnv {
             if let Some(status) = self.bridge.as_mut().and_then(ProcessGuard::exited) {
                 panic!("bridge exited with {status}:\n{}", self.bridge_log());
             }
-            assert!(tokio::time::Instant::now() < deadline, "bridge never became healthy:\n{}", self.bridge_log());
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "bridge never became healthy:\n{}",
+                self.bridge_log()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -189,13 +197,19 @@ pub fn bridge_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("target profile dir");
     let binary = profile_dir.join("brygga-test-bridge");
-    assert!(binary.exists(), "{} missing: run the tests through cargo", binary.display());
+    assert!(
+        binary.exists(),
+        "{} missing: run the tests through cargo",
+        binary.display()
+    );
     binary
 }
 
 /// Builders for remote events in tests.
 pub mod events {
-    use brygga_core::{EventBody, InboundEvent, Message, RemoteMessageId, RemoteRoomId, RemoteSender, RemoteUserId, Text};
+    use brygga_core::{
+        EventBody, InboundEvent, Message, RemoteMessageId, RemoteRoomId, RemoteSender, RemoteUserId, Text,
+    };
 
     /// A remote event in `room` from `user`.
     pub fn remote(room: &str, id: &str, user: &str, body: EventBody<RemoteMessageId>) -> InboundEvent {

@@ -51,7 +51,8 @@ impl AdapterFactory for LoopbackFactory {
     }
 
     fn build(&self, ctx: AdapterContext) -> Result<Arc<dyn Adapter>, BridgeError> {
-        let config: Config = serde_json::from_value(ctx.config.clone()).map_err(|e| BridgeError::permanent(e.to_string()))?;
+        let config: Config =
+            serde_json::from_value(ctx.config.clone()).map_err(|e| BridgeError::permanent(e.to_string()))?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
@@ -85,7 +86,11 @@ impl Adapter for Loopback {
         if let Some(old) = self.stop.lock().expect("poisoned").replace(token.clone()) {
             old.cancel();
         }
-        let receiver = Receiver { base: self.base.clone(), http: self.http.clone(), sink: self.sink.clone() };
+        let receiver = Receiver {
+            base: self.base.clone(),
+            http: self.http.clone(),
+            sink: self.sink.clone(),
+        };
         tokio::spawn(async move {
             tokio::select! {
                 _ = token.cancelled() => {}
@@ -116,7 +121,10 @@ impl Adapter for Loopback {
         if !status.is_success() {
             return Err(BridgeError::permanent(format!("remote refused the send: {status}")));
         }
-        let answer: SendAnswer = response.json().await.map_err(|e| BridgeError::transient(e.to_string()))?;
+        let answer: SendAnswer = response
+            .json()
+            .await
+            .map_err(|e| BridgeError::transient(e.to_string()))?;
         let remote_ids = answer
             .remote_ids
             .into_iter()
@@ -143,8 +151,15 @@ impl RemoteMedia for Loopback {
         if !response.status().is_success() {
             return Err(BridgeError::permanent(format!("media answered {}", response.status())));
         }
-        let data = response.bytes().await.map_err(|e| BridgeError::transient(e.to_string()))?.to_vec();
-        Ok(MediaBytes { data, mime: "application/octet-stream".into() })
+        let data = response
+            .bytes()
+            .await
+            .map_err(|e| BridgeError::transient(e.to_string()))?
+            .to_vec();
+        Ok(MediaBytes {
+            data,
+            mime: "application/octet-stream".into(),
+        })
     }
 }
 

@@ -48,7 +48,9 @@ impl MatrixUser {
 
     /// Resolves a room alias to a room id, if it exists.
     pub async fn resolve_alias(&self, alias: &str) -> Option<String> {
-        let (status, value) = self.call(reqwest::Method::GET, &format!("/directory/room/{}", enc(alias)), None).await;
+        let (status, value) = self
+            .call(reqwest::Method::GET, &format!("/directory/room/{}", enc(alias)), None)
+            .await;
         (status == 200).then(|| value["room_id"].as_str().expect("room_id").to_owned())
     }
 
@@ -59,7 +61,9 @@ impl MatrixUser {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             if let Some(room) = self.resolve_alias(alias).await {
-                let (status, body) = self.call(reqwest::Method::POST, &format!("/join/{}", enc(&room)), Some(json!({}))).await;
+                let (status, body) = self
+                    .call(reqwest::Method::POST, &format!("/join/{}", enc(&room)), Some(json!({})))
+                    .await;
                 if status == 200 {
                     return room;
                 }
@@ -72,7 +76,8 @@ impl MatrixUser {
 
     /// Joins a room by id.
     pub async fn join(&self, room: &str) {
-        self.ok(reqwest::Method::POST, &format!("/join/{}", enc(room)), Some(json!({}))).await;
+        self.ok(reqwest::Method::POST, &format!("/join/{}", enc(room)), Some(json!({})))
+            .await;
     }
 
     /// Sends an event; returns its id.
@@ -85,7 +90,8 @@ impl MatrixUser {
 
     /// Sends a plain text message.
     pub async fn send_text(&self, room: &str, body: &str) -> String {
-        self.send(room, "m.room.message", json!({"msgtype": "m.text", "body": body})).await
+        self.send(room, "m.room.message", json!({"msgtype": "m.text", "body": body}))
+            .await
     }
 
     /// Redacts an event.
@@ -120,18 +126,31 @@ impl MatrixUser {
 
     /// The `m.room.message` events of a room, oldest first.
     pub async fn messages(&self, room: &str) -> Vec<Value> {
-        self.timeline(room).await.into_iter().filter(|e| e["type"] == "m.room.message").collect()
+        self.timeline(room)
+            .await
+            .into_iter()
+            .filter(|e| e["type"] == "m.room.message")
+            .collect()
     }
 
     /// Waits until `pred` holds for the room's timeline; returns the timeline.
-    pub async fn wait_timeline(&self, room: &str, timeout: Duration, what: &str, pred: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    pub async fn wait_timeline(
+        &self,
+        room: &str,
+        timeout: Duration,
+        what: &str,
+        pred: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let timeline = self.timeline(room).await;
             if pred(&timeline) {
                 return timeline;
             }
-            assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what} in {room}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what} in {room}"
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }

@@ -83,7 +83,9 @@ impl FakeRemote {
             .route("/{net}/send", post(send))
             .route("/{net}/media/{id}", get(media))
             .with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind fake remote");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind fake remote");
         let url = format!("http://{}", listener.local_addr().expect("local addr"));
         let server = tokio::spawn(async move {
             axum::serve(listener, app).await.expect("fake remote server");
@@ -164,7 +166,11 @@ struct Wait {
     wait_ms: Option<u64>,
 }
 
-async fn events(Path(net): Path<String>, Query(wait): Query<Wait>, State(shared): State<Arc<Shared>>) -> Json<EventPage> {
+async fn events(
+    Path(net): Path<String>,
+    Query(wait): Query<Wait>,
+    State(shared): State<Arc<Shared>>,
+) -> Json<EventPage> {
     let deadline = tokio::time::Instant::now() + Duration::from_millis(wait.wait_ms.unwrap_or(0).min(5_000));
     loop {
         let arrived = shared.arrived.notified();
@@ -176,7 +182,10 @@ async fn events(Path(net): Path<String>, Query(wait): Query<Wait>, State(shared)
                 .iter()
                 .take(500)
                 .enumerate()
-                .map(|(i, e)| Envelope { cursor: (start + i + 1) as u64, event: e.clone() })
+                .map(|(i, e)| Envelope {
+                    cursor: (start + i + 1) as u64,
+                    event: e.clone(),
+                })
                 .collect();
             events
         };
@@ -218,7 +227,9 @@ async fn send(
     let mut networks = shared.networks.lock().expect("fake remote poisoned");
     let n = networks.entry(net).or_default();
     if let Some(ids) = n.by_txn.get(&event.txn_id) {
-        return Ok(Json(SendAnswer { remote_ids: ids.clone() }));
+        return Ok(Json(SendAnswer {
+            remote_ids: ids.clone(),
+        }));
     }
     let ids = if matches!(event.body, brygga_core::EventBody::Message(_)) {
         n.next_id += 1;
@@ -231,7 +242,13 @@ async fn send(
     Ok(Json(SendAnswer { remote_ids: ids }))
 }
 
-async fn media(Path((net, id)): Path<(String, String)>, State(shared): State<Arc<Shared>>) -> Result<Vec<u8>, StatusCode> {
+async fn media(
+    Path((net, id)): Path<(String, String)>,
+    State(shared): State<Arc<Shared>>,
+) -> Result<Vec<u8>, StatusCode> {
     let networks = shared.networks.lock().expect("fake remote poisoned");
-    networks.get(&net).and_then(|n| n.media.get(&id).cloned()).ok_or(StatusCode::NOT_FOUND)
+    networks
+        .get(&net)
+        .and_then(|n| n.media.get(&id).cloned())
+        .ok_or(StatusCode::NOT_FOUND)
 }

@@ -34,7 +34,10 @@ both_backends!(
 async fn homeserver_ping_round_trips_through_the_bridge(backend: Backend) {
     let env = TestEnv::start(backend).await;
     let response = reqwest::Client::new()
-        .post(format!("{}/_matrix/client/v1/appservice/brygga/ping", env.synapse.base_url()))
+        .post(format!(
+            "{}/_matrix/client/v1/appservice/brygga/ping",
+            env.synapse.base_url()
+        ))
         .bearer_auth(&env.as_token)
         .json(&json!({"transaction_id": "ping-1"}))
         .send()
@@ -66,11 +69,14 @@ fn message_event(room: &str, id: &str, body: &str) -> Value {
 
 /// Creates the portal of remote room `room` of tenant fk and joins alice.
 async fn portal(env: &TestEnv, room: &str) -> String {
-    env.remote.inject("fk", text(room, &format!("{room}-hello"), "anna", "hello"));
+    env.remote
+        .inject("fk", text(room, &format!("{room}-hello"), "anna", "hello"));
     let alias = TestEnv::portal_alias("fk", room);
     let room_id = env.alice.join_alias(&alias, WAIT).await;
     env.alice
-        .wait_timeline(&room_id, WAIT, "the first message", |t| t.iter().any(|e| e["content"]["body"] == "hello"))
+        .wait_timeline(&room_id, WAIT, "the first message", |t| {
+            t.iter().any(|e| e["content"]["body"] == "hello")
+        })
         .await;
     room_id
 }
@@ -90,18 +96,26 @@ async fn hs_token_is_checked_and_replayed_transactions_are_not_reprocessed(backe
     let replay = json!({"events": [message_event(&room, "$injected-2", "second")]});
     assert_eq!(put_txn(&env, "replay-1", Some(&env.hs_token), replay).await.0, 200);
     env.remote
-        .wait_for("fk", WAIT, "the first injected message", |s| s.iter().any(|e| body_of(&e.body) == "first"))
+        .wait_for("fk", WAIT, "the first injected message", |s| {
+            s.iter().any(|e| body_of(&e.body) == "first")
+        })
         .await;
     // Give a wrongly processed replay time to show up.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let sent = env.remote.sent("fk");
     assert_eq!(sent.iter().filter(|e| body_of(&e.body) == "first").count(), 1);
-    assert!(sent.iter().all(|e| body_of(&e.body) != "second"), "replayed transaction was processed");
+    assert!(
+        sent.iter().all(|e| body_of(&e.body) != "second"),
+        "replayed transaction was processed"
+    );
 }
 
 /// The sends that carry content (not membership changes).
 fn content(sent: &[OutboundEvent]) -> Vec<OutboundEvent> {
-    sent.iter().filter(|e| !matches!(e.body, EventBody::Membership { .. })).cloned().collect()
+    sent.iter()
+        .filter(|e| !matches!(e.body, EventBody::Membership { .. }))
+        .cloned()
+        .collect()
 }
 
 fn body_of(body: &EventBody<brygga_core::RemoteMessageId>) -> String {
@@ -114,13 +128,19 @@ fn body_of(body: &EventBody<brygga_core::RemoteMessageId>) -> String {
 
 async fn inbound_message_creates_ghost_and_portal(backend: Backend) {
     let env = TestEnv::start(backend).await;
-    let mut message = Message::text(Text { body: "Hej **alla**".into(), html: Some("Hej <strong>alla</strong>".into()) });
+    let mut message = Message::text(Text {
+        body: "Hej **alla**".into(),
+        html: Some("Hej <strong>alla</strong>".into()),
+    });
     message.notice = false;
-    env.remote.inject("fk", remote("Plenum", "m-1", "Anna.B", EventBody::Message(message)));
+    env.remote
+        .inject("fk", remote("Plenum", "m-1", "Anna.B", EventBody::Message(message)));
     let room = env.alice.join_alias(&TestEnv::portal_alias("fk", "Plenum"), WAIT).await;
     let timeline = env
         .alice
-        .wait_timeline(&room, WAIT, "the bridged message", |t| t.iter().any(|e| e["type"] == "m.room.message"))
+        .wait_timeline(&room, WAIT, "the bridged message", |t| {
+            t.iter().any(|e| e["type"] == "m.room.message")
+        })
         .await;
     let ghost = TestEnv::ghost_id("fk", "Anna.B");
     let msg = timeline.iter().find(|e| e["type"] == "m.room.message").unwrap();
@@ -135,12 +155,27 @@ async fn inbound_message_creates_ghost_and_portal(backend: Backend) {
     assert_eq!(member["content"]["displayname"], "Anna.B (remote)");
     let (status, state) = env
         .alice
-        .raw(reqwest::Method::GET, &format!("/rooms/{}/state", brygga_e2e::matrix_user::enc(&room)), None)
+        .raw(
+            reqwest::Method::GET,
+            &format!("/rooms/{}/state", brygga_e2e::matrix_user::enc(&room)),
+            None,
+        )
         .await;
     assert_eq!(status, 200);
-    let bridge = state.as_array().unwrap().iter().find(|e| e["type"] == "m.bridge").expect("m.bridge state");
+    let bridge = state
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "m.bridge")
+        .expect("m.bridge state");
     assert_eq!(bridge["content"]["channel"]["id"], "Plenum");
-    assert!(state.as_array().unwrap().iter().any(|e| e["type"] == "uk.half-shot.bridge"));
+    assert!(
+        state
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["type"] == "uk.half-shot.bridge")
+    );
 }
 
 async fn edits_redactions_replies_and_reactions_map_both_ways(backend: Backend) {
@@ -151,32 +186,82 @@ async fn edits_redactions_replies_and_reactions_map_both_ways(backend: Backend) 
     // Remote to Matrix: reply, edit, reaction, redaction of the reply.
     let mut reply = Message::text(Text::plain("a reply"));
     reply.reply_to = Some(rid(remote_hello));
-    env.remote.inject("fk", remote("r2", "m-reply", "bo", EventBody::Message(reply)));
-    env.remote.inject("fk", remote("r2", "m-edit", "anna", EventBody::Edit { target: rid(remote_hello), text: Text::plain("hello, edited") }));
-    env.remote.inject("fk", remote("r2", "m-react", "bo", EventBody::Reaction { target: rid(remote_hello), key: "👍".into(), removed: false }));
-    env.remote.inject("fk", remote("r2", "m-redact", "bo", EventBody::Redaction { target: rid("m-reply"), reason: None }));
+    env.remote
+        .inject("fk", remote("r2", "m-reply", "bo", EventBody::Message(reply)));
+    env.remote.inject(
+        "fk",
+        remote(
+            "r2",
+            "m-edit",
+            "anna",
+            EventBody::Edit {
+                target: rid(remote_hello),
+                text: Text::plain("hello, edited"),
+            },
+        ),
+    );
+    env.remote.inject(
+        "fk",
+        remote(
+            "r2",
+            "m-react",
+            "bo",
+            EventBody::Reaction {
+                target: rid(remote_hello),
+                key: "👍".into(),
+                removed: false,
+            },
+        ),
+    );
+    env.remote.inject(
+        "fk",
+        remote(
+            "r2",
+            "m-redact",
+            "bo",
+            EventBody::Redaction {
+                target: rid("m-reply"),
+                reason: None,
+            },
+        ),
+    );
     let timeline = env
         .alice
         .wait_timeline(&room, WAIT, "edit, reaction and redaction", |t| {
             t.iter().any(|e| e["type"] == "m.reaction") && t.iter().any(|e| e["type"] == "m.room.redaction")
         })
         .await;
-    let hello = timeline.iter().find(|e| e["content"]["body"] == "hello").expect("hello").clone();
+    let hello = timeline
+        .iter()
+        .find(|e| e["content"]["body"] == "hello")
+        .expect("hello")
+        .clone();
     let hello_id = hello["event_id"].as_str().unwrap();
-    let edit = timeline.iter().find(|e| e["content"]["m.relates_to"]["rel_type"] == "m.replace").expect("edit");
+    let edit = timeline
+        .iter()
+        .find(|e| e["content"]["m.relates_to"]["rel_type"] == "m.replace")
+        .expect("edit");
     assert_eq!(edit["content"]["m.relates_to"]["event_id"], hello_id);
     assert_eq!(edit["content"]["m.new_content"]["body"], "hello, edited");
     let reaction = timeline.iter().find(|e| e["type"] == "m.reaction").expect("reaction");
     assert_eq!(reaction["content"]["m.relates_to"]["event_id"], hello_id);
     assert_eq!(reaction["content"]["m.relates_to"]["key"], "👍");
     assert_eq!(reaction["sender"], TestEnv::ghost_id("fk", "bo").as_str());
-    let redaction = timeline.iter().find(|e| e["type"] == "m.room.redaction").expect("redaction");
+    let redaction = timeline
+        .iter()
+        .find(|e| e["type"] == "m.room.redaction")
+        .expect("redaction");
     let reply_event = timeline
         .iter()
-        .find(|e| e["type"] == "m.room.message" && e["content"]["m.relates_to"]["m.in_reply_to"]["event_id"] == hello_id)
+        .find(|e| {
+            e["type"] == "m.room.message" && e["content"]["m.relates_to"]["m.in_reply_to"]["event_id"] == hello_id
+        })
         .or_else(|| timeline.iter().find(|e| e["event_id"] == redaction["redacts"]))
         .expect("the reply (redacted or not)");
-    let redacted_id = redaction["redacts"].as_str().or(redaction["content"]["redacts"].as_str()).unwrap();
+    let redacted_id = redaction["redacts"]
+        .as_str()
+        .or(redaction["content"]["redacts"].as_str())
+        .unwrap();
     assert_eq!(redacted_id, reply_event["event_id"].as_str().unwrap());
 
     // Matrix to remote: reply, edit, reaction, redaction of the reaction.
@@ -189,7 +274,11 @@ async fn edits_redactions_replies_and_reactions_map_both_ways(backend: Backend) 
         .await;
     let reaction_id = env
         .alice
-        .send(&room, "m.reaction", json!({"m.relates_to": {"rel_type": "m.annotation", "event_id": hello_id, "key": "🎉"}}))
+        .send(
+            &room,
+            "m.reaction",
+            json!({"m.relates_to": {"rel_type": "m.annotation", "event_id": hello_id, "key": "🎉"}}),
+        )
         .await;
     env.alice.redact(&room, &reaction_id).await;
     env.alice.redact(&room, &reply_id).await;
@@ -198,7 +287,10 @@ async fn edits_redactions_replies_and_reactions_map_both_ways(backend: Backend) 
         .await;
     let sent = content(&env.remote.sent("fk"));
     assert!(
-        env.remote.sent("fk").iter().any(|e| matches!(e.body, EventBody::Membership { .. })),
+        env.remote
+            .sent("fk")
+            .iter()
+            .any(|e| matches!(e.body, EventBody::Membership { .. })),
         "alice's join was bridged as membership"
     );
     let reply_remote = match &sent[0].body {
@@ -214,10 +306,36 @@ async fn edits_redactions_replies_and_reactions_map_both_ways(backend: Backend) 
         assert_eq!(reply_remote.sender.user_id.as_str(), "@alice:localhost");
         rid("rm-1")
     };
-    assert_eq!(sent[1].body, EventBody::Edit { target: reply_remote_id.clone(), text: Text::plain("fixed") });
-    assert_eq!(sent[2].body, EventBody::Reaction { target: rid(remote_hello), key: "🎉".into(), removed: false });
-    assert_eq!(sent[3].body, EventBody::Reaction { target: rid(remote_hello), key: "🎉".into(), removed: true });
-    assert_eq!(sent[4].body, EventBody::Redaction { target: reply_remote_id, reason: None });
+    assert_eq!(
+        sent[1].body,
+        EventBody::Edit {
+            target: reply_remote_id.clone(),
+            text: Text::plain("fixed")
+        }
+    );
+    assert_eq!(
+        sent[2].body,
+        EventBody::Reaction {
+            target: rid(remote_hello),
+            key: "🎉".into(),
+            removed: false
+        }
+    );
+    assert_eq!(
+        sent[3].body,
+        EventBody::Reaction {
+            target: rid(remote_hello),
+            key: "🎉".into(),
+            removed: true
+        }
+    );
+    assert_eq!(
+        sent[4].body,
+        EventBody::Redaction {
+            target: reply_remote_id,
+            reason: None
+        }
+    );
 }
 
 async fn matrix_messages_reach_the_adapter_once_in_order(backend: Backend) {
@@ -226,10 +344,18 @@ async fn matrix_messages_reach_the_adapter_once_in_order(backend: Backend) {
     for i in 0..30 {
         env.alice.send_text(&room, &format!("m{i}")).await;
     }
-    env.remote.wait_for("fk", WAIT, "30 messages", |s| content(s).len() >= 30).await;
+    env.remote
+        .wait_for("fk", WAIT, "30 messages", |s| content(s).len() >= 30)
+        .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let bodies: Vec<String> = content(&env.remote.sent("fk")).iter().map(|e| body_of(&e.body)).collect();
+    let bodies: Vec<String> = content(&env.remote.sent("fk"))
+        .iter()
+        .map(|e| body_of(&e.body))
+        .collect();
     let expected: Vec<String> = (0..30).map(|i| format!("m{i}")).collect();
     assert_eq!(bodies, expected);
-    assert!(env.remote.sent("tv").is_empty(), "another tenant received fk's messages");
+    assert!(
+        env.remote.sent("tv").is_empty(),
+        "another tenant received fk's messages"
+    );
 }

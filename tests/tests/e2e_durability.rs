@@ -38,7 +38,8 @@ fn room(p: usize) -> String {
 /// Creates the portals and joins alice to each; returns their room ids.
 async fn open_portals(env: &TestEnv) -> Vec<String> {
     for p in 0..PORTALS {
-        env.remote.inject("fk", text(&room(p), &format!("{p}-open"), "anna", "open"));
+        env.remote
+            .inject("fk", text(&room(p), &format!("{p}-open"), "anna", "open"));
     }
     let mut rooms = Vec::new();
     for p in 0..PORTALS {
@@ -53,7 +54,15 @@ async fn inbound_survives_two_sigkills_exactly_once_in_order(backend: Backend) {
     let rooms = open_portals(&env).await;
     for i in 0..PER_PORTAL {
         for p in 0..PORTALS {
-            env.remote.inject("fk", text(&room(p), &format!("{p}-{i}"), &format!("user{}", i % 3), &format!("{p}:{i}")));
+            env.remote.inject(
+                "fk",
+                text(
+                    &room(p),
+                    &format!("{p}-{i}"),
+                    &format!("user{}", i % 3),
+                    &format!("{p}:{i}"),
+                ),
+            );
         }
     }
     for pause in [Duration::from_millis(1500), Duration::from_millis(2500)] {
@@ -67,7 +76,9 @@ async fn inbound_survives_two_sigkills_exactly_once_in_order(backend: Backend) {
         let timeline = env
             .alice
             .wait_timeline(room_id, Duration::from_secs(180), "all inbound messages", |t| {
-                t.iter().filter(|e| e["content"]["body"].as_str().is_some_and(|b| b.starts_with(&prefix))).count()
+                t.iter()
+                    .filter(|e| e["content"]["body"].as_str().is_some_and(|b| b.starts_with(&prefix)))
+                    .count()
                     >= PER_PORTAL
             })
             .await;
@@ -78,7 +89,11 @@ async fn inbound_survives_two_sigkills_exactly_once_in_order(backend: Backend) {
             .collect();
         assert_eq!(got, expected, "portal {p}: every message exactly once, in order");
     }
-    assert_eq!(env.remote.acked("fk"), (PORTALS * (PER_PORTAL + 1)) as u64, "every remote event acknowledged");
+    assert_eq!(
+        env.remote.acked("fk"),
+        (PORTALS * (PER_PORTAL + 1)) as u64,
+        "every remote event acknowledged"
+    );
 }
 
 async fn outbound_survives_two_sigkills_exactly_once_in_order(backend: Backend) {
@@ -112,7 +127,10 @@ async fn outbound_survives_two_sigkills_exactly_once_in_order(backend: Backend) 
     let mut per_room: BTreeMap<RemoteRoomId, Vec<String>> = BTreeMap::new();
     for event in env.remote.sent("fk") {
         if let EventBody::Message(m) = &event.body {
-            per_room.entry(event.room.clone()).or_default().push(m.text.body.clone());
+            per_room
+                .entry(event.room.clone())
+                .or_default()
+                .push(m.text.body.clone());
         }
     }
     assert_eq!(per_room.len(), PORTALS);
@@ -134,7 +152,9 @@ async fn a_slow_portal_does_not_delay_the_others(backend: Backend) {
     }
     env.remote
         .wait_for("fk", Duration::from_secs(30), "the fast portals", |s| {
-            s.iter().filter(|e| matches!(&e.body, EventBody::Message(m) if m.text.body.starts_with("fast"))).count()
+            s.iter()
+                .filter(|e| matches!(&e.body, EventBody::Message(m) if m.text.body.starts_with("fast")))
+                .count()
                 == PORTALS - 1
         })
         .await;
@@ -146,7 +166,8 @@ async fn a_slow_portal_does_not_delay_the_others(backend: Backend) {
     assert!(!slow_done, "the fast portals should not have waited for the slow one");
     env.remote
         .wait_for("fk", Duration::from_secs(30), "the slow portal", |s| {
-            s.iter().any(|e| matches!(&e.body, EventBody::Message(m) if m.text.body == "slow one"))
+            s.iter()
+                .any(|e| matches!(&e.body, EventBody::Message(m) if m.text.body == "slow one"))
         })
         .await;
 }

@@ -115,7 +115,9 @@ pub struct AdminConfig {
 
 impl Default for AdminConfig {
     fn default() -> Self {
-        Self { listen: default_admin() }
+        Self {
+            listen: default_admin(),
+        }
     }
 }
 
@@ -133,7 +135,10 @@ pub struct LoggingConfig {
 
 impl Default for LoggingConfig {
     fn default() -> Self {
-        Self { level: default_level(), format: LogFormat::Pretty }
+        Self {
+            level: default_level(),
+            format: LogFormat::Pretty,
+        }
     }
 }
 
@@ -212,11 +217,16 @@ impl Config {
     /// Loads a YAML file with `BRYGGA_*` overrides and checks it.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         if !path.exists() {
-            return Err(ConfigError::Parse(format!("config file {} does not exist", path.display())));
+            return Err(ConfigError::Parse(format!(
+                "config file {} does not exist",
+                path.display()
+            )));
         }
         // Only `BRYGGA_<SECTION>__<KEY>` overrides: plain `BRYGGA_*` variables
         // (BRYGGA_CONFIG, BRYGGA_LOG, the test harness's) are not config keys.
-        let env = Env::prefixed("BRYGGA_").filter(|key| key.as_str().contains("__")).split("__");
+        let env = Env::prefixed("BRYGGA_")
+            .filter(|key| key.as_str().contains("__"))
+            .split("__");
         let figment = Figment::new().merge(Yaml::file_exact(path)).merge(env);
         Self::from_figment(figment)
     }
@@ -227,16 +237,24 @@ impl Config {
     }
 
     fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
-        let config: Config = figment.extract().map_err(|e| {
-            ConfigError::Parse(e.into_iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))
-        })?;
+        let config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError::Parse(e.into_iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ")))?;
         config.check()?;
         Ok(config)
     }
 
     fn check(&self) -> Result<(), ConfigError> {
-        let invalid = |key, problem: &str| Err(ConfigError::Invalid { key, problem: problem.to_owned() });
-        for (key, url) in [("homeserver.url", &self.homeserver.url), ("appservice.url", &self.appservice.url)] {
+        let invalid = |key, problem: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                problem: problem.to_owned(),
+            })
+        };
+        for (key, url) in [
+            ("homeserver.url", &self.homeserver.url),
+            ("appservice.url", &self.appservice.url),
+        ] {
             if !matches!(url.scheme(), "http" | "https") {
                 return invalid(key, "must be an http:// or https:// URL");
             }
@@ -286,8 +304,11 @@ impl Config {
 
     /// The bridge bot's user id.
     pub fn bot_user_id(&self) -> MatrixUserId {
-        MatrixUserId::new(format!("@{}:{}", self.appservice.bot_localpart, self.homeserver.server_name))
-            .expect("checked when loading")
+        MatrixUserId::new(format!(
+            "@{}:{}",
+            self.appservice.bot_localpart, self.homeserver.server_name
+        ))
+        .expect("checked when loading")
     }
 }
 
@@ -313,11 +334,12 @@ tenants:
         let config = Config::from_yaml(GOOD).unwrap();
         assert_eq!(config.appservice.id, "brygga");
         assert_eq!(config.database.url, "sqlite://brygga.db");
-        assert_eq!(config.tenants[0].adapters["loopback"].enabled, true);
+        assert!(config.tenants[0].adapters["loopback"].enabled);
         assert_eq!(config.bot_user_id().as_str(), "@brygga:localhost");
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API fixes the error type
     fn environment_overrides_sections_only() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.yaml");
@@ -352,7 +374,10 @@ tenants:
         let err = Config::from_yaml(&bad_tenant).unwrap_err().to_string();
         assert!(err.contains("tenants") && err.contains("TenantId"), "{err}");
 
-        let bad_template = format!("{}  ghost_template: \"{{id}}\"\n", GOOD.split("tenants:").next().unwrap());
+        let bad_template = format!(
+            "{}  ghost_template: \"{{id}}\"\n",
+            GOOD.split("tenants:").next().unwrap()
+        );
         let err = Config::from_yaml(&bad_template).unwrap_err().to_string();
         assert!(err.contains("appservice.ghost_template"), "{err}");
     }

@@ -26,12 +26,12 @@ pub use event::{
     Attachment, EventBody, InboundEvent, MatrixEvent, MatrixSender, MediaSource, Membership, Message, OutboundEvent,
     Presence, RemoteSender, SendReceipt, Text,
 };
+pub use host::{AdapterHost, HostError};
 pub use ids::{
     AdapterKind, MatrixEventId, MatrixRoomId, MatrixUserId, PortalKey, RemoteMessageId, RemoteRoomId, RemoteUserId,
     TenantId,
 };
 pub use matrix::{AppserviceHandler, BridgeInfo, GhostProfile, MatrixSide, RoomSpec};
-pub use host::{AdapterHost, HostError};
 pub use queue::{Queues, RetryPolicy};
 pub use router::Router;
 pub use running::RunningAdapters;

@@ -6,11 +6,14 @@ use std::sync::{Arc, RwLock};
 use crate::adapter::Adapter;
 use crate::ids::{AdapterKind, TenantId};
 
+/// One adapter instance per tenant and kind.
+type Registry = HashMap<(TenantId, AdapterKind), Arc<dyn Adapter>>;
+
 /// Running adapters, shared by the host (which starts them) and the router
 /// (which delivers to them).
 #[derive(Clone, Default)]
 pub struct RunningAdapters {
-    inner: Arc<RwLock<HashMap<(TenantId, AdapterKind), Arc<dyn Adapter>>>>,
+    inner: Arc<RwLock<Registry>>,
 }
 
 impl RunningAdapters {
@@ -25,7 +28,10 @@ impl RunningAdapters {
 
     /// Registers a started adapter, returning the one it replaces.
     pub fn insert(&self, tenant: TenantId, kind: AdapterKind, adapter: Arc<dyn Adapter>) -> Option<Arc<dyn Adapter>> {
-        self.inner.write().expect("adapter registry poisoned").insert((tenant, kind), adapter)
+        self.inner
+            .write()
+            .expect("adapter registry poisoned")
+            .insert((tenant, kind), adapter)
     }
 
     /// Unregisters an adapter.
@@ -38,7 +44,13 @@ impl RunningAdapters {
 
     /// Which adapters run, sorted.
     pub fn keys(&self) -> Vec<(TenantId, AdapterKind)> {
-        let mut keys: Vec<_> = self.inner.read().expect("adapter registry poisoned").keys().cloned().collect();
+        let mut keys: Vec<_> = self
+            .inner
+            .read()
+            .expect("adapter registry poisoned")
+            .keys()
+            .cloned()
+            .collect();
         keys.sort();
         keys
     }

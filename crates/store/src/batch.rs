@@ -7,6 +7,7 @@
 use brygga_core::{MessageMapping, NewOutboxEntry, StoreResult};
 use sqlx::AnyConnection;
 
+use crate::connect::Backend;
 use crate::writer::{Op, Reply, apply};
 use crate::write_outbox;
 
@@ -26,36 +27,50 @@ pub(crate) fn chunk_lengths(mut n: usize) -> Vec<usize> {
     out
 }
 
-/// Builds `(…), (…)` for `rows` rows of `per_row` parameters numbered from
-/// `first`, each row followed by `tail` (constant columns).
-pub(crate) fn values(rows: usize, per_row: usize, first: usize, tail: &str) -> String {
-    let mut sql = String::with_capacity(rows * (per_row * 5 + tail.len() + 4));
-    for r in 0..rows {
-        if r > 0 {
-            sql.push_str(", ");
-        }
-        sql.push('(');
-        for c in 0..per_row {
-            if c > 0 {
-                sql.push_str(", ");
-            }
-            sql.push('$');
-            sql.push_str(&(first + r * per_row + c).to_string());
-        }
-        sql.push_str(tail);
-        sql.push(')');
-    }
-    sql
+/// Placeholder text for generated statements. SQLite gets anonymous `?`:
+/// sqlx resolves `$n` on SQLite through a name lookup per parameter that is
+/// linear in the parameter count, which makes big multi-row statements
+/// quadratic. So the SQL text must list parameters in bind order.
+pub(crate) struct Placeholders {
+    backend: Backend,
+    next: usize,
 }
 
-/// Builds `$first, $first+1, …` for an `IN (…)` list of `n` parameters.
-pub(crate) fn params(n: usize, first: usize) -> String {
-    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+impl Placeholders {
+    pub(crate) fn new(backend: Backend) -> Self {
+        Self { backend, next: 1 }
+    }
+
+    /// The next parameter.
+    pub(crate) fn one(&mut self) -> String {
+        match self.backend {
+            Backend::Sqlite => "?".to_owned(),
+            Backend::Postgres => {
+                self.next += 1;
+                format!("${}", self.next - 1)
+            }
+        }
+    }
+
+    /// `n` parameters separated by commas, for `IN (…)`.
+    pub(crate) fn list(&mut self, n: usize) -> String {
+        (0..n).map(|_| self.one()).collect::<Vec<_>>().join(", ")
+    }
+
+    /// `(…), (…)`: `rows` rows of `per_row` parameters, each followed by
+    /// `tail` (constant columns).
+    pub(crate) fn rows(&mut self, rows: usize, per_row: usize, tail: &str) -> String {
+        (0..rows)
+            .map(|_| format!("({}{tail})", self.list(per_row)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 /// Applies all ops; the error aborts the whole transaction.
 pub(crate) async fn apply_all(
     conn: &mut AnyConnection,
+    backend: Backend,
     ops: &[&Op],
     now: i64,
 ) -> Result<Vec<StoreResult<Reply>>, sqlx::Error> {
@@ -72,19 +87,19 @@ pub(crate) async fn apply_all(
                 completes.push((i, *seq, mappings));
                 answers.push(None);
             }
-            other => answers.push(Some(apply(conn, other, now).await?)),
+            other => answers.push(Some(apply(conn, backend, other, now).await?)),
         }
     }
     if !enqueues.is_empty() {
         let entries: Vec<&NewOutboxEntry> = enqueues.iter().map(|(_, e)| *e).collect();
-        let seqs = write_outbox::enqueue_many(conn, &entries, now).await?;
+        let seqs = write_outbox::enqueue_many(conn, backend, &entries, now).await?;
         for ((i, _), seq) in enqueues.iter().zip(seqs) {
             answers[*i] = Some(Ok(Reply::Seq(seq)));
         }
     }
     if !completes.is_empty() {
         let items: Vec<(i64, &[MessageMapping])> = completes.iter().map(|(_, s, m)| (*s, *m)).collect();
-        let results = write_outbox::complete_many(conn, &items, now).await?;
+        let results = write_outbox::complete_many(conn, backend, &items, now).await?;
         for ((i, _, _), result) in completes.iter().zip(results) {
             answers[*i] = Some(result);
         }
@@ -110,9 +125,13 @@ mod tests {
     }
 
     #[test]
-    fn values_numbers_parameters_row_by_row() {
-        assert_eq!(values(2, 2, 3, ", $1"), "($3, $4, $1), ($5, $6, $1)");
-        assert_eq!(values(1, 1, 1, ""), "($1)");
-        assert_eq!(params(3, 2), "$2, $3, $4");
+    fn placeholders_follow_bind_order() {
+        let mut pg = Placeholders::new(Backend::Postgres);
+        assert_eq!(pg.one(), "$1");
+        assert_eq!(pg.rows(2, 2, ", 0"), "($2, $3, 0), ($4, $5, 0)");
+        assert_eq!(pg.list(2), "$6, $7");
+        let mut lite = Placeholders::new(Backend::Sqlite);
+        assert_eq!(lite.one(), "?");
+        assert_eq!(lite.rows(2, 1, ""), "(?), (?)");
     }
 }

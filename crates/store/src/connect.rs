@@ -271,7 +271,7 @@ async fn sqlite_pools(
     let busy_ms = options.busy_timeout.as_millis();
     let write_setup: Arc<str> = format!(
         "PRAGMA busy_timeout = {busy_ms}; PRAGMA journal_mode = WAL; PRAGMA synchronous = {}; \
-         PRAGMA foreign_keys = ON;",
+         PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;",
         synchronous.pragma_value()
     )
     .into();

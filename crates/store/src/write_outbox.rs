@@ -6,7 +6,8 @@ use std::collections::{BTreeSet, HashMap};
 use brygga_core::{MessageMapping, NewOutboxEntry, StoreError, StoreResult, TxnOutcome};
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
-use crate::batch::{chunk_lengths, params, values};
+use crate::batch::{Placeholders, chunk_lengths};
+use crate::connect::Backend;
 use crate::codec::clip;
 use crate::writer::{Applied, Reply};
 
@@ -16,6 +17,7 @@ use crate::writer::{Applied, Reply};
 /// delivery because delivered rows are kept, without payload.
 pub(crate) async fn enqueue_many(
     conn: &mut AnyConnection,
+    backend: Backend,
     entries: &[&NewOutboxEntry],
     now: i64,
 ) -> Result<Vec<Option<i64>>, sqlx::Error> {
@@ -25,12 +27,12 @@ pub(crate) async fn enqueue_many(
         let chunk = &entries[start..start + len];
         start += len;
         let sql = format!(
-            "INSERT INTO outbox (tenant, kind, room, direction, dedupe_key, payload, status, attempts, \
-             created_at, updated_at) VALUES {} ON CONFLICT (tenant, direction, dedupe_key) DO NOTHING \
+            "INSERT INTO outbox (tenant, kind, room, direction, dedupe_key, payload, created_at, updated_at, \
+             status, attempts) VALUES {} ON CONFLICT (tenant, direction, dedupe_key) DO NOTHING \
              RETURNING seq, tenant, direction, dedupe_key",
-            values(len, 6, 2, ", 'pending', 0, $1, $1")
+            Placeholders::new(backend).rows(len, 8, ", 'pending', 0")
         );
-        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(now);
+        let mut query = sqlx::query(AssertSqlSafe(sql));
         for e in chunk {
             query = query
                 .bind(e.portal.tenant.as_str())
@@ -38,7 +40,9 @@ pub(crate) async fn enqueue_many(
                 .bind(e.portal.room.as_str())
                 .bind(e.direction.as_str())
                 .bind(e.dedupe_key.as_str())
-                .bind(e.payload.as_str());
+                .bind(e.payload.as_str())
+                .bind(now)
+                .bind(now);
         }
         for row in query.fetch_all(&mut *conn).await? {
             let key = (row.try_get("tenant")?, row.try_get("direction")?, row.try_get("dedupe_key")?);
@@ -62,7 +66,10 @@ pub(crate) async fn enqueue_many(
 
 /// A transaction id already recorded for any tenant is a replay. Entries are
 /// inserted in order, so entries of one portal keep their relative order.
-pub(crate) async fn ingest(conn: &mut AnyConnection, txn_id: &str, entries: &[NewOutboxEntry], now: i64) -> Applied {
+pub(crate) async fn ingest(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    txn_id: &str, entries: &[NewOutboxEntry], now: i64) -> Applied {
     let seen = sqlx::query("SELECT tenant FROM incoming_transactions WHERE txn_id = $1 LIMIT 1")
         .bind(txn_id)
         .fetch_optional(&mut *conn)
@@ -83,16 +90,23 @@ pub(crate) async fn ingest(conn: &mut AnyConnection, txn_id: &str, entries: &[Ne
         .await?;
     }
     let refs: Vec<&NewOutboxEntry> = entries.iter().collect();
-    enqueue_many(conn, &refs, now).await?;
+    enqueue_many(conn, backend, &refs, now).await?;
     Ok(Ok(Reply::Txn(TxnOutcome::New)))
 }
 
 /// The tenant of an outbox row per seq, for the seqs that exist.
-async fn tenants_of(conn: &mut AnyConnection, seqs: &[i64]) -> Result<HashMap<i64, String>, sqlx::Error> {
+async fn tenants_of(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    seqs: &[i64],
+) -> Result<HashMap<i64, String>, sqlx::Error> {
     let mut found = HashMap::with_capacity(seqs.len());
     let mut start = 0;
     for len in chunk_lengths(seqs.len()) {
-        let sql = format!("SELECT seq, tenant FROM outbox WHERE seq IN ({})", params(len, 1));
+        let sql = format!(
+            "SELECT seq, tenant FROM outbox WHERE seq IN ({})",
+            Placeholders::new(backend).list(len)
+        );
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for seq in &seqs[start..start + len] {
             query = query.bind(*seq);
@@ -122,13 +136,14 @@ fn refusal(seq: i64, mappings: &[MessageMapping], tenants: &HashMap<i64, String>
 /// (ignoring mappings already stored). Completing twice is harmless.
 pub(crate) async fn complete_many(
     conn: &mut AnyConnection,
+    backend: Backend,
     items: &[(i64, &[MessageMapping])],
     now: i64,
 ) -> Result<Vec<StoreResult<Reply>>, sqlx::Error> {
     let mut seqs: Vec<i64> = items.iter().map(|(seq, _)| *seq).collect();
     seqs.sort_unstable();
     seqs.dedup();
-    let tenants = tenants_of(conn, &seqs).await?;
+    let tenants = tenants_of(conn, backend, &seqs).await?;
     let mut answers = Vec::with_capacity(items.len());
     let mut accepted: Vec<i64> = Vec::with_capacity(items.len());
     let mut mappings: Vec<&MessageMapping> = Vec::new();
@@ -146,9 +161,11 @@ pub(crate) async fn complete_many(
     accepted.dedup();
     let mut start = 0;
     for len in chunk_lengths(accepted.len()) {
+        let mut ph = Placeholders::new(backend);
         let sql = format!(
-            "UPDATE outbox SET status = 'done', payload = NULL, updated_at = $1 WHERE seq IN ({})",
-            params(len, 2)
+            "UPDATE outbox SET status = 'done', payload = NULL, updated_at = {} WHERE seq IN ({})",
+            ph.one(),
+            ph.list(len)
         );
         let mut query = sqlx::query(AssertSqlSafe(sql)).bind(now);
         for seq in &accepted[start..start + len] {
@@ -157,19 +174,24 @@ pub(crate) async fn complete_many(
         start += len;
         query.execute(&mut *conn).await?;
     }
-    insert_mappings(conn, &mappings, now).await?;
+    insert_mappings(conn, backend, &mappings, now).await?;
     Ok(answers)
 }
 
-async fn insert_mappings(conn: &mut AnyConnection, mappings: &[&MessageMapping], now: i64) -> Result<(), sqlx::Error> {
+async fn insert_mappings(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    mappings: &[&MessageMapping],
+    now: i64,
+) -> Result<(), sqlx::Error> {
     let mut start = 0;
     for len in chunk_lengths(mappings.len()) {
         let sql = format!(
             "INSERT INTO message_map (tenant, kind, room, remote_id, part, matrix_event, map_kind, created_at) \
              VALUES {} ON CONFLICT DO NOTHING",
-            values(len, 7, 2, ", $1")
+            Placeholders::new(backend).rows(len, 8, "")
         );
-        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(now);
+        let mut query = sqlx::query(AssertSqlSafe(sql));
         for m in &mappings[start..start + len] {
             query = query
                 .bind(m.portal.tenant.as_str())
@@ -178,7 +200,8 @@ async fn insert_mappings(conn: &mut AnyConnection, mappings: &[&MessageMapping],
                 .bind(m.remote_id.as_str())
                 .bind(i64::from(m.part))
                 .bind(m.matrix_event.as_str())
-                .bind(m.kind.as_str());
+                .bind(m.kind.as_str())
+                .bind(now);
         }
         start += len;
         query.execute(&mut *conn).await?;

@@ -223,14 +223,14 @@ impl Task {
                 .await?;
         }
         let now = now_ms();
-        let answers = batch::apply_all(&mut tx, ops, now).await?;
+        let answers = batch::apply_all(&mut tx, self.backend, ops, now).await?;
         tx.commit().await?;
         Ok(answers)
     }
 }
 
 /// Applies one op on its own (the batch module coalesces the common ones).
-pub(crate) async fn apply(conn: &mut AnyConnection, op: &Op, now: i64) -> Applied {
+pub(crate) async fn apply(conn: &mut AnyConnection, backend: Backend, op: &Op, now: i64) -> Applied {
     match op {
         Op::UpsertTenant(row) => write_entities::upsert_tenant(conn, row, now).await,
         Op::RemoveTenant(id) => write_entities::remove_tenant(conn, id).await,
@@ -248,12 +248,12 @@ pub(crate) async fn apply(conn: &mut AnyConnection, op: &Op, now: i64) -> Applie
         Op::UnlinkAccount { tenant, kind, user } => write_entities::unlink_account(conn, tenant, kind, user).await,
         Op::UpsertPortal(portal) => write_entities::upsert_portal(conn, portal, now).await,
         Op::Enqueue(entry) => {
-            let mut seqs = write_outbox::enqueue_many(conn, &[entry], now).await?;
+            let mut seqs = write_outbox::enqueue_many(conn, backend, &[entry], now).await?;
             Ok(Ok(Reply::Seq(seqs.pop().flatten())))
         }
-        Op::Ingest { txn_id, entries } => write_outbox::ingest(conn, txn_id, entries, now).await,
+        Op::Ingest { txn_id, entries } => write_outbox::ingest(conn, backend, txn_id, entries, now).await,
         Op::Complete { seq, mappings } => {
-            let mut answers = write_outbox::complete_many(conn, &[(*seq, mappings)], now).await?;
+            let mut answers = write_outbox::complete_many(conn, backend, &[(*seq, mappings)], now).await?;
             Ok(answers.pop().unwrap_or(Ok(Reply::Unit)))
         }
         Op::RecordFailure { seq, error } => write_outbox::record_failure(conn, *seq, error, now).await,

@@ -36,7 +36,12 @@ impl Deliver for Delivery {
 }
 
 impl Delivery {
-    pub(crate) fn new(store: Arc<dyn Store>, matrix: Arc<dyn MatrixSide>, namer: Namer, adapters: RunningAdapters) -> Self {
+    pub(crate) fn new(
+        store: Arc<dyn Store>,
+        matrix: Arc<dyn MatrixSide>,
+        namer: Namer,
+        adapters: RunningAdapters,
+    ) -> Self {
         Self {
             store,
             matrix,
@@ -54,7 +59,10 @@ impl Delivery {
         }
         let room = self.store.portal(key).await?.and_then(|p| p.room_id);
         if let Some(room) = &room {
-            self.rooms.lock().expect("room cache poisoned").insert(key.clone(), room.clone());
+            self.rooms
+                .lock()
+                .expect("room cache poisoned")
+                .insert(key.clone(), room.clone());
         }
         Ok(room)
     }
@@ -81,14 +89,21 @@ impl Delivery {
             },
         };
         let room = self.matrix.ensure_room(&spec).await?;
-        let mut portal = self.store.portal(key).await?.unwrap_or_else(|| Portal::new(key.clone()));
+        let mut portal = self
+            .store
+            .portal(key)
+            .await?
+            .unwrap_or_else(|| Portal::new(key.clone()));
         portal.room_id = Some(room.clone());
         if portal.name.is_none() {
             portal.name = name.map(str::to_owned);
         }
         self.store.upsert_portal(&portal).await?;
         tracing::info!(portal = %key, room = %room, "portal room ready");
-        self.rooms.lock().expect("room cache poisoned").insert(key.clone(), room.clone());
+        self.rooms
+            .lock()
+            .expect("room cache poisoned")
+            .insert(key.clone(), room.clone());
         Ok(room)
     }
 
@@ -108,7 +123,10 @@ impl Delivery {
                 avatar_mxc: g.avatar_mxc,
             }),
         };
-        let wanted_name = sender.display_name.clone().or_else(|| current.as_ref().and_then(|p| p.display_name.clone()));
+        let wanted_name = sender
+            .display_name
+            .clone()
+            .or_else(|| current.as_ref().and_then(|p| p.display_name.clone()));
         let up_to_date = current.as_ref().is_some_and(|p| p.display_name == wanted_name);
         if up_to_date {
             self.ghosts
@@ -126,7 +144,10 @@ impl Delivery {
         ghost.display_name = profile.display_name.clone();
         ghost.avatar_mxc = profile.avatar_mxc.clone();
         self.store.upsert_ghost(&ghost).await?;
-        self.ghosts.lock().expect("ghost cache poisoned").insert(user_id.clone(), profile);
+        self.ghosts
+            .lock()
+            .expect("ghost cache poisoned")
+            .insert(user_id.clone(), profile);
         Ok(user_id)
     }
 

@@ -8,8 +8,12 @@ use crate::ids::RemoteMessageId;
 /// them by what they are; length prefixes keep the encoding unambiguous.
 pub fn reaction_identity(target: &RemoteMessageId, sender: &str, key: &str) -> RemoteMessageId {
     let target = target.as_str();
-    RemoteMessageId::new(format!("reaction:{}:{target}{}:{sender}{key}", target.len(), sender.len()))
-        .expect("reaction identities are non-empty and free of control characters")
+    RemoteMessageId::new(format!(
+        "reaction:{}:{target}{}:{sender}{key}",
+        target.len(),
+        sender.len()
+    ))
+    .expect("reaction identities are non-empty and free of control characters")
 }
 
 /// Splits a reaction identity into target message, sender and key.

@@ -17,21 +17,33 @@ impl Delivery {
         let room = self.ensure_room(portal, event.room_name.as_deref()).await?;
         let ghost = self.ensure_ghost(&portal.tenant, &portal.kind, &event.sender).await?;
         self.matrix.ensure_joined(&room, &ghost).await?;
-        let send = Sender { delivery: self, portal, room: &room, ghost: &ghost, key: &entry.dedupe_key };
+        let send = Sender {
+            delivery: self,
+            portal,
+            room: &room,
+            ghost: &ghost,
+            key: &entry.dedupe_key,
+        };
         match event.body {
             EventBody::Message(message) => send.message(message, &event.event_id).await,
             EventBody::Edit { target, text } => match send.first_part(&target).await? {
                 Some(target) => send.one(0, EventBody::Edit { target, text }).await.map(|_| Vec::new()),
                 // The original never reached Matrix: show the correction as a new message.
                 None => {
-                    let marked = Text { body: format!("* {}", text.body), html: text.html.map(|h| format!("* {h}")) };
+                    let marked = Text {
+                        body: format!("* {}", text.body),
+                        html: text.html.map(|h| format!("* {h}")),
+                    };
                     send.message(Message::text(marked), &event.event_id).await
                 }
             },
             EventBody::Redaction { target, reason } => {
                 let parts = self.matrix_parts(portal, &target).await?;
                 for (i, part) in parts.into_iter().enumerate() {
-                    let body = EventBody::Redaction { target: part.matrix_event, reason: reason.clone() };
+                    let body = EventBody::Redaction {
+                        target: part.matrix_event,
+                        reason: reason.clone(),
+                    };
                     send.one(i as u32, body).await?;
                 }
                 Ok(Vec::new())
@@ -40,14 +52,30 @@ impl Delivery {
                 let identity = reaction_identity(&target, event.sender.id.as_str(), &key);
                 if removed {
                     if let Some(reaction) = send.first_part(&identity).await? {
-                        send.one(0, EventBody::Redaction { target: reaction, reason: None }).await?;
+                        send.one(
+                            0,
+                            EventBody::Redaction {
+                                target: reaction,
+                                reason: None,
+                            },
+                        )
+                        .await?;
                     }
                     return Ok(Vec::new());
                 }
                 let Some(target) = send.first_part(&target).await? else {
                     return Ok(Vec::new());
                 };
-                let id = send.one(0, EventBody::Reaction { target, key, removed: false }).await?;
+                let id = send
+                    .one(
+                        0,
+                        EventBody::Reaction {
+                            target,
+                            key,
+                            removed: false,
+                        },
+                    )
+                    .await?;
                 Ok(id
                     .map(|id| MessageMapping::new(portal.clone(), id, identity, 0, MappingKind::Reaction))
                     .into_iter()
@@ -55,9 +83,15 @@ impl Delivery {
             }
             other => {
                 let body = match other {
-                    EventBody::Membership { membership, display_name, reason } => {
-                        EventBody::Membership { membership, display_name, reason }
-                    }
+                    EventBody::Membership {
+                        membership,
+                        display_name,
+                        reason,
+                    } => EventBody::Membership {
+                        membership,
+                        display_name,
+                        reason,
+                    },
                     EventBody::Presence { presence, status } => EventBody::Presence { presence, status },
                     EventBody::Typing { typing } => EventBody::Typing { typing },
                     EventBody::ReadReceipt { up_to } => match send.first_part(&up_to).await? {
@@ -73,13 +107,23 @@ impl Delivery {
 
     /// Delivers an ephemeral remote event (typing, presence, receipt) at once,
     /// without storing it; only to portals and ghosts that already exist.
-    pub(crate) async fn deliver_ephemeral_to_matrix(&self, portal: &PortalKey, event: InboundEvent) -> Result<(), BridgeError> {
+    pub(crate) async fn deliver_ephemeral_to_matrix(
+        &self,
+        portal: &PortalKey,
+        event: InboundEvent,
+    ) -> Result<(), BridgeError> {
         let Some(room) = self.existing_room(portal).await? else {
             return Ok(());
         };
         let ghost = self.ensure_ghost(&portal.tenant, &portal.kind, &event.sender).await?;
         let key = format!("ephemeral:{}", event.event_id);
-        let send = Sender { delivery: self, portal, room: &room, ghost: &ghost, key: &key };
+        let send = Sender {
+            delivery: self,
+            portal,
+            room: &room,
+            ghost: &ghost,
+            key: &key,
+        };
         let body = match event.body {
             EventBody::Typing { typing } => EventBody::Typing { typing },
             EventBody::Presence { presence, status } => EventBody::Presence { presence, status },
@@ -105,7 +149,14 @@ struct Sender<'a> {
 impl Sender<'_> {
     async fn one(&self, part: u32, body: EventBody<MatrixEventId>) -> Result<Option<MatrixEventId>, BridgeError> {
         let p = self.portal;
-        let txn = txn_id(&["in", p.tenant.as_str(), p.kind.as_str(), p.room.as_str(), self.key, &part.to_string()]);
+        let txn = txn_id(&[
+            "in",
+            p.tenant.as_str(),
+            p.kind.as_str(),
+            p.room.as_str(),
+            self.key,
+            &part.to_string(),
+        ]);
         self.delivery.matrix.send(self.room, self.ghost, &txn, &body).await
     }
 
@@ -133,10 +184,17 @@ impl Sender<'_> {
         let mut files = Vec::new();
         for attachment in message.attachments {
             match self.upload(&attachment).await? {
-                Some(mxc) => files.push(Attachment { source: MediaSource::Matrix { mxc }, ..attachment }),
+                Some(mxc) => files.push(Attachment {
+                    source: MediaSource::Matrix { mxc },
+                    ..attachment
+                }),
                 None => {
                     let line = format!("[file: {}]", attachment.name);
-                    text.body = if text.body.is_empty() { line } else { format!("{}\n{line}", text.body) };
+                    text.body = if text.body.is_empty() {
+                        line
+                    } else {
+                        format!("{}\n{line}", text.body)
+                    };
                     text.html = None;
                 }
             }
@@ -158,7 +216,13 @@ impl Sender<'_> {
         let mut mappings = Vec::with_capacity(parts.len());
         for (i, part) in parts.into_iter().enumerate() {
             if let Some(id) = self.one(i as u32, EventBody::Message(part)).await? {
-                mappings.push(MessageMapping::new(self.portal.clone(), id, remote_id.clone(), i as u32, MappingKind::Message));
+                mappings.push(MessageMapping::new(
+                    self.portal.clone(),
+                    id,
+                    remote_id.clone(),
+                    i as u32,
+                    MappingKind::Message,
+                ));
             }
         }
         Ok(mappings)
@@ -177,7 +241,9 @@ impl Sender<'_> {
             return Ok(None);
         };
         match media.fetch(locator).await {
-            Ok(bytes) => Ok(Some(self.delivery.matrix.upload(self.ghost, &attachment.name, bytes).await?)),
+            Ok(bytes) => Ok(Some(
+                self.delivery.matrix.upload(self.ghost, &attachment.name, bytes).await?,
+            )),
             Err(err) if err.is_transient() => Err(err),
             Err(err) => {
                 tracing::warn!(portal = %self.portal, error = %err, "remote file could not be fetched; sending its name");
