@@ -6,3 +6,4 @@ pub mod env;
 pub mod loopback;
 pub mod matrix_user;
 pub mod remote;
+pub mod store_suite;

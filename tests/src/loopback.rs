@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use brygga_core::{
-    Adapter, AdapterContext, AdapterFactory, AdapterKind, BridgeError, Capabilities, InboundSink, MediaBytes,
-    OutboundEvent, RemoteMedia, RemoteMessageId, SendReceipt,
+    Adapter, AdapterContext, AdapterFactory, AdapterKind, BridgeError, Capabilities, EventBody, InboundSink,
+    MatrixMedia, MediaBytes, MediaSource, OutboundEvent, RemoteMedia, RemoteMessageId, SendReceipt,
 };
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
@@ -62,6 +62,7 @@ impl AdapterFactory for LoopbackFactory {
             caps: config.capabilities.unwrap_or_else(Capabilities::all),
             http,
             sink: ctx.sink,
+            matrix_media: ctx.media,
             stop: Mutex::new(None),
         }))
     }
@@ -72,7 +73,31 @@ struct Loopback {
     caps: Capabilities,
     http: reqwest::Client,
     sink: Arc<dyn InboundSink>,
+    matrix_media: Arc<dyn MatrixMedia>,
     stop: Mutex<Option<CancellationToken>>,
+}
+
+impl Loopback {
+    /// Moves Matrix files onto the network, as a real adapter re-uploads them.
+    async fn upload_files(&self, event: &OutboundEvent) -> Result<OutboundEvent, BridgeError> {
+        let mut event = event.clone();
+        if let EventBody::Message(message) = &mut event.body {
+            for (i, attachment) in message.attachments.iter_mut().enumerate() {
+                let MediaSource::Matrix { mxc } = &attachment.source else { continue };
+                let bytes = self.matrix_media.download(mxc).await?;
+                let locator = format!("{}-{i}", event.txn_id);
+                self.http
+                    .put(format!("{}/media/{locator}", self.base))
+                    .body(bytes.data)
+                    .send()
+                    .await
+                    .and_then(reqwest::Response::error_for_status)
+                    .map_err(|e| BridgeError::transient(format!("upload failed: {e}")))?;
+                attachment.source = MediaSource::Remote { locator };
+            }
+        }
+        Ok(event)
+    }
 }
 
 #[async_trait]
@@ -107,10 +132,11 @@ impl Adapter for Loopback {
     }
 
     async fn send(&self, event: &OutboundEvent) -> Result<SendReceipt, BridgeError> {
+        let event = self.upload_files(event).await?;
         let response = self
             .http
             .post(format!("{}/send", self.base))
-            .json(event)
+            .json(&event)
             .send()
             .await
             .map_err(|e| BridgeError::transient(format!("remote unreachable: {e}")))?;

@@ -155,6 +155,37 @@ impl MatrixUser {
         }
     }
 
+    /// Uploads a file; returns its `mxc://` URI.
+    pub async fn upload(&self, data: Vec<u8>, content_type: &str, name: &str) -> String {
+        let url = format!("{}/_matrix/media/v3/upload?filename={}", self.base, enc(name));
+        let response = self
+            .http
+            .post(url)
+            .bearer_auth(&self.token)
+            .header("content-type", content_type)
+            .body(data)
+            .send()
+            .await
+            .expect("upload");
+        assert!(response.status().is_success(), "upload answered {}", response.status());
+        let value: Value = response.json().await.expect("upload answer");
+        value["content_uri"].as_str().expect("content_uri").to_owned()
+    }
+
+    /// Downloads a file by `mxc://` URI (authenticated media).
+    pub async fn download(&self, mxc: &str) -> Vec<u8> {
+        let path = mxc.strip_prefix("mxc://").expect("an mxc URI");
+        let url = format!("{}/_matrix/client/v1/media/download/{path}", self.base);
+        let response = self.http.get(url).bearer_auth(&self.token).send().await.expect("download");
+        assert!(response.status().is_success(), "download answered {}", response.status());
+        response.bytes().await.expect("download body").to_vec()
+    }
+
+    /// A user's profile.
+    pub async fn profile(&self, user: &str) -> Value {
+        self.ok(reqwest::Method::GET, &format!("/profile/{}", enc(user)), None).await
+    }
+
     /// The access token, to build another client for the same user.
     pub fn token(&self) -> &str {
         &self.token

@@ -81,7 +81,7 @@ impl FakeRemote {
             .route("/{net}/events", get(events))
             .route("/{net}/ack", post(ack))
             .route("/{net}/send", post(send))
-            .route("/{net}/media/{id}", get(media))
+            .route("/{net}/media/{id}", get(media).put(upload))
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -112,6 +112,11 @@ impl FakeRemote {
     /// Stores a file the adapter can fetch as `MediaSource::Remote { locator: id }`.
     pub fn put_media(&self, net: &str, id: &str, bytes: Vec<u8>) {
         self.with(net, |n| n.media.insert(id.to_owned(), bytes));
+    }
+
+    /// A file the bridge uploaded (or the test stored).
+    pub fn media(&self, net: &str, id: &str) -> Option<Vec<u8>> {
+        self.with(net, |n| n.media.get(id).cloned())
     }
 
     /// How far the bridge has acknowledged the event log.
@@ -251,4 +256,10 @@ async fn media(
         .get(&net)
         .and_then(|n| n.media.get(&id).cloned())
         .ok_or(StatusCode::NOT_FOUND)
+}
+
+async fn upload(Path((net, id)): Path<(String, String)>, State(shared): State<Arc<Shared>>, body: axum::body::Bytes) -> StatusCode {
+    let mut networks = shared.networks.lock().expect("fake remote poisoned");
+    networks.entry(net).or_default().media.insert(id, body.to_vec());
+    StatusCode::NO_CONTENT
 }

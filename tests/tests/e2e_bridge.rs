@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use brygga_core::{EventBody, Message, OutboundEvent, Text};
+use brygga_core::{
+    Attachment, EventBody, MediaSource, Membership, Message, OutboundEvent, RemoteSender, RemoteUserId, Text,
+};
 use brygga_e2e::env::events::{remote, rid, text};
 use brygga_e2e::env::{Backend, TestEnv};
 use serde_json::{Value, json};
@@ -29,6 +31,8 @@ both_backends!(
     inbound_message_creates_ghost_and_portal,
     edits_redactions_replies_and_reactions_map_both_ways,
     matrix_messages_reach_the_adapter_once_in_order,
+    files_and_avatars_cross_both_ways,
+    membership_and_typing_cross_both_ways,
 );
 
 async fn homeserver_ping_round_trips_through_the_bridge(backend: Backend) {
@@ -358,4 +362,103 @@ async fn matrix_messages_reach_the_adapter_once_in_order(backend: Backend) {
         env.remote.sent("tv").is_empty(),
         "another tenant received fk's messages"
     );
+}
+
+async fn files_and_avatars_cross_both_ways(backend: Backend) {
+    let env = TestEnv::start(backend).await;
+    let room = portal(&env, "files").await;
+
+    // Remote to Matrix: a file from a sender with an avatar.
+    let report: Vec<u8> = (0..70_000u32).map(|i| (i % 251) as u8).collect();
+    env.remote.put_media("fk", "report-1", report.clone());
+    env.remote.put_media("fk", "avatar-cecilia", b"\x89PNG fake avatar".to_vec());
+    let mut message = Message::text(Text::plain("the report"));
+    message.attachments.push(Attachment {
+        name: "report.pdf".into(),
+        mime: "application/pdf".into(),
+        size: Some(report.len() as u64),
+        source: MediaSource::Remote { locator: "report-1".into() },
+    });
+    let mut event = remote("files", "file-1", "cecilia", EventBody::Message(message));
+    event.sender = RemoteSender {
+        id: RemoteUserId::new("cecilia").unwrap(),
+        display_name: Some("Cecilia".into()),
+        avatar: Some("avatar-cecilia".into()),
+    };
+    env.remote.inject("fk", event);
+    let timeline = env
+        .alice
+        .wait_timeline(&room, WAIT, "the file", |t| t.iter().any(|e| e["content"]["msgtype"] == "m.file"))
+        .await;
+    let text_part = timeline.iter().find(|e| e["content"]["body"] == "the report").expect("the text part");
+    let file = timeline.iter().find(|e| e["content"]["msgtype"] == "m.file").expect("the file part");
+    assert_eq!(text_part["sender"], file["sender"]);
+    assert_eq!(file["content"]["body"], "report.pdf");
+    assert_eq!(file["content"]["info"]["mimetype"], "application/pdf");
+    let mxc = file["content"]["url"].as_str().expect("mxc url");
+    assert_eq!(env.alice.download(mxc).await, report);
+    let profile = env.alice.profile(&TestEnv::ghost_id("fk", "cecilia")).await;
+    assert_eq!(profile["displayname"], "Cecilia");
+    let avatar = profile["avatar_url"].as_str().expect("ghost avatar");
+    assert_eq!(env.alice.download(avatar).await, b"\x89PNG fake avatar");
+
+    // Matrix to remote: alice sends an image; the adapter re-uploads it.
+    let image: Vec<u8> = (0..5_000u32).map(|i| (i * 7 % 256) as u8).collect();
+    let mxc = env.alice.upload(image.clone(), "image/png", "chart.png").await;
+    env.alice
+        .send(&room, "m.room.message", json!({"msgtype": "m.image", "body": "chart.png", "url": mxc, "info": {"mimetype": "image/png", "size": image.len()}}))
+        .await;
+    env.remote
+        .wait_for("fk", WAIT, "the image", |s| {
+            s.iter().any(|e| matches!(&e.body, EventBody::Message(m) if !m.attachments.is_empty()))
+        })
+        .await;
+    let sent = env.remote.sent("fk");
+    let attachment = sent
+        .iter()
+        .find_map(|e| match &e.body {
+            EventBody::Message(m) => m.attachments.first().cloned(),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!((attachment.name.as_str(), attachment.mime.as_str()), ("chart.png", "image/png"));
+    let MediaSource::Remote { locator } = &attachment.source else { panic!("not re-uploaded: {attachment:?}") };
+    assert_eq!(env.remote.media("fk", locator).as_deref(), Some(image.as_slice()));
+}
+
+async fn membership_and_typing_cross_both_ways(backend: Backend) {
+    let env = TestEnv::start(backend).await;
+    let room = portal(&env, "members").await;
+    let dan = TestEnv::ghost_id("fk", "dan");
+    let membership = |membership, reason: Option<&str>| EventBody::Membership {
+        membership,
+        display_name: None,
+        reason: reason.map(str::to_owned),
+    };
+    env.remote.inject("fk", remote("members", "dan-join", "dan", membership(Membership::Join, None)));
+    env.remote.inject("fk", remote("members", "dan-typing", "dan", EventBody::Typing { typing: true }));
+    env.remote.inject("fk", remote("members", "dan-kick", "dan", membership(Membership::Kick, Some("spam"))));
+    let timeline = env
+        .alice
+        .wait_timeline(&room, WAIT, "dan's kick", |t| {
+            t.iter().any(|e| e["state_key"] == dan.as_str() && e["content"]["membership"] == "leave")
+        })
+        .await;
+    let dan_events: Vec<&Value> = timeline.iter().filter(|e| e["state_key"] == dan.as_str()).collect();
+    let join = dan_events.iter().position(|e| e["sender"] == dan.as_str() && e["content"]["membership"] == "join");
+    let kick = dan_events.iter().position(|e| e["content"]["membership"] == "leave");
+    assert!(join.is_some() && join < kick, "dan joined, then was kicked: {dan_events:?}");
+    let kick = dan_events[kick.unwrap()];
+    assert_eq!(kick["sender"], "@brygga:localhost", "the bot removes the ghost");
+    assert_eq!(kick["content"]["reason"], "spam");
+
+    // Matrix typing reaches the adapter through the homeserver's ephemeral events.
+    let path = format!("/rooms/{}/typing/{}", brygga_e2e::matrix_user::enc(&room), brygga_e2e::matrix_user::enc(&env.alice.user_id));
+    let (status, body) = env.alice.raw(reqwest::Method::PUT, &path, Some(json!({"typing": true, "timeout": 20000}))).await;
+    assert_eq!(status, 200, "{body}");
+    env.remote
+        .wait_for("fk", WAIT, "alice typing", |s| {
+            s.iter().any(|e| e.body == EventBody::Typing { typing: true } && e.sender.user_id.as_str() == "@alice:localhost")
+        })
+        .await;
 }

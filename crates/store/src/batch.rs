@@ -8,8 +8,8 @@ use brygga_core::{MessageMapping, NewOutboxEntry, StoreResult};
 use sqlx::AnyConnection;
 
 use crate::connect::Backend;
-use crate::writer::{Op, Reply, apply};
 use crate::write_outbox;
+use crate::writer::{Op, Reply, apply};
 
 /// Row counts a coalesced statement is built for; bounding the shapes keeps
 /// the prepared-statement cache small.
@@ -104,10 +104,7 @@ pub(crate) async fn apply_all(
             answers[*i] = Some(result);
         }
     }
-    Ok(answers
-        .into_iter()
-        .map(|a| a.unwrap_or(Ok(Reply::Unit)))
-        .collect())
+    Ok(answers.into_iter().map(|a| a.unwrap_or(Ok(Reply::Unit))).collect())
 }
 
 #[cfg(test)]

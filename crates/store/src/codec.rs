@@ -8,9 +8,9 @@ use brygga_core::{
     MatrixUserId, MessageMapping, OutboxEntry, Portal, PortalKey, RemoteMessageId, RemoteRoomId, RemoteUserId,
     StoreError, Tenant, TenantId, TenantSettings,
 };
+use sqlx::Row;
 use sqlx::any::AnyRow;
 use sqlx::error::ErrorKind;
-use sqlx::Row;
 
 /// Unix time in milliseconds, for the bookkeeping columns.
 pub(crate) fn now_ms() -> i64 {
@@ -70,7 +70,10 @@ fn id<T>(row: &AnyRow, column: &str, make: fn(String) -> Result<T, InvalidId>) -
 }
 
 fn opt_id<T>(row: &AnyRow, column: &str, make: fn(String) -> Result<T, InvalidId>) -> Result<Option<T>, StoreError> {
-    opt_text(row, column)?.map(make).transpose().map_err(|e| corrupt(column, e))
+    opt_text(row, column)?
+        .map(make)
+        .transpose()
+        .map_err(|e| corrupt(column, e))
 }
 
 fn small(row: &AnyRow, column: &str) -> Result<u32, StoreError> {
@@ -105,8 +108,12 @@ pub(crate) fn tenant(row: &AnyRow) -> Result<Tenant, StoreError> {
 
 pub(crate) fn adapter_config(row: &AnyRow) -> Result<AdapterConfig, StoreError> {
     // serde_json's error names a position, never the secret it choked on.
-    let config = serde_json::from_str(&text(row, "config")?)
-        .map_err(|e| corrupt("config", format!("not valid JSON (line {}, column {})", e.line(), e.column())))?;
+    let config = serde_json::from_str(&text(row, "config")?).map_err(|e| {
+        corrupt(
+            "config",
+            format!("not valid JSON (line {}, column {})", e.line(), e.column()),
+        )
+    })?;
     Ok(AdapterConfig::new(
         tenant_id(row, "tenant")?,
         id(row, "kind", AdapterKind::new)?,

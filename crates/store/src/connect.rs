@@ -158,7 +158,9 @@ pub(crate) fn parse_url(url: &str) -> Result<ParsedUrl, StoreError> {
         match key {
             "synchronous" => synchronous = Some(value.parse()?),
             "mode" if value == "memory" => {
-                return Err(StoreError::Database("SQLite mode=memory is not supported; use a file".into()));
+                return Err(StoreError::Database(
+                    "SQLite mode=memory is not supported; use a file".into(),
+                ));
             }
             "mode" => {
                 has_mode = true;

@@ -3,8 +3,7 @@
 
 use brygga_core::{
     AdapterConfig, AdapterKind, Direction, Ghost, LinkedAccount, MatrixEventId, MatrixRoomId, MatrixUserId,
-    MessageMapping, OutboxEntry, Portal, PortalKey, RemoteMessageId, RemoteUserId, StoreResult, Tenant,
-    TenantId,
+    MessageMapping, OutboxEntry, Portal, PortalKey, RemoteMessageId, RemoteUserId, StoreResult, Tenant, TenantId,
 };
 use sqlx::any::AnyRow;
 use sqlx::query::Query;

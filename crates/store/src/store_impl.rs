@@ -66,7 +66,10 @@ impl Store for SqlStore {
     async fn put_adapter_config(&self, config: &AdapterConfig) -> StoreResult<()> {
         // The message never quotes the config: it holds credentials.
         let json = serde_json::to_string(&config.config).map_err(|_| {
-            StoreError::Corrupt(format!("adapter config {}/{} does not serialize", config.tenant, config.kind))
+            StoreError::Corrupt(format!(
+                "adapter config {}/{} does not serialize",
+                config.tenant, config.kind
+            ))
         })?;
         self.write_unit(Op::PutAdapterConfig {
             tenant: config.tenant.clone(),

@@ -51,9 +51,16 @@ async fn pragma(store: &SqlStore, name: &'static str, on_writer: bool) -> String
         "journal_mode" => "PRAGMA journal_mode",
         _ => "PRAGMA query_only",
     };
-    let pool = if on_writer { &store.inner.write } else { &store.inner.read };
+    let pool = if on_writer {
+        &store.inner.write
+    } else {
+        &store.inner.read
+    };
     let row = sqlx::query(sql).fetch_one(pool).await.unwrap();
-    row.try_get::<i64, _>(0).map(|v| v.to_string()).or_else(|_| row.try_get::<String, _>(0)).unwrap()
+    row.try_get::<i64, _>(0)
+        .map(|v| v.to_string())
+        .or_else(|_| row.try_get::<String, _>(0))
+        .unwrap()
 }
 
 #[tokio::test]
@@ -66,7 +73,9 @@ async fn sqlite_uses_wal_and_full_sync_by_default_and_url_overrides() {
     assert_eq!(pragma(&store, "query_only", false).await, "1", "readers must not write");
     drop(store);
 
-    let store = SqlStore::connect(&format!("{}?synchronous=normal", url(&dir))).await.unwrap();
+    let store = SqlStore::connect(&format!("{}?synchronous=normal", url(&dir)))
+        .await
+        .unwrap();
     assert_eq!(pragma(&store, "synchronous", true).await, "1", "NORMAL is 1");
     let opts = StoreOptions::default().synchronous(Synchronous::Off);
     let store = SqlStore::connect_with(&url(&dir), opts).await.unwrap();
@@ -77,7 +86,10 @@ async fn sqlite_uses_wal_and_full_sync_by_default_and_url_overrides() {
 async fn reader_connections_refuse_writes() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqlStore::connect(&url(&dir)).await.unwrap();
-    let err = sqlx::query("DELETE FROM tenants").execute(&store.inner.read).await.unwrap_err();
+    let err = sqlx::query("DELETE FROM tenants")
+        .execute(&store.inner.read)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("readonly"), "{err}");
 }
 
@@ -109,7 +121,10 @@ async fn max_batch_bounds_a_transaction() {
     let results = enqueue_concurrently(&store, 100, "b").await;
     assert!(results.iter().all(|r| matches!(r, Ok(Some(_)))));
     let used = store.write_stats().transactions - before.transactions;
-    assert!(used >= 13, "100 requests in batches of at most 8 need at least 13 commits, used {used}");
+    assert!(
+        used >= 13,
+        "100 requests in batches of at most 8 need at least 13 commits, used {used}"
+    );
 }
 
 #[tokio::test]
@@ -121,7 +136,9 @@ async fn a_failing_request_does_not_fail_its_batch_mates() {
         let s = store.clone();
         handles.push(tokio::spawn(async move {
             if i == 20 {
-                s.write_raw_for_test("INSERT INTO no_such_table VALUES (1)").await.map(|_| None)
+                s.write_raw_for_test("INSERT INTO no_such_table VALUES (1)")
+                    .await
+                    .map(|_| None)
             } else {
                 s.enqueue(entry("room", &format!("f-{i}"))).await
             }
@@ -133,13 +150,19 @@ async fn a_failing_request_does_not_fail_its_batch_mates() {
     }
     for (i, r) in results.iter().enumerate() {
         if i == 20 {
-            assert!(matches!(r, Err(StoreError::Database(m)) if m.contains("no_such_table")), "{r:?}");
+            assert!(
+                matches!(r, Err(StoreError::Database(m)) if m.contains("no_such_table")),
+                "{r:?}"
+            );
         } else {
             assert!(matches!(r, Ok(Some(_))), "request {i}: {r:?}");
         }
     }
     assert_eq!(store.write_stats().split_batches, 1);
-    let stored = store.pending(&portal("room"), Direction::ToRemote, 0, 100).await.unwrap();
+    let stored = store
+        .pending(&portal("room"), Direction::ToRemote, 0, 100)
+        .await
+        .unwrap();
     assert_eq!(stored.len(), 39);
 }
 
@@ -148,13 +171,19 @@ async fn committed_writes_survive_reopening() {
     let dir = tempfile::tempdir().unwrap();
     {
         let store = SqlStore::connect(&url(&dir)).await.unwrap();
-        store.upsert_tenant(&Tenant::new(TenantId::new("fk").unwrap(), "FK")).await.unwrap();
+        store
+            .upsert_tenant(&Tenant::new(TenantId::new("fk").unwrap(), "FK"))
+            .await
+            .unwrap();
         store.enqueue(entry("room", "persist")).await.unwrap();
         store.close().await;
     }
     let store = SqlStore::connect(&url(&dir)).await.unwrap();
     assert!(store.tenant(&TenantId::new("fk").unwrap()).await.unwrap().is_some());
-    let pending = store.pending(&portal("room"), Direction::ToRemote, 0, 10).await.unwrap();
+    let pending = store
+        .pending(&portal("room"), Direction::ToRemote, 0, 10)
+        .await
+        .unwrap();
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].payload, "payload persist");
 }
@@ -188,7 +217,9 @@ async fn writes_after_close_fail_cleanly() {
 async fn throughput_of_enqueue_and_complete() {
     let dir = tempfile::tempdir().unwrap();
     let sync = std::env::var("BRYGGA_BENCH_SYNC").unwrap_or_else(|_| "full".into());
-    let store = SqlStore::connect(&format!("{}?synchronous={sync}", url(&dir))).await.unwrap();
+    let store = SqlStore::connect(&format!("{}?synchronous={sync}", url(&dir)))
+        .await
+        .unwrap();
     let tasks = 256;
     let per_task = 200;
     let start = Instant::now();

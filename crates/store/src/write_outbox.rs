@@ -7,8 +7,8 @@ use brygga_core::{MessageMapping, NewOutboxEntry, StoreError, StoreResult, TxnOu
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
 use crate::batch::{Placeholders, chunk_lengths};
-use crate::connect::Backend;
 use crate::codec::clip;
+use crate::connect::Backend;
 use crate::writer::{Applied, Reply};
 
 /// Inserts entries in order (so seq follows their order) and returns each
@@ -45,7 +45,11 @@ pub(crate) async fn enqueue_many(
                 .bind(now);
         }
         for row in query.fetch_all(&mut *conn).await? {
-            let key = (row.try_get("tenant")?, row.try_get("direction")?, row.try_get("dedupe_key")?);
+            let key = (
+                row.try_get("tenant")?,
+                row.try_get("direction")?,
+                row.try_get("dedupe_key")?,
+            );
             inserted.insert(key, row.try_get::<i64, _>("seq")?);
         }
     }
@@ -69,7 +73,10 @@ pub(crate) async fn enqueue_many(
 pub(crate) async fn ingest(
     conn: &mut AnyConnection,
     backend: Backend,
-    txn_id: &str, entries: &[NewOutboxEntry], now: i64) -> Applied {
+    txn_id: &str,
+    entries: &[NewOutboxEntry],
+    now: i64,
+) -> Applied {
     let seen = sqlx::query("SELECT tenant FROM incoming_transactions WHERE txn_id = $1 LIMIT 1")
         .bind(txn_id)
         .fetch_optional(&mut *conn)

@@ -7,7 +7,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use brygga_core::{AdapterKind, MatrixUserId, MessageMapping, NewOutboxEntry, StoreError, StoreResult, TenantId, TxnOutcome};
+use brygga_core::{
+    AdapterKind, MatrixUserId, MessageMapping, NewOutboxEntry, StoreError, StoreResult, TenantId, TxnOutcome,
+};
 use sqlx::{AnyConnection, AnyPool, Transaction};
 use tokio::sync::{mpsc, oneshot};
 

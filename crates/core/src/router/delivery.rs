@@ -22,7 +22,7 @@ pub(crate) struct Delivery {
     pub(crate) namer: Namer,
     pub(crate) adapters: RunningAdapters,
     rooms: Mutex<HashMap<PortalKey, MatrixRoomId>>,
-    ghosts: Mutex<HashMap<MatrixUserId, GhostProfile>>,
+    ghosts: Mutex<HashMap<MatrixUserId, Ghost>>,
 }
 
 #[async_trait]
@@ -116,39 +116,57 @@ impl Delivery {
     ) -> Result<MatrixUserId, BridgeError> {
         let user_id = self.namer.ghost_user_id(kind, tenant, &sender.id);
         let cached = self.ghosts.lock().expect("ghost cache poisoned").get(&user_id).cloned();
-        let current = match cached {
-            Some(profile) => Some(profile),
-            None => self.store.ghost(tenant, kind, &sender.id).await?.map(|g| GhostProfile {
-                display_name: g.display_name,
-                avatar_mxc: g.avatar_mxc,
-            }),
+        let stored = match cached {
+            Some(ghost) => Some(ghost),
+            None => self.store.ghost(tenant, kind, &sender.id).await?,
         };
-        let wanted_name = sender
-            .display_name
-            .clone()
-            .or_else(|| current.as_ref().and_then(|p| p.display_name.clone()));
-        let up_to_date = current.as_ref().is_some_and(|p| p.display_name == wanted_name);
-        if up_to_date {
-            self.ghosts
-                .lock()
-                .expect("ghost cache poisoned")
-                .insert(user_id.clone(), current.expect("checked above"));
+        let name = sender.display_name.clone().or_else(|| stored.as_ref().and_then(|g| g.display_name.clone()));
+        let avatar_source = sender.avatar.clone().or_else(|| stored.as_ref().and_then(|g| g.avatar_source.clone()));
+        if let Some(ghost) = stored.as_ref()
+            && ghost.display_name == name
+            && ghost.avatar_source == avatar_source
+        {
+            self.ghosts.lock().expect("ghost cache poisoned").insert(user_id.clone(), ghost.clone());
             return Ok(user_id);
         }
-        let profile = GhostProfile {
-            display_name: wanted_name,
-            avatar_mxc: current.and_then(|p| p.avatar_mxc),
-        };
-        self.matrix.ensure_ghost(&user_id, &profile).await?;
         let mut ghost = Ghost::new(tenant.clone(), kind.clone(), sender.id.clone(), user_id.clone());
-        ghost.display_name = profile.display_name.clone();
-        ghost.avatar_mxc = profile.avatar_mxc.clone();
+        ghost.display_name = name;
+        ghost.avatar_mxc = stored.as_ref().and_then(|g| g.avatar_mxc.clone());
+        if avatar_source != stored.as_ref().and_then(|g| g.avatar_source.clone()) {
+            ghost.avatar_mxc = match &avatar_source {
+                Some(locator) => self.upload_avatar(tenant, kind, &user_id, locator).await?,
+                None => None,
+            };
+        }
+        ghost.avatar_source = avatar_source;
+        let profile = GhostProfile { display_name: ghost.display_name.clone(), avatar_mxc: ghost.avatar_mxc.clone() };
+        self.matrix.ensure_ghost(&user_id, &profile).await?;
         self.store.upsert_ghost(&ghost).await?;
-        self.ghosts
-            .lock()
-            .expect("ghost cache poisoned")
-            .insert(user_id.clone(), profile);
+        self.ghosts.lock().expect("ghost cache poisoned").insert(user_id.clone(), ghost);
         Ok(user_id)
+    }
+
+    /// Re-uploads a remote avatar; `None` when the platform cannot serve it.
+    async fn upload_avatar(
+        &self,
+        tenant: &TenantId,
+        kind: &AdapterKind,
+        user: &MatrixUserId,
+        locator: &str,
+    ) -> Result<Option<String>, BridgeError> {
+        let Some(adapter) = self.adapters.get(tenant, kind) else {
+            return Err(BridgeError::transient("adapter not running; cannot fetch the avatar"));
+        };
+        let Some(media) = adapter.media() else { return Ok(None) };
+        match media.fetch(locator).await {
+            // The bot uploads: the ghost may not be registered yet.
+            Ok(bytes) => Ok(Some(self.matrix.upload(self.matrix.bot_user_id(), "avatar", bytes).await?)),
+            Err(err) if err.is_transient() => Err(err),
+            Err(err) => {
+                tracing::warn!(user = %user, error = %err, "remote avatar could not be fetched");
+                Ok(None)
+            }
+        }
     }
 
     /// The Matrix events of a remote message (empty when never bridged).

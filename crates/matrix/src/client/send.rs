@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use brygga_core::{BridgeError, EventBody, MatrixEventId, MatrixRoomId, MatrixUserId, Membership, Presence};
-use ruma::api::client::membership::leave_room;
+use ruma::api::client::membership::{ban_user, kick_user, leave_room};
 use ruma::api::client::message::send_message_event;
 use ruma::api::client::presence::set_presence;
 use ruma::api::client::receipt::create_receipt::{self, v3::ReceiptType};
@@ -62,8 +62,8 @@ impl MatrixClient {
                     .map_err(|e| e.into_bridge("redact"))?;
                 core_event_id(response.event_id).map(Some)
             }
-            EventBody::Membership { membership, .. } => {
-                self.membership(room, user, ruma_room, &ruma_user, *membership).await?;
+            EventBody::Membership { membership, reason, .. } => {
+                self.membership(room, user, ruma_room, &ruma_user, *membership, reason.as_deref()).await?;
                 Ok(None)
             }
             EventBody::Typing { typing } => {
@@ -126,6 +126,7 @@ impl MatrixClient {
         ruma_room: OwnedRoomId,
         ruma_user: &OwnedUserId,
         membership: Membership,
+        reason: Option<&str>,
     ) -> Result<(), BridgeError> {
         match membership {
             Membership::Join => self.join(room, user).await,
@@ -146,11 +147,40 @@ impl MatrixClient {
                 self.remember_joined(room, user, false);
                 Ok(())
             }
+            // Removal is done to the ghost, so the bot (room admin) does it.
+            Membership::Kick => {
+                let mut request = kick_user::v3::Request::new(ruma_room, ruma_user.clone());
+                request.reason = reason.map(str::to_owned);
+                self.bot_call_unit("kick", request).await?;
+                self.remember_joined(room, user, false);
+                Ok(())
+            }
+            Membership::Ban => {
+                let mut request = ban_user::v3::Request::new(ruma_room, ruma_user.clone());
+                request.reason = reason.map(str::to_owned);
+                self.bot_call_unit("ban", request).await?;
+                self.remember_joined(room, user, false);
+                Ok(())
+            }
             other => {
                 tracing::debug!(membership = ?other, "ignoring membership change a ghost cannot make itself");
                 Ok(())
             }
         }
+    }
+
+    async fn bot_call_unit<R>(&self, what: &str, request: R) -> Result<(), BridgeError>
+    where
+        R: ruma::api::OutgoingRequest,
+        for<'a> R::Authentication:
+            ruma::api::auth_scheme::AuthScheme<Input<'a> = ruma::api::auth_scheme::SendAccessToken<'a>>,
+        R::PathBuilder: super::http::PathInput,
+    {
+        self.http
+            .call(what, request, None, Versions::Modern)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.into_bridge(what))
     }
 
     async fn call_unit<R>(&self, what: &str, request: R, user: &OwnedUserId) -> Result<(), BridgeError>

@@ -1,0 +1,409 @@
+//! Tenants, adapter configs, ghosts, linked accounts, portals.
+
+use std::sync::Arc;
+
+use brygga_core::{
+    AdapterConfig, Direction, Ghost, LinkedAccount, MappingKind, Portal, Store, StoreError, Tenant, TenantSettings,
+    TxnOutcome,
+};
+use serde_json::json;
+
+use super::{
+    add_tenant, enqueue_new, entry, event, kind, mapping, mxid, portal, remote_msg, remote_user, room_id, tid,
+};
+
+/// Create, read, update, list (ordered bytewise by id) and remove tenants.
+pub async fn tenant_crud(store: Arc<dyn Store>) {
+    assert_eq!(store.tenant(&tid("fk")).await.unwrap(), None);
+    assert!(store.tenants().await.unwrap().is_empty());
+
+    let mut settings = TenantSettings::default();
+    settings.invite = vec![mxid("@admin:fk.se")];
+    settings.allowed_servers = vec!["fk.se".into(), "trafikverket.se".into()];
+    settings.retention_days = Some(90);
+    let mut fk = Tenant::new(tid("fk"), "Försäkringskassan");
+    fk.settings = settings;
+    fk.suspended = true;
+    store.upsert_tenant(&fk).await.unwrap();
+    assert_eq!(store.tenant(&tid("fk")).await.unwrap(), Some(fk.clone()));
+
+    fk.display_name = "FK".into();
+    fk.suspended = false;
+    fk.settings.retention_days = None;
+    store.upsert_tenant(&fk).await.unwrap();
+    assert_eq!(store.tenant(&tid("fk")).await.unwrap(), Some(fk.clone()));
+
+    for id in ["b", "a0", "a-1", "a"] {
+        add_tenant(&*store, id).await;
+    }
+    let ids: Vec<String> = store
+        .tenants()
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| t.id.to_string())
+        .collect();
+    assert_eq!(ids, ["a", "a-1", "a0", "b", "fk"], "ordered by id, bytewise");
+
+    assert!(store.remove_tenant(&tid("fk")).await.unwrap());
+    assert!(
+        !store.remove_tenant(&tid("fk")).await.unwrap(),
+        "second removal finds nothing"
+    );
+    assert_eq!(store.tenant(&tid("fk")).await.unwrap(), None);
+    assert_eq!(store.tenants().await.unwrap().len(), 4);
+}
+
+/// Removing a tenant deletes its rows in every table and nothing of others.
+pub async fn remove_tenant_deletes_every_row(store: Arc<dyn Store>) {
+    for t in ["gone", "kept"] {
+        add_tenant(&*store, t).await;
+        let cfg = AdapterConfig::new(tid(t), kind("xmpp"), true, json!({"secret": "s3cret"}));
+        store.put_adapter_config(&cfg).await.unwrap();
+        let ghost = Ghost::new(
+            tid(t),
+            kind("xmpp"),
+            remote_user("alice@x"),
+            mxid(&format!("@xmpp_{t}_alice:hs")),
+        );
+        store.upsert_ghost(&ghost).await.unwrap();
+        let link = LinkedAccount::new(tid(t), kind("xmpp"), mxid("@bob:hs"), remote_user("bob@x"));
+        store.link_account(&link).await.unwrap();
+        let p = portal(t, "xmpp", "room@conf");
+        let mut portal_row = Portal::new(p.clone());
+        portal_row.room_id = Some(room_id(&format!("!{t}:hs")));
+        store.upsert_portal(&portal_row).await.unwrap();
+        let delivered = enqueue_new(&*store, entry(Direction::ToMatrix, &p, "delivered")).await;
+        let m = mapping(&p, &format!("${t}-ev"), "m1", 0, MappingKind::Message);
+        store.complete(delivered, vec![m]).await.unwrap();
+        enqueue_new(&*store, entry(Direction::ToRemote, &p, "pending")).await;
+        let txn = store
+            .ingest_transaction(&format!("txn-{t}"), vec![entry(Direction::ToRemote, &p, "ingested")])
+            .await
+            .unwrap();
+        assert_eq!(txn, TxnOutcome::New);
+    }
+
+    assert!(store.remove_tenant(&tid("gone")).await.unwrap());
+
+    let gone = tid("gone");
+    let p = portal("gone", "xmpp", "room@conf");
+    assert_eq!(store.tenant(&gone).await.unwrap(), None);
+    assert_eq!(store.adapter_config(&gone, &kind("xmpp")).await.unwrap(), None);
+    assert!(store.adapter_configs(Some(&gone)).await.unwrap().is_empty());
+    assert_eq!(
+        store
+            .ghost(&gone, &kind("xmpp"), &remote_user("alice@x"))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store.ghost_by_user_id(&mxid("@xmpp_gone_alice:hs")).await.unwrap(),
+        None
+    );
+    assert!(store.linked_accounts(&gone, &mxid("@bob:hs")).await.unwrap().is_empty());
+    assert_eq!(store.portal(&p).await.unwrap(), None);
+    assert_eq!(store.portal_by_room(&room_id("!gone:hs")).await.unwrap(), None);
+    assert!(store.portals(&gone).await.unwrap().is_empty());
+    assert!(
+        store
+            .messages_by_remote(&p, &remote_msg("m1"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .messages_by_matrix(&gone, &event("$gone-ev"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    for dir in [Direction::ToMatrix, Direction::ToRemote] {
+        assert!(store.pending(&p, dir, 0, 100).await.unwrap().is_empty());
+    }
+    let queues = store.pending_queues().await.unwrap();
+    assert!(queues.iter().all(|(q, _)| q.tenant != gone), "{queues:?}");
+
+    // Outbox and transaction rows are gone too: their keys are free again.
+    assert!(
+        store
+            .enqueue(entry(Direction::ToMatrix, &p, "delivered"))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let again = store
+        .ingest_transaction("txn-gone", vec![entry(Direction::ToRemote, &p, "ingested")])
+        .await
+        .unwrap();
+    assert_eq!(again, TxnOutcome::New);
+
+    // The other tenant is untouched.
+    let kept = tid("kept");
+    let kp = portal("kept", "xmpp", "room@conf");
+    assert!(store.tenant(&kept).await.unwrap().is_some());
+    assert!(store.adapter_config(&kept, &kind("xmpp")).await.unwrap().is_some());
+    assert!(
+        store
+            .ghost_by_user_id(&mxid("@xmpp_kept_alice:hs"))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(store.linked_accounts(&kept, &mxid("@bob:hs")).await.unwrap().len(), 1);
+    assert!(store.portal_by_room(&room_id("!kept:hs")).await.unwrap().is_some());
+    assert_eq!(store.messages_by_remote(&kp, &remote_msg("m1")).await.unwrap().len(), 1);
+    assert_eq!(store.pending(&kp, Direction::ToRemote, 0, 100).await.unwrap().len(), 2);
+    assert!(
+        store
+            .enqueue(entry(Direction::ToMatrix, &kp, "delivered"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+/// Adapter configs need their tenant, round-trip JSON and can be toggled.
+pub async fn adapter_configs_need_a_tenant_and_toggle(store: Arc<dyn Store>) {
+    let cfg = AdapterConfig::new(tid("fk"), kind("xmpp"), true, json!({"domain": "x"}));
+    match store.put_adapter_config(&cfg).await {
+        Err(StoreError::NotFound(msg)) => assert!(msg.contains("fk"), "message names the tenant: {msg}"),
+        other => panic!("config for an unknown tenant must be NotFound, got {other:?}"),
+    }
+    add_tenant(&*store, "fk").await;
+    add_tenant(&*store, "tv").await;
+
+    let xmpp = AdapterConfig::new(
+        tid("fk"),
+        kind("xmpp"),
+        true,
+        json!({"component": "bridge.fk.se", "secret": "hunter2", "rooms": [1, 2], "nested": {"a": null}}),
+    );
+    let teams = AdapterConfig::new(tid("fk"), kind("teams"), false, json!({"tenant_id": "abc"}));
+    let tv = AdapterConfig::new(tid("tv"), kind("rocketchat"), true, json!({}));
+    for c in [&xmpp, &teams, &tv] {
+        store.put_adapter_config(c).await.unwrap();
+    }
+    assert_eq!(
+        store.adapter_config(&tid("fk"), &kind("xmpp")).await.unwrap(),
+        Some(xmpp.clone())
+    );
+    assert_eq!(
+        store.adapter_config(&tid("fk"), &kind("rocketchat")).await.unwrap(),
+        None
+    );
+
+    let fk_kinds: Vec<String> = store
+        .adapter_configs(Some(&tid("fk")))
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.kind.to_string())
+        .collect();
+    assert_eq!(fk_kinds, ["teams", "xmpp"], "one tenant's configs, ordered by kind");
+    let all: Vec<(String, String)> = store
+        .adapter_configs(None)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| (c.tenant.to_string(), c.kind.to_string()))
+        .collect();
+    let expected = [("fk", "teams"), ("fk", "xmpp"), ("tv", "rocketchat")].map(|(t, k)| (t.into(), k.into()));
+    assert_eq!(all, expected, "all configs, ordered by tenant and kind");
+
+    assert!(
+        store
+            .set_adapter_enabled(&tid("fk"), &kind("xmpp"), false)
+            .await
+            .unwrap()
+    );
+    let now = store.adapter_config(&tid("fk"), &kind("xmpp")).await.unwrap().unwrap();
+    assert!(!now.enabled);
+    assert_eq!(now.config, xmpp.config, "toggling keeps the config");
+    assert!(
+        store
+            .set_adapter_enabled(&tid("fk"), &kind("teams"), true)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .adapter_config(&tid("fk"), &kind("teams"))
+            .await
+            .unwrap()
+            .unwrap()
+            .enabled
+    );
+    assert!(
+        !store
+            .set_adapter_enabled(&tid("fk"), &kind("rocketchat"), true)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .set_adapter_enabled(&tid("nobody"), &kind("xmpp"), true)
+            .await
+            .unwrap()
+    );
+
+    let replaced = AdapterConfig::new(tid("fk"), kind("xmpp"), true, json!({"component": "new"}));
+    store.put_adapter_config(&replaced).await.unwrap();
+    assert_eq!(
+        store.adapter_config(&tid("fk"), &kind("xmpp")).await.unwrap(),
+        Some(replaced)
+    );
+    assert_eq!(
+        store.adapter_config(&tid("tv"), &kind("rocketchat")).await.unwrap(),
+        Some(tv)
+    );
+}
+
+/// Ghosts are found by remote id and by Matrix id; upserts replace profiles.
+pub async fn ghosts_by_remote_and_matrix_id(store: Arc<dyn Store>) {
+    let alice = remote_user("alice@fk.se");
+    assert_eq!(store.ghost(&tid("fk"), &kind("xmpp"), &alice).await.unwrap(), None);
+
+    let mut ghost = Ghost::new(tid("fk"), kind("xmpp"), alice.clone(), mxid("@xmpp_fk_alice:hub"));
+    store.upsert_ghost(&ghost).await.unwrap();
+    assert_eq!(
+        store.ghost(&tid("fk"), &kind("xmpp"), &alice).await.unwrap(),
+        Some(ghost.clone())
+    );
+    assert_eq!(
+        store.ghost_by_user_id(&ghost.user_id).await.unwrap(),
+        Some(ghost.clone())
+    );
+
+    ghost.display_name = Some("Alice Andersson".into());
+    ghost.avatar_mxc = Some("mxc://hub/abc".into());
+    ghost.avatar_source = Some("https://fk.se/avatar/alice.png".into());
+    store.upsert_ghost(&ghost).await.unwrap();
+    assert_eq!(
+        store.ghost(&tid("fk"), &kind("xmpp"), &alice).await.unwrap(),
+        Some(ghost.clone())
+    );
+
+    ghost.avatar_mxc = None;
+    store.upsert_ghost(&ghost).await.unwrap();
+    let read = store.ghost_by_user_id(&ghost.user_id).await.unwrap().unwrap();
+    assert_eq!(read.avatar_mxc, None, "an upsert replaces the whole profile");
+    assert_eq!(read.display_name.as_deref(), Some("Alice Andersson"));
+
+    assert_eq!(
+        store.ghost(&tid("fk"), &kind("teams"), &alice).await.unwrap(),
+        None,
+        "kind is part of the key"
+    );
+    assert_eq!(store.ghost_by_user_id(&mxid("@xmpp_fk_bob:hub")).await.unwrap(), None);
+
+    // A Matrix id belongs to exactly one remote user.
+    let thief = Ghost::new(
+        tid("fk"),
+        kind("xmpp"),
+        remote_user("mallory@fk.se"),
+        ghost.user_id.clone(),
+    );
+    assert!(matches!(store.upsert_ghost(&thief).await, Err(StoreError::Conflict(_))));
+    assert_eq!(store.ghost_by_user_id(&ghost.user_id).await.unwrap(), Some(ghost));
+}
+
+/// Accounts are linked per tenant, kind and Matrix user.
+pub async fn linked_accounts_link_relink_unlink(store: Arc<dyn Store>) {
+    let bob = mxid("@bob:fk.se");
+    assert!(store.linked_accounts(&tid("fk"), &bob).await.unwrap().is_empty());
+
+    let mut xmpp = LinkedAccount::new(tid("fk"), kind("xmpp"), bob.clone(), remote_user("bob@fk.se"));
+    xmpp.credentials = Some("sealed:abc".into());
+    let teams = LinkedAccount::new(tid("fk"), kind("teams"), bob.clone(), remote_user("00000000-bob"));
+    store.link_account(&xmpp).await.unwrap();
+    store.link_account(&teams).await.unwrap();
+    let other = LinkedAccount::new(
+        tid("fk"),
+        kind("xmpp"),
+        mxid("@carol:fk.se"),
+        remote_user("carol@fk.se"),
+    );
+    store.link_account(&other).await.unwrap();
+    assert_eq!(
+        store.linked_accounts(&tid("fk"), &bob).await.unwrap(),
+        vec![teams.clone(), xmpp.clone()],
+        "ordered by kind, only this user's"
+    );
+
+    xmpp.remote_user = remote_user("robert@fk.se");
+    xmpp.credentials = None;
+    store.link_account(&xmpp).await.unwrap();
+    assert_eq!(
+        store.linked_accounts(&tid("fk"), &bob).await.unwrap(),
+        vec![teams.clone(), xmpp]
+    );
+    assert!(
+        store.linked_accounts(&tid("tv"), &bob).await.unwrap().is_empty(),
+        "per tenant"
+    );
+
+    assert!(store.unlink_account(&tid("fk"), &kind("xmpp"), &bob).await.unwrap());
+    assert!(!store.unlink_account(&tid("fk"), &kind("xmpp"), &bob).await.unwrap());
+    assert_eq!(store.linked_accounts(&tid("fk"), &bob).await.unwrap(), vec![teams]);
+    assert_eq!(
+        store.linked_accounts(&tid("fk"), &mxid("@carol:fk.se")).await.unwrap(),
+        vec![other]
+    );
+}
+
+/// Portals need their tenant; found by key and by Matrix room.
+pub async fn portals_by_key_and_room(store: Arc<dyn Store>) {
+    let key = portal("fk", "xmpp", "kansliet@conference.fk.se");
+    match store.upsert_portal(&Portal::new(key.clone())).await {
+        Err(StoreError::NotFound(msg)) => assert!(msg.contains("fk"), "message names the tenant: {msg}"),
+        other => panic!("portal of an unknown tenant must be NotFound, got {other:?}"),
+    }
+    add_tenant(&*store, "fk").await;
+
+    store.upsert_portal(&Portal::new(key.clone())).await.unwrap();
+    assert_eq!(store.portal(&key).await.unwrap(), Some(Portal::new(key.clone())));
+
+    let mut linked = Portal::new(key.clone());
+    linked.room_id = Some(room_id("!kansliet:hub"));
+    linked.name = Some("Kansliet".into());
+    store.upsert_portal(&linked).await.unwrap();
+    assert_eq!(store.portal(&key).await.unwrap(), Some(linked.clone()));
+    assert_eq!(
+        store.portal_by_room(&room_id("!kansliet:hub")).await.unwrap(),
+        Some(linked.clone())
+    );
+    assert_eq!(store.portal_by_room(&room_id("!other:hub")).await.unwrap(), None);
+
+    let second = portal("fk", "teams", "19:abc@thread.v2");
+    let third = portal("fk", "xmpp", "annex@conference.fk.se");
+    store.upsert_portal(&Portal::new(second.clone())).await.unwrap();
+    store.upsert_portal(&Portal::new(third.clone())).await.unwrap();
+    let keys: Vec<_> = store
+        .portals(&tid("fk"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.key)
+        .collect();
+    assert_eq!(
+        keys,
+        vec![second.clone(), third, key.clone()],
+        "ordered by kind, then room"
+    );
+    assert!(store.portals(&tid("tv")).await.unwrap().is_empty());
+
+    // A Matrix room is bridged to one portal only.
+    let mut thief = Portal::new(second);
+    thief.room_id = Some(room_id("!kansliet:hub"));
+    assert!(matches!(
+        store.upsert_portal(&thief).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store.portal_by_room(&room_id("!kansliet:hub")).await.unwrap(),
+        Some(linked)
+    );
+}
