@@ -83,7 +83,9 @@ impl Loopback {
         let mut event = event.clone();
         if let EventBody::Message(message) = &mut event.body {
             for (i, attachment) in message.attachments.iter_mut().enumerate() {
-                let MediaSource::Matrix { mxc } = &attachment.source else { continue };
+                let MediaSource::Matrix { mxc } = &attachment.source else {
+                    continue;
+                };
                 let bytes = self.matrix_media.download(mxc).await?;
                 let locator = format!("{}-{i}", event.txn_id);
                 self.http

@@ -176,14 +176,25 @@ impl MatrixUser {
     pub async fn download(&self, mxc: &str) -> Vec<u8> {
         let path = mxc.strip_prefix("mxc://").expect("an mxc URI");
         let url = format!("{}/_matrix/client/v1/media/download/{path}", self.base);
-        let response = self.http.get(url).bearer_auth(&self.token).send().await.expect("download");
-        assert!(response.status().is_success(), "download answered {}", response.status());
+        let response = self
+            .http
+            .get(url)
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("download");
+        assert!(
+            response.status().is_success(),
+            "download answered {}",
+            response.status()
+        );
         response.bytes().await.expect("download body").to_vec()
     }
 
     /// A user's profile.
     pub async fn profile(&self, user: &str) -> Value {
-        self.ok(reqwest::Method::GET, &format!("/profile/{}", enc(user)), None).await
+        self.ok(reqwest::Method::GET, &format!("/profile/{}", enc(user)), None)
+            .await
     }
 
     /// The access token, to build another client for the same user.

@@ -258,7 +258,11 @@ async fn media(
         .ok_or(StatusCode::NOT_FOUND)
 }
 
-async fn upload(Path((net, id)): Path<(String, String)>, State(shared): State<Arc<Shared>>, body: axum::body::Bytes) -> StatusCode {
+async fn upload(
+    Path((net, id)): Path<(String, String)>,
+    State(shared): State<Arc<Shared>>,
+    body: axum::body::Bytes,
+) -> StatusCode {
     let mut networks = shared.networks.lock().expect("fake remote poisoned");
     networks.entry(net).or_default().media.insert(id, body.to_vec());
     StatusCode::NO_CONTENT

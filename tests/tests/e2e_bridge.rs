@@ -371,13 +371,16 @@ async fn files_and_avatars_cross_both_ways(backend: Backend) {
     // Remote to Matrix: a file from a sender with an avatar.
     let report: Vec<u8> = (0..70_000u32).map(|i| (i % 251) as u8).collect();
     env.remote.put_media("fk", "report-1", report.clone());
-    env.remote.put_media("fk", "avatar-cecilia", b"\x89PNG fake avatar".to_vec());
+    env.remote
+        .put_media("fk", "avatar-cecilia", b"\x89PNG fake avatar".to_vec());
     let mut message = Message::text(Text::plain("the report"));
     message.attachments.push(Attachment {
         name: "report.pdf".into(),
         mime: "application/pdf".into(),
         size: Some(report.len() as u64),
-        source: MediaSource::Remote { locator: "report-1".into() },
+        source: MediaSource::Remote {
+            locator: "report-1".into(),
+        },
     });
     let mut event = remote("files", "file-1", "cecilia", EventBody::Message(message));
     event.sender = RemoteSender {
@@ -388,10 +391,18 @@ async fn files_and_avatars_cross_both_ways(backend: Backend) {
     env.remote.inject("fk", event);
     let timeline = env
         .alice
-        .wait_timeline(&room, WAIT, "the file", |t| t.iter().any(|e| e["content"]["msgtype"] == "m.file"))
+        .wait_timeline(&room, WAIT, "the file", |t| {
+            t.iter().any(|e| e["content"]["msgtype"] == "m.file")
+        })
         .await;
-    let text_part = timeline.iter().find(|e| e["content"]["body"] == "the report").expect("the text part");
-    let file = timeline.iter().find(|e| e["content"]["msgtype"] == "m.file").expect("the file part");
+    let text_part = timeline
+        .iter()
+        .find(|e| e["content"]["body"] == "the report")
+        .expect("the text part");
+    let file = timeline
+        .iter()
+        .find(|e| e["content"]["msgtype"] == "m.file")
+        .expect("the file part");
     assert_eq!(text_part["sender"], file["sender"]);
     assert_eq!(file["content"]["body"], "report.pdf");
     assert_eq!(file["content"]["info"]["mimetype"], "application/pdf");
@@ -410,7 +421,8 @@ async fn files_and_avatars_cross_both_ways(backend: Backend) {
         .await;
     env.remote
         .wait_for("fk", WAIT, "the image", |s| {
-            s.iter().any(|e| matches!(&e.body, EventBody::Message(m) if !m.attachments.is_empty()))
+            s.iter()
+                .any(|e| matches!(&e.body, EventBody::Message(m) if !m.attachments.is_empty()))
         })
         .await;
     let sent = env.remote.sent("fk");
@@ -421,8 +433,13 @@ async fn files_and_avatars_cross_both_ways(backend: Backend) {
             _ => None,
         })
         .unwrap();
-    assert_eq!((attachment.name.as_str(), attachment.mime.as_str()), ("chart.png", "image/png"));
-    let MediaSource::Remote { locator } = &attachment.source else { panic!("not re-uploaded: {attachment:?}") };
+    assert_eq!(
+        (attachment.name.as_str(), attachment.mime.as_str()),
+        ("chart.png", "image/png")
+    );
+    let MediaSource::Remote { locator } = &attachment.source else {
+        panic!("not re-uploaded: {attachment:?}")
+    };
     assert_eq!(env.remote.media("fk", locator).as_deref(), Some(image.as_slice()));
 }
 
@@ -435,30 +452,58 @@ async fn membership_and_typing_cross_both_ways(backend: Backend) {
         display_name: None,
         reason: reason.map(str::to_owned),
     };
-    env.remote.inject("fk", remote("members", "dan-join", "dan", membership(Membership::Join, None)));
-    env.remote.inject("fk", remote("members", "dan-typing", "dan", EventBody::Typing { typing: true }));
-    env.remote.inject("fk", remote("members", "dan-kick", "dan", membership(Membership::Kick, Some("spam"))));
+    env.remote.inject(
+        "fk",
+        remote("members", "dan-join", "dan", membership(Membership::Join, None)),
+    );
+    env.remote.inject(
+        "fk",
+        remote("members", "dan-typing", "dan", EventBody::Typing { typing: true }),
+    );
+    env.remote.inject(
+        "fk",
+        remote("members", "dan-kick", "dan", membership(Membership::Kick, Some("spam"))),
+    );
     let timeline = env
         .alice
         .wait_timeline(&room, WAIT, "dan's kick", |t| {
-            t.iter().any(|e| e["state_key"] == dan.as_str() && e["content"]["membership"] == "leave")
+            t.iter()
+                .any(|e| e["state_key"] == dan.as_str() && e["content"]["membership"] == "leave")
         })
         .await;
     let dan_events: Vec<&Value> = timeline.iter().filter(|e| e["state_key"] == dan.as_str()).collect();
-    let join = dan_events.iter().position(|e| e["sender"] == dan.as_str() && e["content"]["membership"] == "join");
+    let join = dan_events
+        .iter()
+        .position(|e| e["sender"] == dan.as_str() && e["content"]["membership"] == "join");
     let kick = dan_events.iter().position(|e| e["content"]["membership"] == "leave");
-    assert!(join.is_some() && join < kick, "dan joined, then was kicked: {dan_events:?}");
+    assert!(
+        join.is_some() && join < kick,
+        "dan joined, then was kicked: {dan_events:?}"
+    );
     let kick = dan_events[kick.unwrap()];
     assert_eq!(kick["sender"], "@brygga:localhost", "the bot removes the ghost");
     assert_eq!(kick["content"]["reason"], "spam");
 
     // Matrix typing reaches the adapter through the homeserver's ephemeral events.
-    let path = format!("/rooms/{}/typing/{}", brygga_e2e::matrix_user::enc(&room), brygga_e2e::matrix_user::enc(&env.alice.user_id));
-    let (status, body) = env.alice.raw(reqwest::Method::PUT, &path, Some(json!({"typing": true, "timeout": 20000}))).await;
+    let path = format!(
+        "/rooms/{}/typing/{}",
+        brygga_e2e::matrix_user::enc(&room),
+        brygga_e2e::matrix_user::enc(&env.alice.user_id)
+    );
+    let (status, body) = env
+        .alice
+        .raw(
+            reqwest::Method::PUT,
+            &path,
+            Some(json!({"typing": true, "timeout": 20000})),
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
     env.remote
         .wait_for("fk", WAIT, "alice typing", |s| {
-            s.iter().any(|e| e.body == EventBody::Typing { typing: true } && e.sender.user_id.as_str() == "@alice:localhost")
+            s.iter().any(|e| {
+                e.body == EventBody::Typing { typing: true } && e.sender.user_id.as_str() == "@alice:localhost"
+            })
         })
         .await;
 }

@@ -117,13 +117,41 @@ async fn outbound_survives_two_sigkills_exactly_once_in_order(backend: Backend) 
         env.start_bridge().await;
     }
     sender.await.expect("alice sent everything");
-    let total = PORTALS * PER_PORTAL;
-    env.remote
-        .wait_for("fk", Duration::from_secs(240), "all outbound messages", |s| {
-            s.iter().filter(|e| matches!(e.body, EventBody::Message(_))).count() >= total
-        })
-        .await;
+    let expected = |p: usize| -> Vec<String> { (0..PER_PORTAL).map(|i| format!("{p}:{i}")).collect() };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
+    loop {
+        let per_room = delivered_per_room(&env);
+        let missing: Vec<String> = (0..PORTALS)
+            .flat_map(|p| {
+                let got = per_room
+                    .get(&RemoteRoomId::new(room(p)).unwrap())
+                    .cloned()
+                    .unwrap_or_default();
+                expected(p).into_iter().filter(move |m| !got.contains(m))
+            })
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} messages never arrived, e.g. {:?}",
+            missing.len(),
+            &missing[..missing.len().min(10)]
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     tokio::time::sleep(Duration::from_secs(1)).await;
+    let per_room = delivered_per_room(&env);
+    assert_eq!(per_room.len(), PORTALS);
+    for p in 0..PORTALS {
+        let got = &per_room[&RemoteRoomId::new(room(p)).unwrap()];
+        assert_eq!(got, &expected(p), "portal {p}: every message exactly once, in order");
+    }
+}
+
+/// Message bodies the remote network received, per room, in arrival order.
+fn delivered_per_room(env: &TestEnv) -> BTreeMap<RemoteRoomId, Vec<String>> {
     let mut per_room: BTreeMap<RemoteRoomId, Vec<String>> = BTreeMap::new();
     for event in env.remote.sent("fk") {
         if let EventBody::Message(m) = &event.body {
@@ -133,12 +161,7 @@ async fn outbound_survives_two_sigkills_exactly_once_in_order(backend: Backend) 
                 .push(m.text.body.clone());
         }
     }
-    assert_eq!(per_room.len(), PORTALS);
-    for p in 0..PORTALS {
-        let got = &per_room[&RemoteRoomId::new(room(p)).unwrap()];
-        let expected: Vec<String> = (0..PER_PORTAL).map(|i| format!("{p}:{i}")).collect();
-        assert_eq!(got, &expected, "portal {p}: every message exactly once, in order");
-    }
+    per_room
 }
 
 async fn a_slow_portal_does_not_delay_the_others(backend: Backend) {

@@ -11,7 +11,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use std::panic::AssertUnwindSafe;
+
 use async_trait::async_trait;
+use futures::FutureExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -125,6 +128,23 @@ impl Queues {
         Ok(count)
     }
 
+    /// Wakes every queue with undelivered entries now and then, so that no
+    /// entry waits for a wake that was never sent; ends on shutdown.
+    pub fn spawn_sweeper(&self, every: Duration) {
+        let queues = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = queues.inner.shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(every) => {}
+                }
+                if let Err(err) = queues.recover().await {
+                    tracing::warn!(error = %err, "sweeping the outbox failed");
+                }
+            }
+        });
+    }
+
     /// Number of queues with a running worker.
     pub fn active(&self) -> usize {
         self.inner.workers.lock().expect("queue map poisoned").len()
@@ -192,7 +212,10 @@ impl Worker {
             if self.inner.shutdown.is_cancelled() {
                 return false;
             }
-            match self.inner.deliver.deliver(entry).await {
+            // A panicking delivery must not kill the worker and strand the queue.
+            let outcome = AssertUnwindSafe(self.inner.deliver.deliver(entry)).catch_unwind().await;
+            let outcome = outcome.unwrap_or_else(|_| Err(BridgeError::transient("delivery panicked")));
+            match outcome {
                 Ok(mappings) => {
                     let mut failures = 0;
                     while let Err(err) = store.complete(entry.seq, mappings.clone()).await {

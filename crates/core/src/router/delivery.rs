@@ -120,13 +120,22 @@ impl Delivery {
             Some(ghost) => Some(ghost),
             None => self.store.ghost(tenant, kind, &sender.id).await?,
         };
-        let name = sender.display_name.clone().or_else(|| stored.as_ref().and_then(|g| g.display_name.clone()));
-        let avatar_source = sender.avatar.clone().or_else(|| stored.as_ref().and_then(|g| g.avatar_source.clone()));
+        let name = sender
+            .display_name
+            .clone()
+            .or_else(|| stored.as_ref().and_then(|g| g.display_name.clone()));
+        let avatar_source = sender
+            .avatar
+            .clone()
+            .or_else(|| stored.as_ref().and_then(|g| g.avatar_source.clone()));
         if let Some(ghost) = stored.as_ref()
             && ghost.display_name == name
             && ghost.avatar_source == avatar_source
         {
-            self.ghosts.lock().expect("ghost cache poisoned").insert(user_id.clone(), ghost.clone());
+            self.ghosts
+                .lock()
+                .expect("ghost cache poisoned")
+                .insert(user_id.clone(), ghost.clone());
             return Ok(user_id);
         }
         let mut ghost = Ghost::new(tenant.clone(), kind.clone(), sender.id.clone(), user_id.clone());
@@ -139,10 +148,16 @@ impl Delivery {
             };
         }
         ghost.avatar_source = avatar_source;
-        let profile = GhostProfile { display_name: ghost.display_name.clone(), avatar_mxc: ghost.avatar_mxc.clone() };
+        let profile = GhostProfile {
+            display_name: ghost.display_name.clone(),
+            avatar_mxc: ghost.avatar_mxc.clone(),
+        };
         self.matrix.ensure_ghost(&user_id, &profile).await?;
         self.store.upsert_ghost(&ghost).await?;
-        self.ghosts.lock().expect("ghost cache poisoned").insert(user_id.clone(), ghost);
+        self.ghosts
+            .lock()
+            .expect("ghost cache poisoned")
+            .insert(user_id.clone(), ghost);
         Ok(user_id)
     }
 
@@ -160,7 +175,9 @@ impl Delivery {
         let Some(media) = adapter.media() else { return Ok(None) };
         match media.fetch(locator).await {
             // The bot uploads: the ghost may not be registered yet.
-            Ok(bytes) => Ok(Some(self.matrix.upload(self.matrix.bot_user_id(), "avatar", bytes).await?)),
+            Ok(bytes) => Ok(Some(
+                self.matrix.upload(self.matrix.bot_user_id(), "avatar", bytes).await?,
+            )),
             Err(err) if err.is_transient() => Err(err),
             Err(err) => {
                 tracing::warn!(user = %user, error = %err, "remote avatar could not be fetched");

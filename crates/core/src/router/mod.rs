@@ -29,6 +29,9 @@ use crate::store::{Direction, NewOutboxEntry, Store, TxnOutcome};
 
 use delivery::Delivery;
 
+/// How often queues with undelivered entries are woken regardless of signals.
+const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Moves events between Matrix and the adapters.
 #[derive(Clone)]
 pub struct Router {
@@ -66,7 +69,9 @@ impl Router {
     /// Resumes delivery of everything stored but undelivered; returns the
     /// number of queues woken.
     pub async fn recover(&self) -> Result<usize, BridgeError> {
-        self.inner.queues.recover().await
+        let woken = self.inner.queues.recover().await?;
+        self.inner.queues.spawn_sweeper(SWEEP_INTERVAL);
+        Ok(woken)
     }
 
     /// The sink an adapter of `kind` for `tenant` pushes into.

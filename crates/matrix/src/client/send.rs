@@ -63,7 +63,8 @@ impl MatrixClient {
                 core_event_id(response.event_id).map(Some)
             }
             EventBody::Membership { membership, reason, .. } => {
-                self.membership(room, user, ruma_room, &ruma_user, *membership, reason.as_deref()).await?;
+                self.membership(room, user, ruma_room, &ruma_user, *membership, reason.as_deref())
+                    .await?;
                 Ok(None)
             }
             EventBody::Typing { typing } => {
