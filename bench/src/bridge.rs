@@ -60,7 +60,9 @@ async fn open_store(spec: &str) -> anyhow::Result<(SqlStore, Option<tempfile::Te
         let store = SqlStore::connect(&url).await.context("opening the SQLite store")?;
         return Ok((store, Some(dir)));
     }
-    let store = SqlStore::connect(spec).await.context("opening the store given by --store")?;
+    let store = SqlStore::connect(spec)
+        .await
+        .context("opening the store given by --store")?;
     Ok((store, None))
 }
 
@@ -79,8 +81,14 @@ pub async fn start(store_spec: &str, instrument: bool) -> anyhow::Result<Bridge>
     let mut shared: Arc<dyn Store> = Arc::new(store.clone());
     let mut side: Arc<dyn MatrixSide> = matrix.clone();
     if let Some(timings) = &timings {
-        shared = Arc::new(TimedStore { inner: shared, timings: timings.clone() });
-        side = Arc::new(TimedMatrix { inner: side, timings: timings.clone() });
+        shared = Arc::new(TimedStore {
+            inner: shared,
+            timings: timings.clone(),
+        });
+        side = Arc::new(TimedMatrix {
+            inner: side,
+            timings: timings.clone(),
+        });
     }
     let running = RunningAdapters::default();
     let router = Router::new(shared.clone(), side, namer, running.clone(), RetryPolicy::default());

@@ -11,6 +11,7 @@ mod timed;
 
 use std::time::Duration;
 
+use brygga_store::WriteStats;
 use clap::Parser;
 
 use crate::fake_homeserver::ENDPOINTS;
@@ -37,6 +38,10 @@ struct Args {
     /// Events per transaction.
     #[arg(long, default_value_t = 100)]
     events_per_txn: usize,
+    /// Paces the inbound pushes to this many messages per second overall
+    /// (default: as fast as the sink acknowledges).
+    #[arg(long)]
+    rate: Option<f64>,
     /// `sqlite` (a fresh durable file in a temp dir), `sqlite://PATH` or `postgres://...`.
     #[arg(long, default_value = "sqlite")]
     store: String,
@@ -67,11 +72,21 @@ fn latency(prefix: &str, p: &Percentiles) {
     figure(&format!("{prefix}_p50_ms"), p.ms(50.0), "ms", None);
     let target = format!("< {TARGET_P99_MS} ms");
     let p99 = p.ms(99.0);
-    figure(&format!("{prefix}_p99_ms"), p99, "ms", Some((&target, p99 < TARGET_P99_MS)));
+    figure(
+        &format!("{prefix}_p99_ms"),
+        p99,
+        "ms",
+        Some((&target, p99 < TARGET_P99_MS)),
+    );
 }
 
-fn info(bridge: &bridge::Bridge, writes: (u64, u64), missing: usize) {
-    let (requests, commits) = writes;
+/// Prints the store writer's work since `before` and the instrumentation.
+fn info(bridge: &bridge::Bridge, before: WriteStats, missing: usize) {
+    let after = bridge.store.write_stats();
+    let (requests, commits) = (
+        after.requests - before.requests,
+        after.transactions - before.transactions,
+    );
     let per_commit = requests as f64 / commits.max(1) as f64;
     println!("  store writer: {requests} requests in {commits} commits ({per_commit:.1} per commit)");
     if missing > 0 {
@@ -88,7 +103,10 @@ fn info(bridge: &bridge::Bridge, writes: (u64, u64), missing: usize) {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    anyhow::ensure!(args.portals > 0 && args.messages > 0 && args.events_per_txn > 0, "sizes must be positive");
+    anyhow::ensure!(
+        args.portals > 0 && args.messages > 0 && args.events_per_txn > 0,
+        "sizes must be positive"
+    );
     let timeout = Duration::from_secs(args.timeout_secs);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let bridge = bridge::start(&args.store, args.instrument).await?;
@@ -100,18 +118,23 @@ async fn main() -> anyhow::Result<()> {
     println!("messages: {}", args.messages);
     println!("portals: {}", args.portals);
     println!("transactions: {} x {} events", args.transactions, args.events_per_txn);
+    match args.rate {
+        Some(rate) => println!("inbound_pacing: {rate} msg/s"),
+        None => println!("inbound_pacing: none (each portal pushes as soon as its last push was acknowledged)"),
+    }
     println!("store: {store}");
     println!("cores: {cores}");
     println!("instrumented: {}", args.instrument);
 
     let rooms = scenarios::warm_up(&bridge, args.portals, timeout).await?;
+    scenarios::drain(&bridge, timeout).await?;
     if let Some(timings) = &bridge.timings {
         timings.reset();
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
     let calls_before = bridge.homeserver.calls();
+    let writes_before = bridge.store.write_stats();
 
-    let inbound = scenarios::inbound(&bridge, args.messages, args.portals, timeout).await?;
+    let inbound = scenarios::inbound(&bridge, args.messages, args.portals, args.rate, timeout).await?;
     rate("inbound_relay_msgs_per_sec", inbound.msgs_per_sec);
     latency("inbound_latency", &inbound.latency);
     figure("inbound_push_acks_per_sec", inbound.pushes_per_sec, "msg/s", None);
@@ -125,10 +148,11 @@ async fn main() -> anyhow::Result<()> {
         .map(|(name, (a, b))| format!("{name}={}", a - b))
         .collect();
     println!("  homeserver calls during the run: {}", calls.join(" "));
-    info(&bridge, inbound.writes, inbound.missing);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    scenarios::drain(&bridge, timeout).await?;
+    info(&bridge, writes_before, inbound.missing);
 
     if args.transactions > 0 {
+        let writes_before = bridge.store.write_stats();
         let out = scenarios::appservice(&bridge, &rooms, args.transactions, args.events_per_txn, timeout).await?;
         figure("appservice_txn_per_sec", out.txn_per_sec, "txn/s", None);
         figure("appservice_events_per_sec", out.events_per_sec, "events/s", None);
@@ -136,7 +160,8 @@ async fn main() -> anyhow::Result<()> {
         figure("appservice_txn_ack_p99_ms", out.ack.ms(99.0), "ms", None);
         rate("outbound_relay_msgs_per_sec", out.outbound_msgs_per_sec);
         latency("outbound_latency", &out.outbound);
-        info(&bridge, out.writes, out.missing);
+        scenarios::drain(&bridge, timeout).await?;
+        info(&bridge, writes_before, out.missing);
     }
 
     figure("peak_rss_mib", peak_rss_mib().unwrap_or(f64::NAN), "MiB", None);

@@ -9,7 +9,6 @@ use brygga_core::{
     Ack, EventBody, InboundEvent, MatrixRoomId, Message, RemoteMessageId, RemoteRoomId, RemoteSender, RemoteUserId,
     Store, Text,
 };
-use brygga_store::WriteStats;
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
 
@@ -26,8 +25,6 @@ pub struct InboundReport {
     pub latency: Percentiles,
     /// From just before `push` to its acknowledgement (durably stored).
     pub push_ack: Percentiles,
-    /// Store writer requests and commits during the run.
-    pub writes: (u64, u64),
     /// Messages that never arrived.
     pub missing: usize,
 }
@@ -44,8 +41,6 @@ pub struct AppserviceReport {
     pub outbound_msgs_per_sec: f64,
     /// From just before its transaction's `PUT` to the adapter receiving the event.
     pub outbound: Percentiles,
-    /// Store writer requests and commits during the run.
-    pub writes: (u64, u64),
     /// Events that never arrived.
     pub missing: usize,
 }
@@ -62,12 +57,24 @@ fn inbound_event(portal: usize, event_id: String, body: String) -> anyhow::Resul
     })
 }
 
-fn writes_since(before: WriteStats, after: WriteStats) -> (u64, u64) {
-    (after.requests - before.requests, after.transactions - before.transactions)
-}
-
 fn per_sec(n: usize, elapsed: Duration) -> f64 {
     n as f64 / elapsed.as_secs_f64().max(1e-9)
+}
+
+/// Waits (untimed) until the tenant's outbox has nothing pending, so one
+/// run's completions do not spill into the next run or past the exit.
+pub async fn drain(bridge: &Bridge, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let queues = bridge.store.pending_queues().await?;
+        if !queues.iter().any(|(portal, _)| portal.tenant == bridge.tenant) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("{} queues still have pending entries", queues.len());
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 /// Creates every portal (room, ghost, join) with one untimed message each;
@@ -75,13 +82,19 @@ fn per_sec(n: usize, elapsed: Duration) -> f64 {
 pub async fn warm_up(bridge: &Bridge, portals: usize, timeout: Duration) -> anyhow::Result<Vec<MatrixRoomId>> {
     let before = bridge.homeserver.probe.total();
     for p in 0..portals {
-        let ack = bridge.sink.push(inbound_event(p, format!("warm-up-{p}"), "warm-up".into())?).await?;
+        let ack = bridge
+            .sink
+            .push(inbound_event(p, format!("warm-up-{p}"), "warm-up".into())?)
+            .await?;
         if ack != Ack::Stored {
             bail!("warm-up message {p} was not stored: {ack:?}");
         }
     }
     if !bridge.homeserver.probe.wait_total(before + portals, timeout).await {
-        bail!("warm-up: the homeserver received only {} sends", bridge.homeserver.probe.total() - before);
+        bail!(
+            "warm-up: the homeserver received only {} sends",
+            bridge.homeserver.probe.total() - before
+        );
     }
     let stored = bridge.store.portals(&bridge.tenant).await?;
     (0..portals)
@@ -96,16 +109,23 @@ pub async fn warm_up(bridge: &Bridge, portals: usize, timeout: Duration) -> anyh
         .collect()
 }
 
-/// Pushes `messages` across `portals` from one task per portal and waits for
+/// Pushes `messages` across `portals` from one task per portal (as fast as
+/// possible, or paced to `rate` messages per second overall) and waits for
 /// the homeserver to receive them all.
-pub async fn inbound(bridge: &Bridge, messages: usize, portals: usize, timeout: Duration) -> anyhow::Result<InboundReport> {
+pub async fn inbound(
+    bridge: &Bridge,
+    messages: usize,
+    portals: usize,
+    rate: Option<f64>,
+    timeout: Duration,
+) -> anyhow::Result<InboundReport> {
     let base = Instant::now();
     let departed = Arc::new(Stamps::new(base, messages));
     let acked = Arc::new(Stamps::new(base, messages));
     let arrived = Arc::new(Stamps::new(base, messages));
     bridge.homeserver.probe.arm(arrived.clone());
-    let writes_before = bridge.store.write_stats();
     let barrier = Arc::new(Barrier::new(portals + 1));
+    let paced_from = tokio::time::Instant::now() + Duration::from_millis(10);
     let mut tasks = JoinSet::new();
     for p in 0..portals {
         let events = (p..messages)
@@ -116,6 +136,9 @@ pub async fn inbound(bridge: &Bridge, messages: usize, portals: usize, timeout: 
         tasks.spawn(async move {
             barrier.wait().await;
             for (seq, event) in events {
+                if let Some(rate) = rate {
+                    tokio::time::sleep_until(paced_from + Duration::from_secs_f64(seq as f64 / rate)).await;
+                }
                 departed.mark(seq);
                 let ack = sink.push(event).await?;
                 acked.mark(seq);
@@ -141,7 +164,6 @@ pub async fn inbound(bridge: &Bridge, messages: usize, portals: usize, timeout: 
         pushes_per_sec: per_sec(messages, pushed),
         latency: Percentiles::new(latency),
         push_ack: Percentiles::new(push_ack),
-        writes: writes_since(writes_before, bridge.store.write_stats()),
         missing: messages - arrived.count(),
     })
 }
@@ -181,10 +203,12 @@ pub async fn appservice(
     let acked = Stamps::new(base, transactions);
     let arrived = Arc::new(Stamps::new(base, events));
     bridge.adapter.probe.arm(arrived.clone());
-    let writes_before = bridge.store.write_stats();
     let start = base.elapsed();
     for (t, body) in bodies.into_iter().enumerate() {
-        let url = format!("{}/_matrix/app/v1/transactions/{}-{t}", bridge.appservice_url, bridge.tenant);
+        let url = format!(
+            "{}/_matrix/app/v1/transactions/{}-{t}",
+            bridge.appservice_url, bridge.tenant
+        );
         departed.mark(t);
         let response = client
             .put(url)
@@ -211,7 +235,6 @@ pub async fn appservice(
         ack: Percentiles::new(ack),
         outbound_msgs_per_sec: per_sec(arrived.count(), end.saturating_sub(start)),
         outbound: Percentiles::new(outbound),
-        writes: writes_since(writes_before, bridge.store.write_stats()),
         missing: events - arrived.count(),
     })
 }

@@ -27,7 +27,10 @@ impl Stamps {
     pub fn mark(&self, seq: usize) {
         let Some(slot) = self.slots.get(seq) else { return };
         let nanos = u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(u64::MAX - 1) + 1;
-        if slot.compare_exchange(0, nanos, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+        if slot
+            .compare_exchange(0, nanos, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
             self.count.fetch_add(1, Ordering::AcqRel);
         }
     }

@@ -7,3 +7,19 @@ pub mod loopback;
 pub mod matrix_user;
 pub mod remote;
 pub mod store_suite;
+
+/// Instantiates async scenario functions `fn(Backend)` as two tests each, in
+/// modules `sqlite` and `postgres`.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread")]
+            async fn $name() { super::$name($crate::env::Backend::Sqlite).await })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread")]
+            async fn $name() { super::$name($crate::env::Backend::Postgres).await })*
+        }
+    };
+}

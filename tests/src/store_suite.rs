@@ -4,6 +4,8 @@
 
 mod concurrency;
 mod entities;
+mod isolation;
+mod mapping;
 mod outbox;
 
 use brygga_core::{
@@ -14,13 +16,14 @@ use brygga_core::{
 pub use concurrency::{concurrent_enqueues_are_stored_once_in_order, pending_never_skips_a_committed_entry};
 pub use entities::{
     adapter_configs_need_a_tenant_and_toggle, ghosts_by_remote_and_matrix_id, linked_accounts_link_relink_unlink,
-    portals_by_key_and_room, remove_tenant_deletes_every_row, tenant_crud,
+    portals_by_key_and_room, tenant_crud,
 };
+pub use isolation::{remove_tenant_deletes_every_row, tenants_never_mix};
+pub use mapping::{message_map_both_ways_ordered_by_part, reactions_keep_their_kind};
 pub use outbox::{
     complete_marks_done_and_stores_mappings, dead_letter_leaves_pending, enqueue_dedupes_even_after_delivery,
-    ingest_is_atomic, ingest_stores_new_and_skips_replayed, message_map_both_ways_ordered_by_part,
-    pending_is_ordered_and_honours_after_and_limit, pending_queues_lists_undelivered_queues, reactions_keep_their_kind,
-    record_failure_counts_attempts, tenants_never_mix,
+    ingest_is_atomic, ingest_stores_new_and_skips_replayed, pending_is_ordered_and_honours_after_and_limit,
+    pending_queues_lists_undelivered_queues, record_failure_counts_attempts,
 };
 
 /// A tenant id.

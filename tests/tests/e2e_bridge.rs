@@ -12,20 +12,7 @@ use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread")]
-            async fn $name() { super::$name(super::Backend::Sqlite).await })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread")]
-            async fn $name() { super::$name(super::Backend::Postgres).await })*
-        }
-    };
-}
-
-both_backends!(
+brygga_e2e::both_backends!(
     homeserver_ping_round_trips_through_the_bridge,
     hs_token_is_checked_and_replayed_transactions_are_not_reprocessed,
     inbound_message_creates_ghost_and_portal,
@@ -464,13 +451,18 @@ async fn membership_and_typing_cross_both_ways(backend: Backend) {
         "fk",
         remote("members", "dan-kick", "dan", membership(Membership::Kick, Some("spam"))),
     );
+    // Eve was never in the room: her leave must not make her ghost join first.
+    env.remote.inject("fk", remote("members", "eve-leave", "eve", membership(Membership::Leave, None)));
+    env.remote.inject("fk", text("members", "after-eve", "anna", "after eve"));
     let timeline = env
         .alice
-        .wait_timeline(&room, WAIT, "dan's kick", |t| {
-            t.iter()
-                .any(|e| e["state_key"] == dan.as_str() && e["content"]["membership"] == "leave")
+        .wait_timeline(&room, WAIT, "dan's kick and the message after eve's leave", |t| {
+            t.iter().any(|e| e["state_key"] == dan.as_str() && e["content"]["membership"] == "leave")
+                && t.iter().any(|e| e["content"]["body"] == "after eve")
         })
         .await;
+    let eve = TestEnv::ghost_id("fk", "eve");
+    assert!(!timeline.iter().any(|e| e["state_key"] == eve.as_str()), "eve's ghost never appears in the room");
     let dan_events: Vec<&Value> = timeline.iter().filter(|e| e["state_key"] == dan.as_str()).collect();
     let join = dan_events
         .iter()

@@ -7,9 +7,9 @@
 use brygga_core::{MessageMapping, NewOutboxEntry, StoreResult};
 use sqlx::AnyConnection;
 
-use crate::connect::Backend;
+use crate::ops::{Op, Reply, apply};
+use crate::options::Backend;
 use crate::write_outbox;
-use crate::writer::{Op, Reply, apply};
 
 /// Row counts a coalesced statement is built for; bounding the shapes keeps
 /// the prepared-statement cache small.
@@ -67,7 +67,9 @@ impl Placeholders {
     }
 }
 
-/// Applies all ops; the error aborts the whole transaction.
+/// Applies all ops: the rare ones one by one in arrival order, then all
+/// enqueues (in arrival order, so their seqs follow it), then all completes.
+/// The error aborts the whole transaction.
 pub(crate) async fn apply_all(
     conn: &mut AnyConnection,
     backend: Backend,

@@ -17,8 +17,11 @@
 //! ```
 
 mod batch;
+mod checkpoint;
 mod codec;
 mod connect;
+mod ops;
+mod options;
 mod reads;
 mod store_impl;
 mod write_entities;
@@ -29,7 +32,7 @@ use std::sync::Arc;
 
 use sqlx::AnyPool;
 
-pub use connect::{Backend, StoreOptions, Synchronous};
+pub use options::{Backend, StoreOptions, Synchronous};
 pub use writer::WriteStats;
 
 /// A [`brygga_core::Store`] backed by SQLite or PostgreSQL. Cheap to clone;
@@ -44,6 +47,10 @@ struct Inner {
     read: AnyPool,
     write: AnyPool,
     writer: writer::Writer,
+    /// For connections outside the pools (migrations on a running store).
+    connect: sqlx::any::AnyConnectOptions,
+    /// SQLite only: WAL checkpoints off the writer's path.
+    checkpointer: Option<checkpoint::Checkpointer>,
 }
 
 impl std::fmt::Debug for SqlStore {

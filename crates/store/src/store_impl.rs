@@ -9,8 +9,8 @@ use brygga_core::{
 };
 
 use crate::SqlStore;
+use crate::ops::{Op, Reply, TenantRow};
 use crate::reads;
-use crate::writer::{Op, Reply, TenantRow};
 
 fn unexpected(reply: Reply) -> StoreError {
     StoreError::Database(format!("internal error: unexpected writer reply {reply:?}"))

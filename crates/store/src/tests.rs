@@ -200,12 +200,78 @@ async fn two_stores_on_one_file_both_write_without_deadlock() {
 }
 
 #[tokio::test]
-async fn writes_after_close_fail_cleanly() {
+async fn close_commits_queued_writes_then_refuses_more() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqlStore::connect(&url(&dir)).await.unwrap();
-    store.close().await;
+    // join! polls in order: both enqueues are queued before the close.
+    let (a, b, ()) = tokio::join!(
+        store.enqueue(entry("room", "before-1")),
+        store.enqueue(entry("room", "before-2")),
+        store.close()
+    );
+    assert!(matches!(a, Ok(Some(_))) && matches!(b, Ok(Some(_))), "{a:?} {b:?}");
     let err = store.enqueue(entry("room", "late")).await.unwrap_err();
     assert!(matches!(err, StoreError::Database(_)), "{err:?}");
+    assert!(store.tenants().await.is_err(), "reads fail too");
+
+    let reopened = SqlStore::connect(&url(&dir)).await.unwrap();
+    let keys: Vec<_> = reopened
+        .pending(&portal("room"), Direction::ToRemote, 0, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.dedupe_key)
+        .collect();
+    assert_eq!(keys, ["before-1", "before-2"]);
+}
+
+#[tokio::test]
+async fn migrate_on_a_running_store_is_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqlStore::connect(&url(&dir)).await.unwrap();
+    store.enqueue(entry("room", "x")).await.unwrap();
+    store.migrate().await.unwrap();
+    store.migrate().await.unwrap();
+    assert_eq!(
+        store.enqueue(entry("room", "y")).await.unwrap().map(|s| s > 0),
+        Some(true)
+    );
+    let applied = sqlx::query("SELECT count(*) AS n FROM _sqlx_migrations")
+        .fetch_one(&store.inner.read)
+        .await
+        .unwrap();
+    assert_eq!(applied.try_get::<i64, _>("n").unwrap(), 1);
+}
+
+/// Delivered entries keep no message body; dead letters keep theirs for
+/// inspection, with the reason.
+#[tokio::test]
+async fn delivery_drops_the_payload_and_failures_keep_their_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqlStore::connect(&url(&dir)).await.unwrap();
+    let done = store.enqueue(entry("room", "done")).await.unwrap().unwrap();
+    let dead = store.enqueue(entry("room", "dead")).await.unwrap().unwrap();
+    store.record_failure(dead, "timeout").await.unwrap();
+    store.complete(done, Vec::new()).await.unwrap();
+    store.dead_letter(dead, "HTTP 400").await.unwrap();
+    let rows = sqlx::query("SELECT seq, status, payload, attempts, last_error FROM outbox ORDER BY seq")
+        .fetch_all(&store.inner.read)
+        .await
+        .unwrap();
+    let row = |i: usize| {
+        let r = &rows[i];
+        (
+            r.try_get::<String, _>("status").unwrap(),
+            r.try_get::<Option<String>, _>("payload").unwrap(),
+            r.try_get::<i64, _>("attempts").unwrap(),
+            r.try_get::<Option<String>, _>("last_error").unwrap(),
+        )
+    };
+    assert_eq!(row(0), ("done".into(), None, 0, None));
+    assert_eq!(
+        row(1),
+        ("failed".into(), Some("payload dead".into()), 1, Some("HTTP 400".into()))
+    );
 }
 
 /// Throughput of enqueue+complete pairs (each complete storing one mapping)

@@ -6,7 +6,7 @@
 use brygga_core::{AdapterKind, Ghost, LinkedAccount, MatrixUserId, Portal, StoreError, TenantId};
 use sqlx::AnyConnection;
 
-use crate::writer::{Applied, Reply, TenantRow};
+use crate::ops::{Applied, Reply, TenantRow};
 
 /// Every table with a `tenant` column, children before parents.
 const TENANT_TABLES: [&str; 7] = [

@@ -8,8 +8,8 @@ use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
 use crate::batch::{Placeholders, chunk_lengths};
 use crate::codec::clip;
-use crate::connect::Backend;
-use crate::writer::{Applied, Reply};
+use crate::ops::{Applied, Reply};
+use crate::options::Backend;
 
 /// Inserts entries in order (so seq follows their order) and returns each
 /// one's seq, or `None` when its dedupe key was used before, by an earlier

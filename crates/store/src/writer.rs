@@ -7,88 +7,15 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use brygga_core::{
-    AdapterKind, MatrixUserId, MessageMapping, NewOutboxEntry, StoreError, StoreResult, TenantId, TxnOutcome,
-};
-use sqlx::{AnyConnection, AnyPool, Transaction};
+use brygga_core::{StoreError, StoreResult};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyPool, Connection};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::batch;
 use crate::codec::{db_err, now_ms};
-use crate::connect::Backend;
-use crate::{batch, write_entities, write_outbox};
-
-/// A tenant row ready to store (settings already serialized).
-pub(crate) struct TenantRow {
-    pub id: String,
-    pub display_name: String,
-    pub settings: String,
-    pub suspended: bool,
-}
-
-/// One write request.
-pub(crate) enum Op {
-    UpsertTenant(TenantRow),
-    RemoveTenant(TenantId),
-    PutAdapterConfig {
-        tenant: TenantId,
-        kind: AdapterKind,
-        enabled: bool,
-        config: String,
-    },
-    SetAdapterEnabled {
-        tenant: TenantId,
-        kind: AdapterKind,
-        enabled: bool,
-    },
-    UpsertGhost(brygga_core::Ghost),
-    LinkAccount(brygga_core::LinkedAccount),
-    UnlinkAccount {
-        tenant: TenantId,
-        kind: AdapterKind,
-        user: MatrixUserId,
-    },
-    UpsertPortal(brygga_core::Portal),
-    Enqueue(NewOutboxEntry),
-    Ingest {
-        txn_id: String,
-        entries: Vec<NewOutboxEntry>,
-    },
-    Complete {
-        seq: i64,
-        mappings: Vec<MessageMapping>,
-    },
-    RecordFailure {
-        seq: i64,
-        error: String,
-    },
-    DeadLetter {
-        seq: i64,
-        error: String,
-    },
-    /// Runs raw SQL; lets unit tests make one request of a batch fail.
-    #[cfg(test)]
-    Raw(&'static str),
-}
-
-impl Op {
-    /// Whether the op inserts outbox rows (and so needs seq ordering).
-    fn assigns_seq(&self) -> bool {
-        matches!(self, Op::Enqueue(_) | Op::Ingest { .. })
-    }
-}
-
-/// The answer to one write request.
-#[derive(Debug)]
-pub(crate) enum Reply {
-    Unit,
-    Flag(bool),
-    Seq(Option<i64>),
-    Txn(TxnOutcome),
-}
-
-/// What applying one op produced: the outer error aborts the transaction,
-/// the inner one is the caller's answer (nothing was written for it).
-pub(crate) type Applied = Result<StoreResult<Reply>, sqlx::Error>;
+use crate::ops::{Op, Reply, op_name};
+use crate::options::Backend;
 
 struct Request {
     op: Op,
@@ -114,12 +41,21 @@ struct Counters {
     split_batches: AtomicU64,
 }
 
+enum Msg {
+    Write(Request),
+    /// Stop after the writes already queued; answered once the connection
+    /// is back in the pool.
+    Close(oneshot::Sender<()>),
+}
+
 /// Handle to the writer task; the task ends when every handle is dropped.
 #[derive(Clone)]
 pub(crate) struct Writer {
-    tx: mpsc::Sender<Request>,
+    tx: mpsc::Sender<Msg>,
     counters: Arc<Counters>,
 }
+
+const STOPPED: &str = "the store's writer task has stopped (store closed?)";
 
 impl Writer {
     /// Starts the writer task on the current tokio runtime.
@@ -128,6 +64,7 @@ impl Writer {
         let counters = Arc::new(Counters::default());
         let task = Task {
             pool,
+            conn: None,
             backend,
             max_batch: max_batch.max(1),
             counters: counters.clone(),
@@ -140,12 +77,19 @@ impl Writer {
     pub async fn submit(&self, op: Op) -> StoreResult<Reply> {
         let (reply, answer) = oneshot::channel();
         self.tx
-            .send(Request { op, reply })
+            .send(Msg::Write(Request { op, reply }))
             .await
-            .map_err(|_| StoreError::Database("the store's writer task has stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Database("the store's writer task stopped before answering".into()))?
+            .map_err(|_| StoreError::Database(STOPPED.into()))?;
+        answer.await.map_err(|_| StoreError::Database(STOPPED.into()))?
+    }
+
+    /// Commits what is queued, then stops the task and releases its
+    /// connection. Later writes fail.
+    pub async fn close(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Msg::Close(done)).await.is_ok() {
+            let _ = wait.await;
+        }
     }
 
     pub fn stats(&self) -> WriteStats {
@@ -159,17 +103,35 @@ impl Writer {
 
 struct Task {
     pool: AnyPool,
+    /// Held across batches: returning it to the pool after every batch
+    /// would make the next batch wait for sqlx's release-time ping.
+    conn: Option<PoolConnection<Any>>,
     backend: Backend,
     max_batch: usize,
     counters: Arc<Counters>,
 }
 
 impl Task {
-    async fn run(self, mut rx: mpsc::Receiver<Request>) {
+    async fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
+        let mut msgs = Vec::with_capacity(self.max_batch);
         let mut batch = Vec::with_capacity(self.max_batch);
-        // recv_many waits for the first request, then takes all that are
+        let mut closers = Vec::new();
+        // recv_many waits for the first message, then takes all that are
         // already queued: the batch is whatever arrived during the last commit.
-        while rx.recv_many(&mut batch, self.max_batch).await > 0 {
+        while rx.recv_many(&mut msgs, self.max_batch).await > 0 {
+            for msg in msgs.drain(..) {
+                match msg {
+                    Msg::Write(request) => batch.push(request),
+                    Msg::Close(done) => {
+                        // Refuse new messages; the loop ends once the queue is empty.
+                        rx.close();
+                        closers.push(done);
+                    }
+                }
+            }
+            if batch.is_empty() {
+                continue;
+            }
             let answers = self.commit_batch(&batch).await;
             self.counters.requests.fetch_add(batch.len() as u64, Ordering::Relaxed);
             for (request, answer) in batch.drain(..).zip(answers) {
@@ -177,12 +139,16 @@ impl Task {
                 let _ = request.reply.send(answer);
             }
         }
+        drop(self.conn.take());
+        for done in closers {
+            let _ = done.send(());
+        }
     }
 
     /// Applies the batch in one transaction. If the database rejects it as
     /// a whole, retries each request in its own transaction so that only the
     /// request at fault gets the error.
-    async fn commit_batch(&self, batch: &[Request]) -> Vec<StoreResult<Reply>> {
+    async fn commit_batch(&mut self, batch: &[Request]) -> Vec<StoreResult<Reply>> {
         self.counters.transactions.fetch_add(1, Ordering::Relaxed);
         let ops: Vec<&Op> = batch.iter().map(|r| &r.op).collect();
         match self.transaction(&ops).await {
@@ -210,77 +176,40 @@ impl Task {
         }
     }
 
-    async fn transaction(&self, ops: &[&Op]) -> Result<Vec<StoreResult<Reply>>, sqlx::Error> {
-        let mut tx: Transaction<'static, sqlx::Any> = match self.backend {
-            // IMMEDIATE takes the write lock up front, so a second process on
-            // the same file waits (busy_timeout) instead of failing mid-way.
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
+    async fn transaction(&mut self, ops: &[&Op]) -> Result<Vec<StoreResult<Reply>>, sqlx::Error> {
+        let conn = match &mut self.conn {
+            Some(conn) => conn,
+            None => self.conn.insert(self.pool.acquire().await?),
         };
-        if self.backend == Backend::Postgres && ops.iter().any(|op| op.assigns_seq()) {
-            // Several processes may share one database: the lock makes seq
-            // order equal commit order across them too.
-            sqlx::query("SELECT count(*) AS n FROM (SELECT pg_advisory_xact_lock(4242001)) AS l")
-                .fetch_one(&mut *tx)
-                .await?;
+        let result = transaction_on(conn, self.backend, ops).await;
+        if result.is_err() {
+            // The connection may be broken; the pool tests it on release
+            // and the next batch acquires a working one.
+            self.conn = None;
         }
-        let now = now_ms();
-        let answers = batch::apply_all(&mut tx, self.backend, ops, now).await?;
-        tx.commit().await?;
-        Ok(answers)
+        result
     }
 }
 
-/// Applies one op on its own (the batch module coalesces the common ones).
-pub(crate) async fn apply(conn: &mut AnyConnection, backend: Backend, op: &Op, now: i64) -> Applied {
-    match op {
-        Op::UpsertTenant(row) => write_entities::upsert_tenant(conn, row, now).await,
-        Op::RemoveTenant(id) => write_entities::remove_tenant(conn, id).await,
-        Op::PutAdapterConfig {
-            tenant,
-            kind,
-            enabled,
-            config,
-        } => write_entities::put_adapter_config(conn, tenant, kind, *enabled, config, now).await,
-        Op::SetAdapterEnabled { tenant, kind, enabled } => {
-            write_entities::set_adapter_enabled(conn, tenant, kind, *enabled, now).await
-        }
-        Op::UpsertGhost(ghost) => write_entities::upsert_ghost(conn, ghost, now).await,
-        Op::LinkAccount(account) => write_entities::link_account(conn, account, now).await,
-        Op::UnlinkAccount { tenant, kind, user } => write_entities::unlink_account(conn, tenant, kind, user).await,
-        Op::UpsertPortal(portal) => write_entities::upsert_portal(conn, portal, now).await,
-        Op::Enqueue(entry) => {
-            let mut seqs = write_outbox::enqueue_many(conn, backend, &[entry], now).await?;
-            Ok(Ok(Reply::Seq(seqs.pop().flatten())))
-        }
-        Op::Ingest { txn_id, entries } => write_outbox::ingest(conn, backend, txn_id, entries, now).await,
-        Op::Complete { seq, mappings } => {
-            let mut answers = write_outbox::complete_many(conn, backend, &[(*seq, mappings)], now).await?;
-            Ok(answers.pop().unwrap_or(Ok(Reply::Unit)))
-        }
-        Op::RecordFailure { seq, error } => write_outbox::record_failure(conn, *seq, error, now).await,
-        Op::DeadLetter { seq, error } => write_outbox::dead_letter(conn, *seq, error, now).await,
-        #[cfg(test)]
-        Op::Raw(sql) => sqlx::query(*sql).execute(conn).await.map(|_| Ok(Reply::Unit)),
+async fn transaction_on(
+    conn: &mut PoolConnection<Any>,
+    backend: Backend,
+    ops: &[&Op],
+) -> Result<Vec<StoreResult<Reply>>, sqlx::Error> {
+    let mut tx = match backend {
+        // IMMEDIATE takes the write lock up front, so a second process on
+        // the same file waits (busy_timeout) instead of failing mid-way.
+        Backend::Sqlite => conn.begin_with("BEGIN IMMEDIATE").await?,
+        Backend::Postgres => conn.begin().await?,
+    };
+    if backend == Backend::Postgres && ops.iter().any(|op| op.assigns_seq()) {
+        // Several processes may share one database: the lock makes seq
+        // order equal commit order across them too.
+        sqlx::query("SELECT count(*) AS n FROM (SELECT pg_advisory_xact_lock(4242001)) AS l")
+            .fetch_one(&mut *tx)
+            .await?;
     }
-}
-
-fn op_name(op: &Op) -> &'static str {
-    match op {
-        Op::UpsertTenant(_) => "upsert tenant",
-        Op::RemoveTenant(_) => "remove tenant",
-        Op::PutAdapterConfig { .. } => "put adapter config",
-        Op::SetAdapterEnabled { .. } => "set adapter enabled",
-        Op::UpsertGhost(_) => "upsert ghost",
-        Op::LinkAccount(_) => "link account",
-        Op::UnlinkAccount { .. } => "unlink account",
-        Op::UpsertPortal(_) => "upsert portal",
-        Op::Enqueue(_) => "enqueue",
-        Op::Ingest { .. } => "ingest transaction",
-        Op::Complete { .. } => "complete",
-        Op::RecordFailure { .. } => "record failure",
-        Op::DeadLetter { .. } => "dead letter",
-        #[cfg(test)]
-        Op::Raw(_) => "raw test statement",
-    }
+    let answers = batch::apply_all(&mut tx, backend, ops, now_ms()).await?;
+    tx.commit().await?;
+    Ok(answers)
 }

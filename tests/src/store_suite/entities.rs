@@ -2,15 +2,10 @@
 
 use std::sync::Arc;
 
-use brygga_core::{
-    AdapterConfig, Direction, Ghost, LinkedAccount, MappingKind, Portal, Store, StoreError, Tenant, TenantSettings,
-    TxnOutcome,
-};
+use brygga_core::{AdapterConfig, Ghost, LinkedAccount, Portal, Store, StoreError, Tenant, TenantSettings};
 use serde_json::json;
 
-use super::{
-    add_tenant, enqueue_new, entry, event, kind, mapping, mxid, portal, remote_msg, remote_user, room_id, tid,
-};
+use super::{add_tenant, kind, mxid, portal, remote_user, room_id, tid};
 
 /// Create, read, update, list (ordered bytewise by id) and remove tenants.
 pub async fn tenant_crud(store: Arc<dyn Store>) {
@@ -52,117 +47,6 @@ pub async fn tenant_crud(store: Arc<dyn Store>) {
     );
     assert_eq!(store.tenant(&tid("fk")).await.unwrap(), None);
     assert_eq!(store.tenants().await.unwrap().len(), 4);
-}
-
-/// Removing a tenant deletes its rows in every table and nothing of others.
-pub async fn remove_tenant_deletes_every_row(store: Arc<dyn Store>) {
-    for t in ["gone", "kept"] {
-        add_tenant(&*store, t).await;
-        let cfg = AdapterConfig::new(tid(t), kind("xmpp"), true, json!({"secret": "s3cret"}));
-        store.put_adapter_config(&cfg).await.unwrap();
-        let ghost = Ghost::new(
-            tid(t),
-            kind("xmpp"),
-            remote_user("alice@x"),
-            mxid(&format!("@xmpp_{t}_alice:hs")),
-        );
-        store.upsert_ghost(&ghost).await.unwrap();
-        let link = LinkedAccount::new(tid(t), kind("xmpp"), mxid("@bob:hs"), remote_user("bob@x"));
-        store.link_account(&link).await.unwrap();
-        let p = portal(t, "xmpp", "room@conf");
-        let mut portal_row = Portal::new(p.clone());
-        portal_row.room_id = Some(room_id(&format!("!{t}:hs")));
-        store.upsert_portal(&portal_row).await.unwrap();
-        let delivered = enqueue_new(&*store, entry(Direction::ToMatrix, &p, "delivered")).await;
-        let m = mapping(&p, &format!("${t}-ev"), "m1", 0, MappingKind::Message);
-        store.complete(delivered, vec![m]).await.unwrap();
-        enqueue_new(&*store, entry(Direction::ToRemote, &p, "pending")).await;
-        let txn = store
-            .ingest_transaction(&format!("txn-{t}"), vec![entry(Direction::ToRemote, &p, "ingested")])
-            .await
-            .unwrap();
-        assert_eq!(txn, TxnOutcome::New);
-    }
-
-    assert!(store.remove_tenant(&tid("gone")).await.unwrap());
-
-    let gone = tid("gone");
-    let p = portal("gone", "xmpp", "room@conf");
-    assert_eq!(store.tenant(&gone).await.unwrap(), None);
-    assert_eq!(store.adapter_config(&gone, &kind("xmpp")).await.unwrap(), None);
-    assert!(store.adapter_configs(Some(&gone)).await.unwrap().is_empty());
-    assert_eq!(
-        store
-            .ghost(&gone, &kind("xmpp"), &remote_user("alice@x"))
-            .await
-            .unwrap(),
-        None
-    );
-    assert_eq!(
-        store.ghost_by_user_id(&mxid("@xmpp_gone_alice:hs")).await.unwrap(),
-        None
-    );
-    assert!(store.linked_accounts(&gone, &mxid("@bob:hs")).await.unwrap().is_empty());
-    assert_eq!(store.portal(&p).await.unwrap(), None);
-    assert_eq!(store.portal_by_room(&room_id("!gone:hs")).await.unwrap(), None);
-    assert!(store.portals(&gone).await.unwrap().is_empty());
-    assert!(
-        store
-            .messages_by_remote(&p, &remote_msg("m1"))
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    assert!(
-        store
-            .messages_by_matrix(&gone, &event("$gone-ev"))
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    for dir in [Direction::ToMatrix, Direction::ToRemote] {
-        assert!(store.pending(&p, dir, 0, 100).await.unwrap().is_empty());
-    }
-    let queues = store.pending_queues().await.unwrap();
-    assert!(queues.iter().all(|(q, _)| q.tenant != gone), "{queues:?}");
-
-    // Outbox and transaction rows are gone too: their keys are free again.
-    assert!(
-        store
-            .enqueue(entry(Direction::ToMatrix, &p, "delivered"))
-            .await
-            .unwrap()
-            .is_some()
-    );
-    let again = store
-        .ingest_transaction("txn-gone", vec![entry(Direction::ToRemote, &p, "ingested")])
-        .await
-        .unwrap();
-    assert_eq!(again, TxnOutcome::New);
-
-    // The other tenant is untouched.
-    let kept = tid("kept");
-    let kp = portal("kept", "xmpp", "room@conf");
-    assert!(store.tenant(&kept).await.unwrap().is_some());
-    assert!(store.adapter_config(&kept, &kind("xmpp")).await.unwrap().is_some());
-    assert!(
-        store
-            .ghost_by_user_id(&mxid("@xmpp_kept_alice:hs"))
-            .await
-            .unwrap()
-            .is_some()
-    );
-    assert_eq!(store.linked_accounts(&kept, &mxid("@bob:hs")).await.unwrap().len(), 1);
-    assert!(store.portal_by_room(&room_id("!kept:hs")).await.unwrap().is_some());
-    assert_eq!(store.messages_by_remote(&kp, &remote_msg("m1")).await.unwrap().len(), 1);
-    assert_eq!(store.pending(&kp, Direction::ToRemote, 0, 100).await.unwrap().len(), 2);
-    assert!(
-        store
-            .enqueue(entry(Direction::ToMatrix, &kp, "delivered"))
-            .await
-            .unwrap()
-            .is_none()
-    );
 }
 
 /// Adapter configs need their tenant, round-trip JSON and can be toggled.

@@ -2,7 +2,7 @@
 //! the sender's ghost, with references resolved through the message map.
 
 use crate::error::BridgeError;
-use crate::event::{Attachment, EventBody, InboundEvent, MediaSource, Message, Text};
+use crate::event::{Attachment, EventBody, InboundEvent, MediaSource, Membership, Message, Text};
 use crate::ids::{MatrixEventId, MatrixRoomId, MatrixUserId, PortalKey, RemoteMessageId};
 use crate::router::delivery::Delivery;
 use crate::router::refs::reaction_identity;
@@ -16,7 +16,11 @@ impl Delivery {
         let portal = &entry.portal;
         let room = self.ensure_room(portal, event.room_name.as_deref()).await?;
         let ghost = self.ensure_ghost(&portal.tenant, &portal.kind, &event.sender).await?;
-        self.matrix.ensure_joined(&room, &ghost).await?;
+        // Joining a ghost only to have it leave would be noise in the room.
+        let leaving = matches!(event.body, EventBody::Membership { membership: Membership::Leave, .. });
+        if !leaving {
+            self.matrix.ensure_joined(&room, &ghost).await?;
+        }
         let send = Sender {
             delivery: self,
             portal,

@@ -74,7 +74,7 @@ impl MatrixClient {
                     Typing::No
                 };
                 let request = create_typing_event::v3::Request::new(ruma_user.clone(), ruma_room, state);
-                self.call_unit("typing", request, &ruma_user).await?;
+                self.call_unit("typing", request, Some(&ruma_user)).await?;
                 Ok(None)
             }
             EventBody::Presence { presence, status } => {
@@ -85,12 +85,12 @@ impl MatrixClient {
                 };
                 let mut request = set_presence::v3::Request::new(ruma_user.clone(), state);
                 request.status_msg.clone_from(status);
-                self.call_unit("presence", request, &ruma_user).await?;
+                self.call_unit("presence", request, Some(&ruma_user)).await?;
                 Ok(None)
             }
             EventBody::ReadReceipt { up_to } => {
                 let request = create_receipt::v3::Request::new(ruma_room, ReceiptType::Read, render::event_id(up_to)?);
-                self.call_unit("receipt", request, &ruma_user).await?;
+                self.call_unit("receipt", request, Some(&ruma_user)).await?;
                 Ok(None)
             }
             other => Err(BridgeError::permanent(format!(
@@ -152,14 +152,14 @@ impl MatrixClient {
             Membership::Kick => {
                 let mut request = kick_user::v3::Request::new(ruma_room, ruma_user.clone());
                 request.reason = reason.map(str::to_owned);
-                self.bot_call_unit("kick", request).await?;
+                self.call_unit("kick", request, None).await?;
                 self.remember_joined(room, user, false);
                 Ok(())
             }
             Membership::Ban => {
                 let mut request = ban_user::v3::Request::new(ruma_room, ruma_user.clone());
                 request.reason = reason.map(str::to_owned);
-                self.bot_call_unit("ban", request).await?;
+                self.call_unit("ban", request, None).await?;
                 self.remember_joined(room, user, false);
                 Ok(())
             }
@@ -170,7 +170,8 @@ impl MatrixClient {
         }
     }
 
-    async fn bot_call_unit<R>(&self, what: &str, request: R) -> Result<(), BridgeError>
+    /// Makes a call without a useful answer, as `user` or (with `None`) as the bot.
+    async fn call_unit<R>(&self, what: &str, request: R, user: Option<&OwnedUserId>) -> Result<(), BridgeError>
     where
         R: ruma::api::OutgoingRequest,
         for<'a> R::Authentication:
@@ -178,21 +179,7 @@ impl MatrixClient {
         R::PathBuilder: super::http::PathInput,
     {
         self.http
-            .call(what, request, None, Versions::Modern)
-            .await
-            .map(|_| ())
-            .map_err(|e| e.into_bridge(what))
-    }
-
-    async fn call_unit<R>(&self, what: &str, request: R, user: &OwnedUserId) -> Result<(), BridgeError>
-    where
-        R: ruma::api::OutgoingRequest,
-        for<'a> R::Authentication:
-            ruma::api::auth_scheme::AuthScheme<Input<'a> = ruma::api::auth_scheme::SendAccessToken<'a>>,
-        R::PathBuilder: super::http::PathInput,
-    {
-        self.http
-            .call(what, request, Some(user), Versions::Modern)
+            .call(what, request, user.map(|u| &**u), Versions::Modern)
             .await
             .map(|_| ())
             .map_err(|e| e.into_bridge(what))
