@@ -452,17 +452,25 @@ async fn membership_and_typing_cross_both_ways(backend: Backend) {
         remote("members", "dan-kick", "dan", membership(Membership::Kick, Some("spam"))),
     );
     // Eve was never in the room: her leave must not make her ghost join first.
-    env.remote.inject("fk", remote("members", "eve-leave", "eve", membership(Membership::Leave, None)));
-    env.remote.inject("fk", text("members", "after-eve", "anna", "after eve"));
+    env.remote.inject(
+        "fk",
+        remote("members", "eve-leave", "eve", membership(Membership::Leave, None)),
+    );
+    env.remote
+        .inject("fk", text("members", "after-eve", "anna", "after eve"));
     let timeline = env
         .alice
         .wait_timeline(&room, WAIT, "dan's kick and the message after eve's leave", |t| {
-            t.iter().any(|e| e["state_key"] == dan.as_str() && e["content"]["membership"] == "leave")
+            t.iter()
+                .any(|e| e["state_key"] == dan.as_str() && e["content"]["membership"] == "leave")
                 && t.iter().any(|e| e["content"]["body"] == "after eve")
         })
         .await;
     let eve = TestEnv::ghost_id("fk", "eve");
-    assert!(!timeline.iter().any(|e| e["state_key"] == eve.as_str()), "eve's ghost never appears in the room");
+    assert!(
+        !timeline.iter().any(|e| e["state_key"] == eve.as_str()),
+        "eve's ghost never appears in the room"
+    );
     let dan_events: Vec<&Value> = timeline.iter().filter(|e| e["state_key"] == dan.as_str()).collect();
     let join = dan_events
         .iter()

@@ -89,7 +89,8 @@ async fn outbound_survives_two_sigkills_exactly_once_in_order(backend: Backend) 
     // A slow platform keeps a backlog in the bridge, so each kill lands in
     // the middle of deliveries (and of transactions still arriving).
     for p in 0..PORTALS {
-        env.remote.set_slow("fk", &RemoteRoomId::new(room(p)).unwrap(), Duration::from_millis(40));
+        env.remote
+            .set_slow("fk", &RemoteRoomId::new(room(p)).unwrap(), Duration::from_millis(40));
     }
     // Alice pauses while the bridge is down: Synapse's appservice recovery can
     // strand a transaction created while it is finishing recovery (it marks
@@ -128,8 +129,13 @@ async fn wait_until_delivered(env: &TestEnv, upto: usize) {
         let per_room = delivered_per_room(env);
         let missing: Vec<String> = (0..PORTALS)
             .flat_map(|p| {
-                let got = per_room.get(&RemoteRoomId::new(room(p)).unwrap()).cloned().unwrap_or_default();
-                (0..upto).map(move |i| format!("{p}:{i}")).filter(move |m| !got.contains(m))
+                let got = per_room
+                    .get(&RemoteRoomId::new(room(p)).unwrap())
+                    .cloned()
+                    .unwrap_or_default();
+                (0..upto)
+                    .map(move |i| format!("{p}:{i}"))
+                    .filter(move |m| !got.contains(m))
             })
             .collect();
         if missing.is_empty() {

@@ -17,7 +17,13 @@ impl Delivery {
         let room = self.ensure_room(portal, event.room_name.as_deref()).await?;
         let ghost = self.ensure_ghost(&portal.tenant, &portal.kind, &event.sender).await?;
         // Joining a ghost only to have it leave would be noise in the room.
-        let leaving = matches!(event.body, EventBody::Membership { membership: Membership::Leave, .. });
+        let leaving = matches!(
+            event.body,
+            EventBody::Membership {
+                membership: Membership::Leave,
+                ..
+            }
+        );
         if !leaving {
             self.matrix.ensure_joined(&room, &ghost).await?;
         }
