@@ -45,9 +45,7 @@ pub struct Bridge {
 
 /// A unique suffix, so runs against a shared PostgreSQL never collide.
 pub fn nonce() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
     format!("{:x}", nanos & 0xffff_ffff_ffff)
 }
 
@@ -60,9 +58,7 @@ async fn open_store(spec: &str) -> anyhow::Result<(SqlStore, Option<tempfile::Te
         let store = SqlStore::connect(&url).await.context("opening the SQLite store")?;
         return Ok((store, Some(dir)));
     }
-    let store = SqlStore::connect(spec)
-        .await
-        .context("opening the store given by --store")?;
+    let store = SqlStore::connect(spec).await.context("opening the store given by --store")?;
     Ok((store, None))
 }
 
@@ -81,14 +77,8 @@ pub async fn start(store_spec: &str, instrument: bool) -> anyhow::Result<Bridge>
     let mut shared: Arc<dyn Store> = Arc::new(store.clone());
     let mut side: Arc<dyn MatrixSide> = matrix.clone();
     if let Some(timings) = &timings {
-        shared = Arc::new(TimedStore {
-            inner: shared,
-            timings: timings.clone(),
-        });
-        side = Arc::new(TimedMatrix {
-            inner: side,
-            timings: timings.clone(),
-        });
+        shared = Arc::new(TimedStore { inner: shared, timings: timings.clone() });
+        side = Arc::new(TimedMatrix { inner: side, timings: timings.clone() });
     }
     let running = RunningAdapters::default();
     let router = Router::new(shared.clone(), side, namer, running.clone(), RetryPolicy::default());
@@ -115,15 +105,5 @@ pub async fn start(store_spec: &str, instrument: bool) -> anyhow::Result<Bridge>
     host.start(&tenant, &kind).await?;
     let sink = adapter.sink().context("the adapter was built without a sink")?;
     matrix.ping("brygga").await?;
-    Ok(Bridge {
-        store,
-        tenant,
-        sink,
-        appservice_url,
-        homeserver,
-        adapter,
-        router,
-        timings,
-        _dir: dir,
-    })
+    Ok(Bridge { store, tenant, sink, appservice_url, homeserver, adapter, router, timings, _dir: dir })
 }

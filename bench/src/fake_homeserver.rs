@@ -18,17 +18,8 @@ use tokio::net::TcpListener;
 use crate::stats::Probe;
 
 /// The endpoints the bridge calls, in the order counters are printed.
-pub const ENDPOINTS: [&str; 9] = [
-    "register",
-    "directory",
-    "createRoom",
-    "join",
-    "invite",
-    "profile",
-    "send",
-    "ping",
-    "unknown",
-];
+pub const ENDPOINTS: [&str; 9] =
+    ["register", "directory", "createRoom", "join", "invite", "profile", "send", "ping", "unknown"];
 
 /// Shared state of the fake homeserver.
 pub struct Homeserver {
@@ -49,10 +40,7 @@ impl Homeserver {
     }
 
     fn count(&self, endpoint: &str) {
-        let i = ENDPOINTS
-            .iter()
-            .position(|e| *e == endpoint)
-            .unwrap_or(ENDPOINTS.len() - 1);
+        let i = ENDPOINTS.iter().position(|e| *e == endpoint).unwrap_or(ENDPOINTS.len() - 1);
         self.calls[i].fetch_add(1, Ordering::Relaxed);
     }
 }

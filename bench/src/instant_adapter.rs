@@ -40,9 +40,7 @@ impl AdapterFactory for InstantFactory {
 
     fn build(&self, ctx: AdapterContext) -> Result<Arc<dyn Adapter>, BridgeError> {
         *self.sink.lock().expect("sink slot poisoned") = Some(ctx.sink.clone());
-        Ok(Arc::new(InstantAdapter {
-            probe: self.probe.clone(),
-        }))
+        Ok(Arc::new(InstantAdapter { probe: self.probe.clone() }))
     }
 }
 

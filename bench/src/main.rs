@@ -72,21 +72,13 @@ fn latency(prefix: &str, p: &Percentiles) {
     figure(&format!("{prefix}_p50_ms"), p.ms(50.0), "ms", None);
     let target = format!("< {TARGET_P99_MS} ms");
     let p99 = p.ms(99.0);
-    figure(
-        &format!("{prefix}_p99_ms"),
-        p99,
-        "ms",
-        Some((&target, p99 < TARGET_P99_MS)),
-    );
+    figure(&format!("{prefix}_p99_ms"), p99, "ms", Some((&target, p99 < TARGET_P99_MS)));
 }
 
 /// Prints the store writer's work since `before` and the instrumentation.
 fn info(bridge: &bridge::Bridge, before: WriteStats, missing: usize) {
     let after = bridge.store.write_stats();
-    let (requests, commits) = (
-        after.requests - before.requests,
-        after.transactions - before.transactions,
-    );
+    let (requests, commits) = (after.requests - before.requests, after.transactions - before.transactions);
     let per_commit = requests as f64 / commits.max(1) as f64;
     println!("  store writer: {requests} requests in {commits} commits ({per_commit:.1} per commit)");
     if missing > 0 {
@@ -103,10 +95,7 @@ fn info(bridge: &bridge::Bridge, before: WriteStats, missing: usize) {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    anyhow::ensure!(
-        args.portals > 0 && args.messages > 0 && args.events_per_txn > 0,
-        "sizes must be positive"
-    );
+    anyhow::ensure!(args.portals > 0 && args.messages > 0 && args.events_per_txn > 0, "sizes must be positive");
     let timeout = Duration::from_secs(args.timeout_secs);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let bridge = bridge::start(&args.store, args.instrument).await?;

@@ -82,19 +82,13 @@ pub async fn drain(bridge: &Bridge, timeout: Duration) -> anyhow::Result<()> {
 pub async fn warm_up(bridge: &Bridge, portals: usize, timeout: Duration) -> anyhow::Result<Vec<MatrixRoomId>> {
     let before = bridge.homeserver.probe.total();
     for p in 0..portals {
-        let ack = bridge
-            .sink
-            .push(inbound_event(p, format!("warm-up-{p}"), "warm-up".into())?)
-            .await?;
+        let ack = bridge.sink.push(inbound_event(p, format!("warm-up-{p}"), "warm-up".into())?).await?;
         if ack != Ack::Stored {
             bail!("warm-up message {p} was not stored: {ack:?}");
         }
     }
     if !bridge.homeserver.probe.wait_total(before + portals, timeout).await {
-        bail!(
-            "warm-up: the homeserver received only {} sends",
-            bridge.homeserver.probe.total() - before
-        );
+        bail!("warm-up: the homeserver received only {} sends", bridge.homeserver.probe.total() - before);
     }
     let stored = bridge.store.portals(&bridge.tenant).await?;
     (0..portals)
@@ -205,18 +199,10 @@ pub async fn appservice(
     bridge.adapter.probe.arm(arrived.clone());
     let start = base.elapsed();
     for (t, body) in bodies.into_iter().enumerate() {
-        let url = format!(
-            "{}/_matrix/app/v1/transactions/{}-{t}",
-            bridge.appservice_url, bridge.tenant
-        );
+        let url = format!("{}/_matrix/app/v1/transactions/{}-{t}", bridge.appservice_url, bridge.tenant);
         departed.mark(t);
-        let response = client
-            .put(url)
-            .bearer_auth(HS_TOKEN)
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await?;
+        let response =
+            client.put(url).bearer_auth(HS_TOKEN).header("content-type", "application/json").body(body).send().await?;
         let status = response.status();
         response.bytes().await?;
         acked.mark(t);

@@ -16,21 +16,14 @@ pub struct Stamps {
 impl Stamps {
     /// `n` empty slots, timed relative to `base`.
     pub fn new(base: Instant, n: usize) -> Self {
-        Self {
-            base,
-            slots: (0..n).map(|_| AtomicU64::new(0)).collect(),
-            count: AtomicUsize::new(0),
-        }
+        Self { base, slots: (0..n).map(|_| AtomicU64::new(0)).collect(), count: AtomicUsize::new(0) }
     }
 
     /// Stamps `seq` with the current time unless it is stamped already.
     pub fn mark(&self, seq: usize) {
         let Some(slot) = self.slots.get(seq) else { return };
         let nanos = u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(u64::MAX - 1) + 1;
-        if slot
-            .compare_exchange(0, nanos, Ordering::AcqRel, Ordering::Relaxed)
-            .is_ok()
-        {
+        if slot.compare_exchange(0, nanos, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
             self.count.fetch_add(1, Ordering::AcqRel);
         }
     }

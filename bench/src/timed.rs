@@ -63,9 +63,7 @@ pub struct TimedStore {
 #[async_trait]
 impl Store for TimedStore {
     async fn upsert_tenant(&self, t: &Tenant) -> StoreResult<()> {
-        self.timings
-            .time("store.upsert_tenant", self.inner.upsert_tenant(t))
-            .await
+        self.timings.time("store.upsert_tenant", self.inner.upsert_tenant(t)).await
     }
     async fn tenant(&self, id: &TenantId) -> StoreResult<Option<Tenant>> {
         self.timings.time("store.tenant", self.inner.tenant(id)).await
@@ -74,114 +72,76 @@ impl Store for TimedStore {
         self.timings.time("store.tenants", self.inner.tenants()).await
     }
     async fn remove_tenant(&self, id: &TenantId) -> StoreResult<bool> {
-        self.timings
-            .time("store.remove_tenant", self.inner.remove_tenant(id))
-            .await
+        self.timings.time("store.remove_tenant", self.inner.remove_tenant(id)).await
     }
     async fn put_adapter_config(&self, c: &AdapterConfig) -> StoreResult<()> {
-        self.timings
-            .time("store.put_adapter_config", self.inner.put_adapter_config(c))
-            .await
+        self.timings.time("store.put_adapter_config", self.inner.put_adapter_config(c)).await
     }
     async fn adapter_config(&self, t: &TenantId, k: &AdapterKind) -> StoreResult<Option<AdapterConfig>> {
-        self.timings
-            .time("store.adapter_config", self.inner.adapter_config(t, k))
-            .await
+        self.timings.time("store.adapter_config", self.inner.adapter_config(t, k)).await
     }
     async fn adapter_configs(&self, t: Option<&TenantId>) -> StoreResult<Vec<AdapterConfig>> {
-        self.timings
-            .time("store.adapter_configs", self.inner.adapter_configs(t))
-            .await
+        self.timings.time("store.adapter_configs", self.inner.adapter_configs(t)).await
     }
     async fn set_adapter_enabled(&self, t: &TenantId, k: &AdapterKind, on: bool) -> StoreResult<bool> {
-        self.timings
-            .time("store.set_adapter_enabled", self.inner.set_adapter_enabled(t, k, on))
-            .await
+        self.timings.time("store.set_adapter_enabled", self.inner.set_adapter_enabled(t, k, on)).await
     }
     async fn upsert_ghost(&self, g: &Ghost) -> StoreResult<()> {
-        self.timings
-            .time("store.upsert_ghost", self.inner.upsert_ghost(g))
-            .await
+        self.timings.time("store.upsert_ghost", self.inner.upsert_ghost(g)).await
     }
     async fn ghost(&self, t: &TenantId, k: &AdapterKind, r: &RemoteUserId) -> StoreResult<Option<Ghost>> {
         self.timings.time("store.ghost", self.inner.ghost(t, k, r)).await
     }
     async fn ghost_by_user_id(&self, u: &MatrixUserId) -> StoreResult<Option<Ghost>> {
-        self.timings
-            .time("store.ghost_by_user_id", self.inner.ghost_by_user_id(u))
-            .await
+        self.timings.time("store.ghost_by_user_id", self.inner.ghost_by_user_id(u)).await
     }
     async fn link_account(&self, a: &LinkedAccount) -> StoreResult<()> {
-        self.timings
-            .time("store.link_account", self.inner.link_account(a))
-            .await
+        self.timings.time("store.link_account", self.inner.link_account(a)).await
     }
     async fn linked_accounts(&self, t: &TenantId, u: &MatrixUserId) -> StoreResult<Vec<LinkedAccount>> {
-        self.timings
-            .time("store.linked_accounts", self.inner.linked_accounts(t, u))
-            .await
+        self.timings.time("store.linked_accounts", self.inner.linked_accounts(t, u)).await
     }
     async fn unlink_account(&self, t: &TenantId, k: &AdapterKind, u: &MatrixUserId) -> StoreResult<bool> {
-        self.timings
-            .time("store.unlink_account", self.inner.unlink_account(t, k, u))
-            .await
+        self.timings.time("store.unlink_account", self.inner.unlink_account(t, k, u)).await
     }
     async fn upsert_portal(&self, p: &Portal) -> StoreResult<()> {
-        self.timings
-            .time("store.upsert_portal", self.inner.upsert_portal(p))
-            .await
+        self.timings.time("store.upsert_portal", self.inner.upsert_portal(p)).await
     }
     async fn portal(&self, k: &PortalKey) -> StoreResult<Option<Portal>> {
         self.timings.time("store.portal", self.inner.portal(k)).await
     }
     async fn portal_by_room(&self, r: &MatrixRoomId) -> StoreResult<Option<Portal>> {
-        self.timings
-            .time("store.portal_by_room", self.inner.portal_by_room(r))
-            .await
+        self.timings.time("store.portal_by_room", self.inner.portal_by_room(r)).await
     }
     async fn portals(&self, t: &TenantId) -> StoreResult<Vec<Portal>> {
         self.timings.time("store.portals", self.inner.portals(t)).await
     }
     async fn messages_by_remote(&self, p: &PortalKey, r: &RemoteMessageId) -> StoreResult<Vec<MessageMapping>> {
-        self.timings
-            .time("store.messages_by_remote", self.inner.messages_by_remote(p, r))
-            .await
+        self.timings.time("store.messages_by_remote", self.inner.messages_by_remote(p, r)).await
     }
     async fn messages_by_matrix(&self, t: &TenantId, e: &MatrixEventId) -> StoreResult<Vec<MessageMapping>> {
-        self.timings
-            .time("store.messages_by_matrix", self.inner.messages_by_matrix(t, e))
-            .await
+        self.timings.time("store.messages_by_matrix", self.inner.messages_by_matrix(t, e)).await
     }
     async fn enqueue(&self, e: NewOutboxEntry) -> StoreResult<Option<i64>> {
         self.timings.time("store.enqueue", self.inner.enqueue(e)).await
     }
     async fn ingest_transaction(&self, id: &str, e: Vec<NewOutboxEntry>) -> StoreResult<TxnOutcome> {
-        self.timings
-            .time("store.ingest_transaction", self.inner.ingest_transaction(id, e))
-            .await
+        self.timings.time("store.ingest_transaction", self.inner.ingest_transaction(id, e)).await
     }
     async fn pending_queues(&self) -> StoreResult<Vec<(PortalKey, Direction)>> {
-        self.timings
-            .time("store.pending_queues", self.inner.pending_queues())
-            .await
+        self.timings.time("store.pending_queues", self.inner.pending_queues()).await
     }
     async fn pending(&self, p: &PortalKey, d: Direction, after: i64, limit: u32) -> StoreResult<Vec<OutboxEntry>> {
-        self.timings
-            .time("store.pending", self.inner.pending(p, d, after, limit))
-            .await
+        self.timings.time("store.pending", self.inner.pending(p, d, after, limit)).await
     }
     async fn complete(&self, seq: i64, m: Vec<MessageMapping>) -> StoreResult<()> {
         self.timings.time("store.complete", self.inner.complete(seq, m)).await
     }
     async fn record_failure(&self, seq: i64, e: &str) -> StoreResult<()> {
-        self.timings
-            .time("store.record_failure", self.inner.record_failure(seq, e))
-            .await
+        self.timings.time("store.record_failure", self.inner.record_failure(seq, e)).await
     }
     async fn dead_letter(&self, seq: i64, e: &str) -> StoreResult<()> {
-        self.timings
-            .time("store.dead_letter", self.inner.dead_letter(seq, e))
-            .await
+        self.timings.time("store.dead_letter", self.inner.dead_letter(seq, e)).await
     }
 }
 
@@ -199,17 +159,13 @@ impl MatrixSide for TimedMatrix {
         self.inner.bot_user_id()
     }
     async fn ensure_ghost(&self, u: &MatrixUserId, p: &GhostProfile) -> Result<(), BridgeError> {
-        self.timings
-            .time("matrix.ensure_ghost", self.inner.ensure_ghost(u, p))
-            .await
+        self.timings.time("matrix.ensure_ghost", self.inner.ensure_ghost(u, p)).await
     }
     async fn ensure_room(&self, s: &RoomSpec) -> Result<MatrixRoomId, BridgeError> {
         self.timings.time("matrix.ensure_room", self.inner.ensure_room(s)).await
     }
     async fn ensure_joined(&self, r: &MatrixRoomId, u: &MatrixUserId) -> Result<(), BridgeError> {
-        self.timings
-            .time("matrix.ensure_joined", self.inner.ensure_joined(r, u))
-            .await
+        self.timings.time("matrix.ensure_joined", self.inner.ensure_joined(r, u)).await
     }
     async fn upload(&self, u: &MatrixUserId, n: &str, m: MediaBytes) -> Result<String, BridgeError> {
         self.timings.time("matrix.upload", self.inner.upload(u, n, m)).await

@@ -91,11 +91,7 @@ impl TestEnv {
             .arg(&registration_path)
             .output()
             .expect("run generate-registration");
-        assert!(
-            output.status.success(),
-            "generate-registration failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        assert!(output.status.success(), "generate-registration failed: {}", String::from_utf8_lossy(&output.stderr));
         let registration = std::fs::read_to_string(&registration_path).expect("registration written");
         let synapse = tokio::task::spawn_blocking(move || {
             Synapse::start(SynapseOptions {
@@ -135,12 +131,7 @@ impl TestEnv {
         self.starts += 1;
         let log = std::fs::File::create(self.dir.path().join(format!("bridge-{}.log", self.starts))).expect("log file");
         let mut command = Command::new(bridge_binary());
-        command
-            .arg("-c")
-            .arg(&self.config_path)
-            .arg("run")
-            .stdout(Stdio::null())
-            .stderr(log);
+        command.arg("-c").arg(&self.config_path).arg("run").stdout(Stdio::null()).stderr(log);
         let guard = ProcessGuard::spawn("brygga-test-bridge", &mut command, "").expect("spawn bridge");
         self.bridge = Some(guard);
         let health = format!("{}/health", self.admin_url);
@@ -155,11 +146,7 @@ impl TestEnv {
             if let Some(status) = self.bridge.as_mut().and_then(ProcessGuard::exited) {
                 panic!("bridge exited with {status}:\n{}", self.bridge_log());
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "bridge never became healthy:\n{}",
-                self.bridge_log()
-            );
+            assert!(tokio::time::Instant::now() < deadline, "bridge never became healthy:\n{}", self.bridge_log());
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -197,11 +184,7 @@ pub fn bridge_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("target profile dir");
     let binary = profile_dir.join("brygga-test-bridge");
-    assert!(
-        binary.exists(),
-        "{} missing: run the tests through cargo",
-        binary.display()
-    );
+    assert!(binary.exists(), "{} missing: run the tests through cargo", binary.display());
     binary
 }
 

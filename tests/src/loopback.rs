@@ -113,11 +113,7 @@ impl Adapter for Loopback {
         if let Some(old) = self.stop.lock().expect("poisoned").replace(token.clone()) {
             old.cancel();
         }
-        let receiver = Receiver {
-            base: self.base.clone(),
-            http: self.http.clone(),
-            sink: self.sink.clone(),
-        };
+        let receiver = Receiver { base: self.base.clone(), http: self.http.clone(), sink: self.sink.clone() };
         tokio::spawn(async move {
             tokio::select! {
                 _ = token.cancelled() => {}
@@ -149,10 +145,7 @@ impl Adapter for Loopback {
         if !status.is_success() {
             return Err(BridgeError::permanent(format!("remote refused the send: {status}")));
         }
-        let answer: SendAnswer = response
-            .json()
-            .await
-            .map_err(|e| BridgeError::transient(e.to_string()))?;
+        let answer: SendAnswer = response.json().await.map_err(|e| BridgeError::transient(e.to_string()))?;
         let remote_ids = answer
             .remote_ids
             .into_iter()
@@ -179,15 +172,8 @@ impl RemoteMedia for Loopback {
         if !response.status().is_success() {
             return Err(BridgeError::permanent(format!("media answered {}", response.status())));
         }
-        let data = response
-            .bytes()
-            .await
-            .map_err(|e| BridgeError::transient(e.to_string()))?
-            .to_vec();
-        Ok(MediaBytes {
-            data,
-            mime: "application/octet-stream".into(),
-        })
+        let data = response.bytes().await.map_err(|e| BridgeError::transient(e.to_string()))?.to_vec();
+        Ok(MediaBytes { data, mime: "application/octet-stream".into() })
     }
 }
 

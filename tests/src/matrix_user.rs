@@ -48,9 +48,7 @@ impl MatrixUser {
 
     /// Resolves a room alias to a room id, if it exists.
     pub async fn resolve_alias(&self, alias: &str) -> Option<String> {
-        let (status, value) = self
-            .call(reqwest::Method::GET, &format!("/directory/room/{}", enc(alias)), None)
-            .await;
+        let (status, value) = self.call(reqwest::Method::GET, &format!("/directory/room/{}", enc(alias)), None).await;
         (status == 200).then(|| value["room_id"].as_str().expect("room_id").to_owned())
     }
 
@@ -61,9 +59,8 @@ impl MatrixUser {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             if let Some(room) = self.resolve_alias(alias).await {
-                let (status, body) = self
-                    .call(reqwest::Method::POST, &format!("/join/{}", enc(&room)), Some(json!({})))
-                    .await;
+                let (status, body) =
+                    self.call(reqwest::Method::POST, &format!("/join/{}", enc(&room)), Some(json!({}))).await;
                 if status == 200 {
                     return room;
                 }
@@ -76,8 +73,7 @@ impl MatrixUser {
 
     /// Joins a room by id.
     pub async fn join(&self, room: &str) {
-        self.ok(reqwest::Method::POST, &format!("/join/{}", enc(room)), Some(json!({})))
-            .await;
+        self.ok(reqwest::Method::POST, &format!("/join/{}", enc(room)), Some(json!({}))).await;
     }
 
     /// Sends an event; returns its id.
@@ -90,8 +86,7 @@ impl MatrixUser {
 
     /// Sends a plain text message.
     pub async fn send_text(&self, room: &str, body: &str) -> String {
-        self.send(room, "m.room.message", json!({"msgtype": "m.text", "body": body}))
-            .await
+        self.send(room, "m.room.message", json!({"msgtype": "m.text", "body": body})).await
     }
 
     /// Redacts an event.
@@ -126,11 +121,7 @@ impl MatrixUser {
 
     /// The `m.room.message` events of a room, oldest first.
     pub async fn messages(&self, room: &str) -> Vec<Value> {
-        self.timeline(room)
-            .await
-            .into_iter()
-            .filter(|e| e["type"] == "m.room.message")
-            .collect()
+        self.timeline(room).await.into_iter().filter(|e| e["type"] == "m.room.message").collect()
     }
 
     /// Waits until `pred` holds for the room's timeline; returns the timeline.
@@ -147,10 +138,7 @@ impl MatrixUser {
             if pred(&timeline) {
                 return timeline;
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "timed out waiting for {what} in {room}"
-            );
+            assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what} in {room}");
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
@@ -176,25 +164,14 @@ impl MatrixUser {
     pub async fn download(&self, mxc: &str) -> Vec<u8> {
         let path = mxc.strip_prefix("mxc://").expect("an mxc URI");
         let url = format!("{}/_matrix/client/v1/media/download/{path}", self.base);
-        let response = self
-            .http
-            .get(url)
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .expect("download");
-        assert!(
-            response.status().is_success(),
-            "download answered {}",
-            response.status()
-        );
+        let response = self.http.get(url).bearer_auth(&self.token).send().await.expect("download");
+        assert!(response.status().is_success(), "download answered {}", response.status());
         response.bytes().await.expect("download body").to_vec()
     }
 
     /// A user's profile.
     pub async fn profile(&self, user: &str) -> Value {
-        self.ok(reqwest::Method::GET, &format!("/profile/{}", enc(user)), None)
-            .await
+        self.ok(reqwest::Method::GET, &format!("/profile/{}", enc(user)), None).await
     }
 
     /// The access token, to build another client for the same user.

@@ -83,9 +83,7 @@ impl FakeRemote {
             .route("/{net}/send", post(send))
             .route("/{net}/media/{id}", get(media).put(upload))
             .with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind fake remote");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind fake remote");
         let url = format!("http://{}", listener.local_addr().expect("local addr"));
         let server = tokio::spawn(async move {
             axum::serve(listener, app).await.expect("fake remote server");
@@ -187,10 +185,7 @@ async fn events(
                 .iter()
                 .take(500)
                 .enumerate()
-                .map(|(i, e)| Envelope {
-                    cursor: (start + i + 1) as u64,
-                    event: e.clone(),
-                })
+                .map(|(i, e)| Envelope { cursor: (start + i + 1) as u64, event: e.clone() })
                 .collect();
             events
         };
@@ -232,9 +227,7 @@ async fn send(
     let mut networks = shared.networks.lock().expect("fake remote poisoned");
     let n = networks.entry(net).or_default();
     if let Some(ids) = n.by_txn.get(&event.txn_id) {
-        return Ok(Json(SendAnswer {
-            remote_ids: ids.clone(),
-        }));
+        return Ok(Json(SendAnswer { remote_ids: ids.clone() }));
     }
     let ids = if matches!(event.body, brygga_core::EventBody::Message(_)) {
         n.next_id += 1;
@@ -252,10 +245,7 @@ async fn media(
     State(shared): State<Arc<Shared>>,
 ) -> Result<Vec<u8>, StatusCode> {
     let networks = shared.networks.lock().expect("fake remote poisoned");
-    networks
-        .get(&net)
-        .and_then(|n| n.media.get(&id).cloned())
-        .ok_or(StatusCode::NOT_FOUND)
+    networks.get(&net).and_then(|n| n.media.get(&id).cloned()).ok_or(StatusCode::NOT_FOUND)
 }
 
 async fn upload(

@@ -78,17 +78,10 @@ pub fn mapping(portal: &PortalKey, ev: &str, remote: &str, part: u32, kind: Mapp
 
 /// Creates a tenant with default settings.
 pub async fn add_tenant(store: &dyn Store, id: &str) {
-    store
-        .upsert_tenant(&Tenant::new(tid(id), format!("Agency {id}")))
-        .await
-        .expect("upsert tenant");
+    store.upsert_tenant(&Tenant::new(tid(id), format!("Agency {id}"))).await.expect("upsert tenant");
 }
 
 /// Enqueues an entry that must be new and returns its seq.
 pub async fn enqueue_new(store: &dyn Store, entry: NewOutboxEntry) -> i64 {
-    store
-        .enqueue(entry)
-        .await
-        .expect("enqueue")
-        .expect("entry is new, so it gets a seq")
+    store.enqueue(entry).await.expect("enqueue").expect("entry is new, so it gets a seq")
 }

@@ -19,17 +19,8 @@ fn config(dir: &Path) -> std::path::PathBuf {
 }
 
 fn brygga(config: &Path, args: &[&str]) -> (bool, String) {
-    let output = Command::new(bridge_binary())
-        .arg("-c")
-        .arg(config)
-        .args(args)
-        .output()
-        .expect("run brygga");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let output = Command::new(bridge_binary()).arg("-c").arg(config).args(args).output().expect("run brygga");
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     (output.status.success(), text)
 }
 
@@ -38,18 +29,7 @@ fn tenants_and_adapters_are_managed_with_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path());
     assert!(brygga(&cfg, &["migrate"]).0);
-    let (ok, out) = brygga(
-        &cfg,
-        &[
-            "tenant",
-            "add",
-            "ag-1",
-            "--name",
-            "Agency One",
-            "--invite",
-            "@alice:hub.example",
-        ],
-    );
+    let (ok, out) = brygga(&cfg, &["tenant", "add", "ag-1", "--name", "Agency One", "--invite", "@alice:hub.example"]);
     assert!(ok, "{out}");
     let (ok, out) = brygga(&cfg, &["tenant", "add", "ag-1"]);
     assert!(!ok && out.contains("already exists"), "{out}");
@@ -57,49 +37,22 @@ fn tenants_and_adapters_are_managed_with_clear_errors() {
     assert!(ok && out.contains("ag-1\tAgency One\tactive"), "{out}");
 
     let (ok, out) = brygga(&cfg, &["adapter", "enable", "ag-1", "telex"]);
-    assert!(
-        !ok && out.contains("unknown adapter kind") && out.contains("loopback"),
-        "{out}"
-    );
+    assert!(!ok && out.contains("unknown adapter kind") && out.contains("loopback"), "{out}");
     let (ok, out) = brygga(
         &cfg,
-        &[
-            "adapter",
-            "enable",
-            "nosuch",
-            "loopback",
-            "--adapter-config",
-            r#"{"url":"http://x","network":"n"}"#,
-        ],
+        &["adapter", "enable", "nosuch", "loopback", "--adapter-config", r#"{"url":"http://x","network":"n"}"#],
     );
     assert!(!ok && out.contains("unknown tenant"), "{out}");
     let (ok, out) = brygga(
         &cfg,
-        &[
-            "adapter",
-            "enable",
-            "ag-1",
-            "loopback",
-            "--adapter-config",
-            r#"{"url":"ftp://x","network":"n"}"#,
-        ],
+        &["adapter", "enable", "ag-1", "loopback", "--adapter-config", r#"{"url":"ftp://x","network":"n"}"#],
     );
     assert!(!ok && out.contains("url"), "{out}");
-    let (ok, out) = brygga(
-        &cfg,
-        &["adapter", "enable", "ag-1", "loopback", "--adapter-config", "{not json"],
-    );
+    let (ok, out) = brygga(&cfg, &["adapter", "enable", "ag-1", "loopback", "--adapter-config", "{not json"]);
     assert!(!ok && out.contains("not valid JSON"), "{out}");
     let (ok, out) = brygga(
         &cfg,
-        &[
-            "adapter",
-            "enable",
-            "ag-1",
-            "loopback",
-            "--adapter-config",
-            r#"{"url":"http://x","network":"n"}"#,
-        ],
+        &["adapter", "enable", "ag-1", "loopback", "--adapter-config", r#"{"url":"http://x","network":"n"}"#],
     );
     assert!(ok, "{out}");
     let (ok, out) = brygga(&cfg, &["adapter", "disable", "ag-1", "loopback"]);
@@ -125,24 +78,14 @@ fn tenants_and_adapters_are_managed_with_clear_errors() {
 fn a_bad_config_names_the_key_and_exits_with_2() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path());
-    let text = std::fs::read_to_string(&cfg)
-        .unwrap()
-        .replace("127.0.0.1:1\", url", "somewhere\", url");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace("127.0.0.1:1\", url", "somewhere\", url");
     std::fs::write(&cfg, text).unwrap();
-    let output = Command::new(bridge_binary())
-        .arg("-c")
-        .arg(&cfg)
-        .arg("migrate")
-        .output()
-        .unwrap();
+    let output = Command::new(bridge_binary()).arg("-c").arg(&cfg).arg("migrate").output().unwrap();
     let err = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{err}");
     assert!(err.contains("appservice.listen"), "{err}");
 
-    let missing = Command::new(bridge_binary())
-        .args(["-c", "/nonexistent/brygga.yaml", "run"])
-        .output()
-        .unwrap();
+    let missing = Command::new(bridge_binary()).args(["-c", "/nonexistent/brygga.yaml", "run"]).output().unwrap();
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("does not exist"));
 }

@@ -23,10 +23,7 @@ async fn put_raw(env: &TestEnv, txn: &str, body: Vec<u8>) -> (u16, Value) {
 }
 
 async fn healthy(env: &TestEnv) {
-    let status = reqwest::get(format!("{}/health", env.admin_url()))
-        .await
-        .unwrap()
-        .status();
+    let status = reqwest::get(format!("{}/health", env.admin_url())).await.unwrap().status();
     assert_eq!(status, 200, "the bridge must still be up");
 }
 
@@ -55,8 +52,7 @@ async fn malformed_matrix_input_is_refused_or_skipped_without_losing_good_events
     assert_eq!(status, 200);
     env.remote
         .wait_for("fk", WAIT, "the good event", |s| {
-            s.iter()
-                .any(|e| matches!(&e.body, EventBody::Message(m) if m.text.body == "the good one"))
+            s.iter().any(|e| matches!(&e.body, EventBody::Message(m) if m.text.body == "the good one"))
         })
         .await;
     let bodies: Vec<String> = env
@@ -70,34 +66,41 @@ async fn malformed_matrix_input_is_refused_or_skipped_without_losing_good_events
         .collect();
     assert_eq!(bodies, ["the good one"], "only the valid message is bridged");
 
+    // A reaction key no platform can carry is set aside; the portal goes on.
+    let opened = env
+        .alice
+        .wait_timeline(&room, WAIT, "the opening message", |t| t.iter().any(|e| e["content"]["body"] == "open"));
+    let opened = opened.await;
+    let target = opened.iter().find(|e| e["content"]["body"] == "open").unwrap()["event_id"].clone();
+    let hostile = json!({"events": [
+        {"type": "m.reaction", "event_id": "$evil", "room_id": room, "sender": "@alice:localhost", "origin_server_ts": 2,
+         "content": {"m.relates_to": {"rel_type": "m.annotation", "event_id": target, "key": "a\u{7}b"}}},
+        {"type": "m.room.message", "event_id": "$after-evil", "room_id": room, "sender": "@alice:localhost", "origin_server_ts": 3,
+         "content": {"msgtype": "m.text", "body": "after the hostile reaction"}}
+    ]});
+    let (status, _) = put_raw(&env, "bad-5", serde_json::to_vec(&hostile).unwrap()).await;
+    assert_eq!(status, 200);
+    env.remote
+        .wait_for("fk", WAIT, "the message after the hostile reaction", |s| {
+            s.iter().any(|e| matches!(&e.body, EventBody::Message(m) if m.text.body == "after the hostile reaction"))
+        })
+        .await;
+    assert!(!env.remote.sent("fk").iter().any(|e| matches!(e.body, EventBody::Reaction { .. })));
+
     let query = |path: String| {
         let token = env.hs_token.clone();
         async move {
-            let response = reqwest::Client::new()
-                .get(path)
-                .bearer_auth(token)
-                .send()
-                .await
-                .unwrap();
-            (
-                response.status().as_u16(),
-                response.json::<Value>().await.unwrap_or(Value::Null),
-            )
+            let response = reqwest::Client::new().get(path).bearer_auth(token).send().await.unwrap();
+            (response.status().as_u16(), response.json::<Value>().await.unwrap_or(Value::Null))
         }
     };
     let (status, body) = query(format!("{}/_matrix/app/v1/users/not-a-user", env.appservice_url)).await;
     assert_eq!((status, body["errcode"].as_str()), (400, Some("M_INVALID_PARAM")));
-    let (status, _) = query(format!(
-        "{}/_matrix/app/v1/users/%40loopback_nosuchtenant_x%3Alocalhost",
-        env.appservice_url
-    ))
-    .await;
+    let (status, _) =
+        query(format!("{}/_matrix/app/v1/users/%40loopback_nosuchtenant_x%3Alocalhost", env.appservice_url)).await;
     assert_eq!(status, 404, "a ghost of an unknown tenant does not exist");
-    let (status, _) = query(format!(
-        "{}/_matrix/app/v1/users/%40loopback_fk_newcomer%3Alocalhost",
-        env.appservice_url
-    ))
-    .await;
+    let (status, _) =
+        query(format!("{}/_matrix/app/v1/users/%40loopback_fk_newcomer%3Alocalhost", env.appservice_url)).await;
     assert_eq!(status, 200, "a ghost of a configured tenant and adapter exists");
     healthy(&env).await;
 }
@@ -109,20 +112,14 @@ async fn a_remote_event_the_homeserver_refuses_does_not_block_its_portal() {
     let room = env.alice.join_alias(&TestEnv::portal_alias("fk", "big"), WAIT).await;
     // Matrix events are limited to 64 KiB: the homeserver refuses this one for good.
     let huge = Message::text(Text::plain("x".repeat(100 * 1024)));
-    env.remote
-        .inject("fk", remote("big", "big-huge", "anna", EventBody::Message(huge)));
-    env.remote
-        .inject("fk", text("big", "big-after", "anna", "after the huge one"));
+    env.remote.inject("fk", remote("big", "big-huge", "anna", EventBody::Message(huge)));
+    env.remote.inject("fk", text("big", "big-after", "anna", "after the huge one"));
     let timeline = env
         .alice
         .wait_timeline(&room, WAIT, "the message after the refused one", |t| {
             t.iter().any(|e| e["content"]["body"] == "after the huge one")
         })
         .await;
-    assert!(
-        timeline
-            .iter()
-            .all(|e| e["content"]["body"].as_str().is_none_or(|b| b.len() < 64 * 1024))
-    );
+    assert!(timeline.iter().all(|e| e["content"]["body"].as_str().is_none_or(|b| b.len() < 64 * 1024)));
     healthy(&env).await;
 }

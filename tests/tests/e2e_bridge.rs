@@ -25,10 +25,7 @@ brygga_e2e::both_backends!(
 async fn homeserver_ping_round_trips_through_the_bridge(backend: Backend) {
     let env = TestEnv::start(backend).await;
     let response = reqwest::Client::new()
-        .post(format!(
-            "{}/_matrix/client/v1/appservice/brygga/ping",
-            env.synapse.base_url()
-        ))
+        .post(format!("{}/_matrix/client/v1/appservice/brygga/ping", env.synapse.base_url()))
         .bearer_auth(&env.as_token)
         .json(&json!({"transaction_id": "ping-1"}))
         .send()
@@ -41,9 +38,8 @@ async fn homeserver_ping_round_trips_through_the_bridge(backend: Backend) {
 }
 
 async fn put_txn(env: &TestEnv, txn: &str, token: Option<&str>, body: Value) -> (u16, Value) {
-    let mut request = reqwest::Client::new()
-        .put(format!("{}/_matrix/app/v1/transactions/{txn}", env.appservice_url))
-        .json(&body);
+    let mut request =
+        reqwest::Client::new().put(format!("{}/_matrix/app/v1/transactions/{txn}", env.appservice_url)).json(&body);
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
@@ -60,14 +56,11 @@ fn message_event(room: &str, id: &str, body: &str) -> Value {
 
 /// Creates the portal of remote room `room` of tenant fk and joins alice.
 async fn portal(env: &TestEnv, room: &str) -> String {
-    env.remote
-        .inject("fk", text(room, &format!("{room}-hello"), "anna", "hello"));
+    env.remote.inject("fk", text(room, &format!("{room}-hello"), "anna", "hello"));
     let alias = TestEnv::portal_alias("fk", room);
     let room_id = env.alice.join_alias(&alias, WAIT).await;
     env.alice
-        .wait_timeline(&room_id, WAIT, "the first message", |t| {
-            t.iter().any(|e| e["content"]["body"] == "hello")
-        })
+        .wait_timeline(&room_id, WAIT, "the first message", |t| t.iter().any(|e| e["content"]["body"] == "hello"))
         .await;
     room_id
 }
@@ -87,26 +80,18 @@ async fn hs_token_is_checked_and_replayed_transactions_are_not_reprocessed(backe
     let replay = json!({"events": [message_event(&room, "$injected-2", "second")]});
     assert_eq!(put_txn(&env, "replay-1", Some(&env.hs_token), replay).await.0, 200);
     env.remote
-        .wait_for("fk", WAIT, "the first injected message", |s| {
-            s.iter().any(|e| body_of(&e.body) == "first")
-        })
+        .wait_for("fk", WAIT, "the first injected message", |s| s.iter().any(|e| body_of(&e.body) == "first"))
         .await;
     // Give a wrongly processed replay time to show up.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let sent = env.remote.sent("fk");
     assert_eq!(sent.iter().filter(|e| body_of(&e.body) == "first").count(), 1);
-    assert!(
-        sent.iter().all(|e| body_of(&e.body) != "second"),
-        "replayed transaction was processed"
-    );
+    assert!(sent.iter().all(|e| body_of(&e.body) != "second"), "replayed transaction was processed");
 }
 
 /// The sends that carry content (not membership changes).
 fn content(sent: &[OutboundEvent]) -> Vec<OutboundEvent> {
-    sent.iter()
-        .filter(|e| !matches!(e.body, EventBody::Membership { .. }))
-        .cloned()
-        .collect()
+    sent.iter().filter(|e| !matches!(e.body, EventBody::Membership { .. })).cloned().collect()
 }
 
 fn body_of(body: &EventBody<brygga_core::RemoteMessageId>) -> String {
@@ -119,19 +104,14 @@ fn body_of(body: &EventBody<brygga_core::RemoteMessageId>) -> String {
 
 async fn inbound_message_creates_ghost_and_portal(backend: Backend) {
     let env = TestEnv::start(backend).await;
-    let mut message = Message::text(Text {
-        body: "Hej **alla**".into(),
-        html: Some("Hej <strong>alla</strong>".into()),
-    });
+    let mut message =
+        Message::text(Text { body: "Hej **alla**".into(), html: Some("Hej <strong>alla</strong>".into()) });
     message.notice = false;
-    env.remote
-        .inject("fk", remote("Plenum", "m-1", "Anna.B", EventBody::Message(message)));
+    env.remote.inject("fk", remote("Plenum", "m-1", "Anna.B", EventBody::Message(message)));
     let room = env.alice.join_alias(&TestEnv::portal_alias("fk", "Plenum"), WAIT).await;
     let timeline = env
         .alice
-        .wait_timeline(&room, WAIT, "the bridged message", |t| {
-            t.iter().any(|e| e["type"] == "m.room.message")
-        })
+        .wait_timeline(&room, WAIT, "the bridged message", |t| t.iter().any(|e| e["type"] == "m.room.message"))
         .await;
     let ghost = TestEnv::ghost_id("fk", "Anna.B");
     let msg = timeline.iter().find(|e| e["type"] == "m.room.message").unwrap();
@@ -146,27 +126,12 @@ async fn inbound_message_creates_ghost_and_portal(backend: Backend) {
     assert_eq!(member["content"]["displayname"], "Anna.B (remote)");
     let (status, state) = env
         .alice
-        .raw(
-            reqwest::Method::GET,
-            &format!("/rooms/{}/state", brygga_e2e::matrix_user::enc(&room)),
-            None,
-        )
+        .raw(reqwest::Method::GET, &format!("/rooms/{}/state", brygga_e2e::matrix_user::enc(&room)), None)
         .await;
     assert_eq!(status, 200);
-    let bridge = state
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["type"] == "m.bridge")
-        .expect("m.bridge state");
+    let bridge = state.as_array().unwrap().iter().find(|e| e["type"] == "m.bridge").expect("m.bridge state");
     assert_eq!(bridge["content"]["channel"]["id"], "Plenum");
-    assert!(
-        state
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["type"] == "uk.half-shot.bridge")
-    );
+    assert!(state.as_array().unwrap().iter().any(|e| e["type"] == "uk.half-shot.bridge"));
 }
 
 async fn edits_redactions_replies_and_reactions_map_both_ways(backend: Backend) {
@@ -177,18 +142,14 @@ async fn edits_redactions_replies_and_reactions_map_both_ways(backend: Backend) 
     // Remote to Matrix: reply, edit, reaction, redaction of the reply.
     let mut reply = Message::text(Text::plain("a reply"));
     reply.reply_to = Some(rid(remote_hello));
-    env.remote
-        .inject("fk", remote("r2", "m-reply", "bo", EventBody::Message(reply)));
+    env.remote.inject("fk", remote("r2", "m-reply", "bo", EventBody::Message(reply)));
     env.remote.inject(
         "fk",
         remote(
             "r2",
             "m-edit",
             "anna",
-            EventBody::Edit {
-                target: rid(remote_hello),
-                text: Text::plain("hello, edited"),
-            },
+            EventBody::Edit { target: rid(remote_hello), text: Text::plain("hello, edited") },
         ),
     );
     env.remote.inject(
@@ -197,51 +158,27 @@ async fn edits_redactions_replies_and_reactions_map_both_ways(backend: Backend) 
             "r2",
             "m-react",
             "bo",
-            EventBody::Reaction {
-                target: rid(remote_hello),
-                key: "👍".into(),
-                removed: false,
-            },
+            EventBody::Reaction { target: rid(remote_hello), key: "👍".into(), removed: false },
         ),
     );
-    env.remote.inject(
-        "fk",
-        remote(
-            "r2",
-            "m-redact",
-            "bo",
-            EventBody::Redaction {
-                target: rid("m-reply"),
-                reason: None,
-            },
-        ),
-    );
+    env.remote
+        .inject("fk", remote("r2", "m-redact", "bo", EventBody::Redaction { target: rid("m-reply"), reason: None }));
     let timeline = env
         .alice
         .wait_timeline(&room, WAIT, "edit, reaction and redaction", |t| {
             t.iter().any(|e| e["type"] == "m.reaction") && t.iter().any(|e| e["type"] == "m.room.redaction")
         })
         .await;
-    let hello = timeline
-        .iter()
-        .find(|e| e["content"]["body"] == "hello")
-        .expect("hello")
-        .clone();
+    let hello = timeline.iter().find(|e| e["content"]["body"] == "hello").expect("hello").clone();
     let hello_id = hello["event_id"].as_str().unwrap();
-    let edit = timeline
-        .iter()
-        .find(|e| e["content"]["m.relates_to"]["rel_type"] == "m.replace")
-        .expect("edit");
+    let edit = timeline.iter().find(|e| e["content"]["m.relates_to"]["rel_type"] == "m.replace").expect("edit");
     assert_eq!(edit["content"]["m.relates_to"]["event_id"], hello_id);
     assert_eq!(edit["content"]["m.new_content"]["body"], "hello, edited");
     let reaction = timeline.iter().find(|e| e["type"] == "m.reaction").expect("reaction");
     assert_eq!(reaction["content"]["m.relates_to"]["event_id"], hello_id);
     assert_eq!(reaction["content"]["m.relates_to"]["key"], "👍");
     assert_eq!(reaction["sender"], TestEnv::ghost_id("fk", "bo").as_str());
-    let redaction = timeline
-        .iter()
-        .find(|e| e["type"] == "m.room.redaction")
-        .expect("redaction");
+    let redaction = timeline.iter().find(|e| e["type"] == "m.room.redaction").expect("redaction");
     let reply_event = timeline
         .iter()
         .find(|e| {
@@ -249,10 +186,7 @@ async fn edits_redactions_replies_and_reactions_map_both_ways(backend: Backend) 
         })
         .or_else(|| timeline.iter().find(|e| e["event_id"] == redaction["redacts"]))
         .expect("the reply (redacted or not)");
-    let redacted_id = redaction["redacts"]
-        .as_str()
-        .or(redaction["content"]["redacts"].as_str())
-        .unwrap();
+    let redacted_id = redaction["redacts"].as_str().or(redaction["content"]["redacts"].as_str()).unwrap();
     assert_eq!(redacted_id, reply_event["event_id"].as_str().unwrap());
 
     // Matrix to remote: reply, edit, reaction, redaction of the reaction.
@@ -273,15 +207,10 @@ async fn edits_redactions_replies_and_reactions_map_both_ways(backend: Backend) 
         .await;
     env.alice.redact(&room, &reaction_id).await;
     env.alice.redact(&room, &reply_id).await;
-    env.remote
-        .wait_for("fk", WAIT, "all five Matrix events", |s| content(s).len() >= 5)
-        .await;
+    env.remote.wait_for("fk", WAIT, "all five Matrix events", |s| content(s).len() >= 5).await;
     let sent = content(&env.remote.sent("fk"));
     assert!(
-        env.remote
-            .sent("fk")
-            .iter()
-            .any(|e| matches!(e.body, EventBody::Membership { .. })),
+        env.remote.sent("fk").iter().any(|e| matches!(e.body, EventBody::Membership { .. })),
         "alice's join was bridged as membership"
     );
     let reply_remote = match &sent[0].body {
@@ -297,36 +226,10 @@ async fn edits_redactions_replies_and_reactions_map_both_ways(backend: Backend) 
         assert_eq!(reply_remote.sender.user_id.as_str(), "@alice:localhost");
         rid("rm-1")
     };
-    assert_eq!(
-        sent[1].body,
-        EventBody::Edit {
-            target: reply_remote_id.clone(),
-            text: Text::plain("fixed")
-        }
-    );
-    assert_eq!(
-        sent[2].body,
-        EventBody::Reaction {
-            target: rid(remote_hello),
-            key: "🎉".into(),
-            removed: false
-        }
-    );
-    assert_eq!(
-        sent[3].body,
-        EventBody::Reaction {
-            target: rid(remote_hello),
-            key: "🎉".into(),
-            removed: true
-        }
-    );
-    assert_eq!(
-        sent[4].body,
-        EventBody::Redaction {
-            target: reply_remote_id,
-            reason: None
-        }
-    );
+    assert_eq!(sent[1].body, EventBody::Edit { target: reply_remote_id.clone(), text: Text::plain("fixed") });
+    assert_eq!(sent[2].body, EventBody::Reaction { target: rid(remote_hello), key: "🎉".into(), removed: false });
+    assert_eq!(sent[3].body, EventBody::Reaction { target: rid(remote_hello), key: "🎉".into(), removed: true });
+    assert_eq!(sent[4].body, EventBody::Redaction { target: reply_remote_id, reason: None });
 }
 
 async fn matrix_messages_reach_the_adapter_once_in_order(backend: Backend) {
@@ -335,20 +238,12 @@ async fn matrix_messages_reach_the_adapter_once_in_order(backend: Backend) {
     for i in 0..30 {
         env.alice.send_text(&room, &format!("m{i}")).await;
     }
-    env.remote
-        .wait_for("fk", WAIT, "30 messages", |s| content(s).len() >= 30)
-        .await;
+    env.remote.wait_for("fk", WAIT, "30 messages", |s| content(s).len() >= 30).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let bodies: Vec<String> = content(&env.remote.sent("fk"))
-        .iter()
-        .map(|e| body_of(&e.body))
-        .collect();
+    let bodies: Vec<String> = content(&env.remote.sent("fk")).iter().map(|e| body_of(&e.body)).collect();
     let expected: Vec<String> = (0..30).map(|i| format!("m{i}")).collect();
     assert_eq!(bodies, expected);
-    assert!(
-        env.remote.sent("tv").is_empty(),
-        "another tenant received fk's messages"
-    );
+    assert!(env.remote.sent("tv").is_empty(), "another tenant received fk's messages");
 }
 
 async fn files_and_avatars_cross_both_ways(backend: Backend) {
@@ -358,16 +253,13 @@ async fn files_and_avatars_cross_both_ways(backend: Backend) {
     // Remote to Matrix: a file from a sender with an avatar.
     let report: Vec<u8> = (0..70_000u32).map(|i| (i % 251) as u8).collect();
     env.remote.put_media("fk", "report-1", report.clone());
-    env.remote
-        .put_media("fk", "avatar-cecilia", b"\x89PNG fake avatar".to_vec());
+    env.remote.put_media("fk", "avatar-cecilia", b"\x89PNG fake avatar".to_vec());
     let mut message = Message::text(Text::plain("the report"));
     message.attachments.push(Attachment {
         name: "report.pdf".into(),
         mime: "application/pdf".into(),
         size: Some(report.len() as u64),
-        source: MediaSource::Remote {
-            locator: "report-1".into(),
-        },
+        source: MediaSource::Remote { locator: "report-1".into() },
     });
     let mut event = remote("files", "file-1", "cecilia", EventBody::Message(message));
     event.sender = RemoteSender {
@@ -378,18 +270,10 @@ async fn files_and_avatars_cross_both_ways(backend: Backend) {
     env.remote.inject("fk", event);
     let timeline = env
         .alice
-        .wait_timeline(&room, WAIT, "the file", |t| {
-            t.iter().any(|e| e["content"]["msgtype"] == "m.file")
-        })
+        .wait_timeline(&room, WAIT, "the file", |t| t.iter().any(|e| e["content"]["msgtype"] == "m.file"))
         .await;
-    let text_part = timeline
-        .iter()
-        .find(|e| e["content"]["body"] == "the report")
-        .expect("the text part");
-    let file = timeline
-        .iter()
-        .find(|e| e["content"]["msgtype"] == "m.file")
-        .expect("the file part");
+    let text_part = timeline.iter().find(|e| e["content"]["body"] == "the report").expect("the text part");
+    let file = timeline.iter().find(|e| e["content"]["msgtype"] == "m.file").expect("the file part");
     assert_eq!(text_part["sender"], file["sender"]);
     assert_eq!(file["content"]["body"], "report.pdf");
     assert_eq!(file["content"]["info"]["mimetype"], "application/pdf");
@@ -408,8 +292,7 @@ async fn files_and_avatars_cross_both_ways(backend: Backend) {
         .await;
     env.remote
         .wait_for("fk", WAIT, "the image", |s| {
-            s.iter()
-                .any(|e| matches!(&e.body, EventBody::Message(m) if !m.attachments.is_empty()))
+            s.iter().any(|e| matches!(&e.body, EventBody::Message(m) if !m.attachments.is_empty()))
         })
         .await;
     let sent = env.remote.sent("fk");
@@ -420,13 +303,8 @@ async fn files_and_avatars_cross_both_ways(backend: Backend) {
             _ => None,
         })
         .unwrap();
-    assert_eq!(
-        (attachment.name.as_str(), attachment.mime.as_str()),
-        ("chart.png", "image/png")
-    );
-    let MediaSource::Remote { locator } = &attachment.source else {
-        panic!("not re-uploaded: {attachment:?}")
-    };
+    assert_eq!((attachment.name.as_str(), attachment.mime.as_str()), ("chart.png", "image/png"));
+    let MediaSource::Remote { locator } = &attachment.source else { panic!("not re-uploaded: {attachment:?}") };
     assert_eq!(env.remote.media("fk", locator).as_deref(), Some(image.as_slice()));
 }
 
@@ -439,47 +317,25 @@ async fn membership_and_typing_cross_both_ways(backend: Backend) {
         display_name: None,
         reason: reason.map(str::to_owned),
     };
-    env.remote.inject(
-        "fk",
-        remote("members", "dan-join", "dan", membership(Membership::Join, None)),
-    );
-    env.remote.inject(
-        "fk",
-        remote("members", "dan-typing", "dan", EventBody::Typing { typing: true }),
-    );
-    env.remote.inject(
-        "fk",
-        remote("members", "dan-kick", "dan", membership(Membership::Kick, Some("spam"))),
-    );
+    env.remote.inject("fk", remote("members", "dan-join", "dan", membership(Membership::Join, None)));
+    env.remote.inject("fk", remote("members", "dan-typing", "dan", EventBody::Typing { typing: true }));
+    env.remote.inject("fk", remote("members", "dan-kick", "dan", membership(Membership::Kick, Some("spam"))));
     // Eve was never in the room: her leave must not make her ghost join first.
-    env.remote.inject(
-        "fk",
-        remote("members", "eve-leave", "eve", membership(Membership::Leave, None)),
-    );
-    env.remote
-        .inject("fk", text("members", "after-eve", "anna", "after eve"));
+    env.remote.inject("fk", remote("members", "eve-leave", "eve", membership(Membership::Leave, None)));
+    env.remote.inject("fk", text("members", "after-eve", "anna", "after eve"));
     let timeline = env
         .alice
         .wait_timeline(&room, WAIT, "dan's kick and the message after eve's leave", |t| {
-            t.iter()
-                .any(|e| e["state_key"] == dan.as_str() && e["content"]["membership"] == "leave")
+            t.iter().any(|e| e["state_key"] == dan.as_str() && e["content"]["membership"] == "leave")
                 && t.iter().any(|e| e["content"]["body"] == "after eve")
         })
         .await;
     let eve = TestEnv::ghost_id("fk", "eve");
-    assert!(
-        !timeline.iter().any(|e| e["state_key"] == eve.as_str()),
-        "eve's ghost never appears in the room"
-    );
+    assert!(!timeline.iter().any(|e| e["state_key"] == eve.as_str()), "eve's ghost never appears in the room");
     let dan_events: Vec<&Value> = timeline.iter().filter(|e| e["state_key"] == dan.as_str()).collect();
-    let join = dan_events
-        .iter()
-        .position(|e| e["sender"] == dan.as_str() && e["content"]["membership"] == "join");
+    let join = dan_events.iter().position(|e| e["sender"] == dan.as_str() && e["content"]["membership"] == "join");
     let kick = dan_events.iter().position(|e| e["content"]["membership"] == "leave");
-    assert!(
-        join.is_some() && join < kick,
-        "dan joined, then was kicked: {dan_events:?}"
-    );
+    assert!(join.is_some() && join < kick, "dan joined, then was kicked: {dan_events:?}");
     let kick = dan_events[kick.unwrap()];
     assert_eq!(kick["sender"], "@brygga:localhost", "the bot removes the ghost");
     assert_eq!(kick["content"]["reason"], "spam");
@@ -490,14 +346,8 @@ async fn membership_and_typing_cross_both_ways(backend: Backend) {
         brygga_e2e::matrix_user::enc(&room),
         brygga_e2e::matrix_user::enc(&env.alice.user_id)
     );
-    let (status, body) = env
-        .alice
-        .raw(
-            reqwest::Method::PUT,
-            &path,
-            Some(json!({"typing": true, "timeout": 20000})),
-        )
-        .await;
+    let (status, body) =
+        env.alice.raw(reqwest::Method::PUT, &path, Some(json!({"typing": true, "timeout": 20000}))).await;
     assert_eq!(status, 200, "{body}");
     env.remote
         .wait_for("fk", WAIT, "alice typing", |s| {

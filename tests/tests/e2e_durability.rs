@@ -25,8 +25,7 @@ fn room(p: usize) -> String {
 /// Creates the portals and joins alice to each; returns their room ids.
 async fn open_portals(env: &TestEnv) -> Vec<String> {
     for p in 0..PORTALS {
-        env.remote
-            .inject("fk", text(&room(p), &format!("{p}-open"), "anna", "open"));
+        env.remote.inject("fk", text(&room(p), &format!("{p}-open"), "anna", "open"));
     }
     let mut rooms = Vec::new();
     for p in 0..PORTALS {
@@ -41,15 +40,8 @@ async fn inbound_survives_two_sigkills_exactly_once_in_order(backend: Backend) {
     let rooms = open_portals(&env).await;
     for i in 0..PER_PORTAL {
         for p in 0..PORTALS {
-            env.remote.inject(
-                "fk",
-                text(
-                    &room(p),
-                    &format!("{p}-{i}"),
-                    &format!("user{}", i % 3),
-                    &format!("{p}:{i}"),
-                ),
-            );
+            env.remote
+                .inject("fk", text(&room(p), &format!("{p}-{i}"), &format!("user{}", i % 3), &format!("{p}:{i}")));
         }
     }
     for pause in [Duration::from_millis(1500), Duration::from_millis(2500)] {
@@ -63,9 +55,7 @@ async fn inbound_survives_two_sigkills_exactly_once_in_order(backend: Backend) {
         let timeline = env
             .alice
             .wait_timeline(room_id, Duration::from_secs(180), "all inbound messages", |t| {
-                t.iter()
-                    .filter(|e| e["content"]["body"].as_str().is_some_and(|b| b.starts_with(&prefix)))
-                    .count()
+                t.iter().filter(|e| e["content"]["body"].as_str().is_some_and(|b| b.starts_with(&prefix))).count()
                     >= PER_PORTAL
             })
             .await;
@@ -76,11 +66,7 @@ async fn inbound_survives_two_sigkills_exactly_once_in_order(backend: Backend) {
             .collect();
         assert_eq!(got, expected, "portal {p}: every message exactly once, in order");
     }
-    assert_eq!(
-        env.remote.acked("fk"),
-        (PORTALS * (PER_PORTAL + 1)) as u64,
-        "every remote event acknowledged"
-    );
+    assert_eq!(env.remote.acked("fk"), (PORTALS * (PER_PORTAL + 1)) as u64, "every remote event acknowledged");
 }
 
 async fn outbound_survives_two_sigkills_exactly_once_in_order(backend: Backend) {
@@ -89,8 +75,7 @@ async fn outbound_survives_two_sigkills_exactly_once_in_order(backend: Backend) 
     // A slow platform keeps a backlog in the bridge, so each kill lands in
     // the middle of deliveries (and of transactions still arriving).
     for p in 0..PORTALS {
-        env.remote
-            .set_slow("fk", &RemoteRoomId::new(room(p)).unwrap(), Duration::from_millis(40));
+        env.remote.set_slow("fk", &RemoteRoomId::new(room(p)).unwrap(), Duration::from_millis(40));
     }
     // Alice pauses while the bridge is down: Synapse's appservice recovery can
     // strand a transaction created while it is finishing recovery (it marks
@@ -129,13 +114,8 @@ async fn wait_until_delivered(env: &TestEnv, upto: usize) {
         let per_room = delivered_per_room(env);
         let missing: Vec<String> = (0..PORTALS)
             .flat_map(|p| {
-                let got = per_room
-                    .get(&RemoteRoomId::new(room(p)).unwrap())
-                    .cloned()
-                    .unwrap_or_default();
-                (0..upto)
-                    .map(move |i| format!("{p}:{i}"))
-                    .filter(move |m| !got.contains(m))
+                let got = per_room.get(&RemoteRoomId::new(room(p)).unwrap()).cloned().unwrap_or_default();
+                (0..upto).map(move |i| format!("{p}:{i}")).filter(move |m| !got.contains(m))
             })
             .collect();
         if missing.is_empty() {
@@ -156,10 +136,7 @@ fn delivered_per_room(env: &TestEnv) -> BTreeMap<RemoteRoomId, Vec<String>> {
     let mut per_room: BTreeMap<RemoteRoomId, Vec<String>> = BTreeMap::new();
     for event in env.remote.sent("fk") {
         if let EventBody::Message(m) = &event.body {
-            per_room
-                .entry(event.room.clone())
-                .or_default()
-                .push(m.text.body.clone());
+            per_room.entry(event.room.clone()).or_default().push(m.text.body.clone());
         }
     }
     per_room
@@ -176,22 +153,16 @@ async fn a_slow_portal_does_not_delay_the_others(backend: Backend) {
     }
     env.remote
         .wait_for("fk", Duration::from_secs(30), "the fast portals", |s| {
-            s.iter()
-                .filter(|e| matches!(&e.body, EventBody::Message(m) if m.text.body.starts_with("fast")))
-                .count()
+            s.iter().filter(|e| matches!(&e.body, EventBody::Message(m) if m.text.body.starts_with("fast"))).count()
                 == PORTALS - 1
         })
         .await;
-    let slow_done = env
-        .remote
-        .sent("fk")
-        .iter()
-        .any(|e| matches!(&e.body, EventBody::Message(m) if m.text.body == "slow one"));
+    let slow_done =
+        env.remote.sent("fk").iter().any(|e| matches!(&e.body, EventBody::Message(m) if m.text.body == "slow one"));
     assert!(!slow_done, "the fast portals should not have waited for the slow one");
     env.remote
         .wait_for("fk", Duration::from_secs(30), "the slow portal", |s| {
-            s.iter()
-                .any(|e| matches!(&e.body, EventBody::Message(m) if m.text.body == "slow one"))
+            s.iter().any(|e| matches!(&e.body, EventBody::Message(m) if m.text.body == "slow one"))
         })
         .await;
 }

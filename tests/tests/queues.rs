@@ -37,12 +37,7 @@ impl Deliver for Recorder {
             _ => {}
         }
         let room = entry.portal.room.to_string();
-        self.delivered
-            .lock()
-            .unwrap()
-            .entry(room)
-            .or_default()
-            .push(entry.dedupe_key.clone());
+        self.delivered.lock().unwrap().entry(room).or_default().push(entry.dedupe_key.clone());
         Ok(Vec::new())
     }
 }
@@ -58,40 +53,20 @@ fn portal(room: &str) -> PortalKey {
 #[tokio::test(flavor = "multi_thread")]
 async fn queues_keep_order_survive_panics_and_do_not_block_each_other() {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> = Arc::new(
-        SqlStore::connect(&format!("sqlite://{}/q.db", dir.path().display()))
-            .await
-            .unwrap(),
-    );
-    store
-        .upsert_tenant(&Tenant::new(TenantId::new("fk").unwrap(), "FK"))
-        .await
-        .unwrap();
+    let store: Arc<dyn Store> =
+        Arc::new(SqlStore::connect(&format!("sqlite://{}/q.db", dir.path().display())).await.unwrap());
+    store.upsert_tenant(&Tenant::new(TenantId::new("fk").unwrap(), "FK")).await.unwrap();
     let payloads = ["ok", "panic", "ok", "flaky", "poison", "ok"];
     for (i, payload) in payloads.iter().enumerate() {
         let entry = NewOutboxEntry::new(Direction::ToRemote, portal("a"), format!("a{i}"), payload.to_string());
         store.enqueue(entry).await.unwrap();
     }
-    store
-        .enqueue(NewOutboxEntry::new(
-            Direction::ToRemote,
-            portal("slow"),
-            "s0",
-            "slow".into(),
-        ))
-        .await
-        .unwrap();
-    store
-        .enqueue(NewOutboxEntry::new(Direction::ToRemote, portal("b"), "b0", "ok".into()))
-        .await
-        .unwrap();
+    store.enqueue(NewOutboxEntry::new(Direction::ToRemote, portal("slow"), "s0", "slow".into())).await.unwrap();
+    store.enqueue(NewOutboxEntry::new(Direction::ToRemote, portal("b"), "b0", "ok".into())).await.unwrap();
 
     let recorder = Arc::new(Recorder::default());
-    let policy = RetryPolicy {
-        initial: Duration::from_millis(20),
-        max: Duration::from_millis(100),
-        ..RetryPolicy::default()
-    };
+    let policy =
+        RetryPolicy { initial: Duration::from_millis(20), max: Duration::from_millis(100), ..RetryPolicy::default() };
     let queues = Queues::new(store.clone(), recorder.clone(), policy);
     assert_eq!(queues.recover().await.unwrap(), 3);
 
@@ -108,37 +83,16 @@ async fn queues_keep_order_survive_panics_and_do_not_block_each_other() {
         assert!(tokio::time::Instant::now() < deadline, "queues stalled");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(
-        !recorder.delivered.lock().unwrap().contains_key("slow"),
-        "b and a did not wait for slow"
-    );
+    assert!(!recorder.delivered.lock().unwrap().contains_key("slow"), "b and a did not wait for slow");
     let delivered = recorder.delivered.lock().unwrap().clone();
-    assert_eq!(
-        delivered["a"],
-        ["a0", "a1", "a2", "a3", "a5"],
-        "in order; the poison entry set aside"
-    );
-    assert_eq!(
-        recorder.attempts.lock().unwrap()["a1"],
-        2,
-        "the panicking delivery was retried"
-    );
-    assert_eq!(
-        recorder.attempts.lock().unwrap()["a3"],
-        3,
-        "the flaky delivery was retried until it worked"
-    );
+    assert_eq!(delivered["a"], ["a0", "a1", "a2", "a3", "a5"], "in order; the poison entry set aside");
+    assert_eq!(recorder.attempts.lock().unwrap()["a1"], 2, "the panicking delivery was retried");
+    assert_eq!(recorder.attempts.lock().unwrap()["a3"], 3, "the flaky delivery was retried until it worked");
     let pending = store.pending(&portal("a"), Direction::ToRemote, 0, 10).await.unwrap();
-    assert!(
-        pending.is_empty(),
-        "delivered and dead-lettered entries are no longer pending"
-    );
+    assert!(pending.is_empty(), "delivered and dead-lettered entries are no longer pending");
 
     // New entries wake an idle queue.
-    store
-        .enqueue(NewOutboxEntry::new(Direction::ToRemote, portal("a"), "a6", "ok".into()))
-        .await
-        .unwrap();
+    store.enqueue(NewOutboxEntry::new(Direction::ToRemote, portal("a"), "a6", "ok".into())).await.unwrap();
     queues.wake((portal("a"), Direction::ToRemote));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while recorder.delivered.lock().unwrap()["a"].len() < 6 {

@@ -17,9 +17,8 @@ async fn sqlite_store() -> (Arc<dyn Store>, tempfile::TempDir) {
 
 /// A store on a new, empty PostgreSQL database.
 async fn postgres_store() -> Arc<dyn Store> {
-    let url = tokio::task::spawn_blocking(brygga_harness::postgres::fresh_database_url)
-        .await
-        .expect("start PostgreSQL");
+    let url =
+        tokio::task::spawn_blocking(brygga_harness::postgres::fresh_database_url).await.expect("start PostgreSQL");
     let store = SqlStore::connect(&url).await.expect("open PostgreSQL store");
     assert_eq!(store.backend_name(), "postgres");
     Arc::new(store)

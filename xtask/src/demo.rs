@@ -30,14 +30,7 @@ pub fn run() -> Result<ExitCode, String> {
     write(&config, &bridge_config(&dir, ports, &as_token))?;
 
     let registration = dir.join("registration.yaml");
-    install::run(
-        Command::new(&bin)
-            .arg("generate-registration")
-            .arg("-c")
-            .arg(&config)
-            .arg("-o")
-            .arg(&registration),
-    )?;
+    install::run(Command::new(&bin).arg("generate-registration").arg("-c").arg(&config).arg("-o").arg(&registration))?;
     let registration_yaml =
         std::fs::read_to_string(&registration).map_err(|e| format!("reading {}: {e}", registration.display()))?;
 
@@ -64,20 +57,12 @@ pub fn run() -> Result<ExitCode, String> {
 
     println!();
     println!("==== brygga demo is running ====");
-    println!(
-        "  Homeserver URL: {}   (server name: {})",
-        hs.base_url(),
-        hs.server_name()
-    );
+    println!("  Homeserver URL: {}   (server name: {})", hs.base_url(), hs.server_name());
     println!("  User:           {alice}   (or just: alice)");
     println!("  Password:       {password}");
     println!(
         "  Bridge:         registered as appservice `brygga`; {}",
-        if pinged {
-            "ping round-trip OK"
-        } else {
-            "ping FAILED, see the bridge log"
-        }
+        if pinged { "ping round-trip OK" } else { "ping FAILED, see the bridge log" }
     );
     println!("  Bridge admin:   http://127.0.0.1:{}/health and /metrics", ports[2]);
     println!("  Files:          {} (config, registration, brygga.log)", dir.display());
@@ -128,13 +113,7 @@ fn start_bridge(bin: &Path, dir: &Path, config: &Path) -> Result<ProcessGuard, S
     let log = std::fs::File::create(dir.join("brygga.log")).map_err(|e| e.to_string())?;
     let log_err = log.try_clone().map_err(|e| e.to_string())?;
     let mut cmd = Command::new(bin);
-    cmd.arg("run")
-        .arg("-c")
-        .arg(config)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(log_err);
+    cmd.arg("run").arg("-c").arg(config).current_dir(dir).stdin(Stdio::null()).stdout(log).stderr(log_err);
     ProcessGuard::spawn("brygga", &mut cmd, "").map_err(|e| e.to_string())
 }
 
@@ -149,10 +128,7 @@ fn wait_healthy(bridge: &mut ProcessGuard, admin_port: u16, log: &Path) -> Resul
             return Ok(());
         }
         if Instant::now() > deadline {
-            return Err(format!(
-                "the bridge did not answer {url} within 60 s; log tail:\n{}",
-                tail(log, 30)
-            ));
+            return Err(format!("the bridge did not answer {url} within 60 s; log tail:\n{}", tail(log, 30)));
         }
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -51,10 +51,7 @@ fn ensure_synapse() -> Result<PathBuf, String> {
         &format!("matrix-synapse=={SYNAPSE_VERSION}"),
     ]))?;
     std::fs::write(&marker, SYNAPSE_VERSION).map_err(|e| format!("writing {}: {e}", marker.display()))?;
-    println!(
-        "xtask: Synapse {SYNAPSE_VERSION} installed in {:.0?}",
-        started.elapsed()
-    );
+    println!("xtask: Synapse {SYNAPSE_VERSION} installed in {:.0?}", started.elapsed());
     Ok(venv)
 }
 
@@ -77,10 +74,7 @@ fn ensure_postgres() -> Result<PathBuf, String> {
         .args(["install", "-y", "-q", "--no-install-recommends", "postgresql"])
         .env("DEBIAN_FRONTEND", "noninteractive"))?;
     if !bin.join("initdb").exists() {
-        return Err(format!(
-            "apt-get installed postgresql but {} has no initdb",
-            bin.display()
-        ));
+        return Err(format!("apt-get installed postgresql but {} has no initdb", bin.display()));
     }
     println!("xtask: PostgreSQL installed in {:.0?}", started.elapsed());
     Ok(bin)
@@ -98,9 +92,5 @@ fn is_root() -> bool {
 /// Runs a command with inherited output; an error names it and its status.
 pub fn run(cmd: &mut Command) -> Result<(), String> {
     let status = cmd.status().map_err(|e| format!("running {cmd:?}: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("{cmd:?} failed: {status}"))
-    }
+    if status.success() { Ok(()) } else { Err(format!("{cmd:?} failed: {status}")) }
 }

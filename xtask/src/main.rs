@@ -36,10 +36,7 @@ fn test(args: &[String]) -> Result<ExitCode, String> {
     cmd.arg("test");
     // Defaults only where the caller did not choose packages or targets (before any `--`).
     let ours: Vec<&str> = args.iter().map(String::as_str).take_while(|a| *a != "--").collect();
-    let chose = |flags: &[&str]| {
-        ours.iter()
-            .any(|a| flags.iter().any(|f| a == f || a.starts_with(&format!("{f}="))))
-    };
+    let chose = |flags: &[&str]| ours.iter().any(|a| flags.iter().any(|f| a == f || a.starts_with(&format!("{f}="))));
     if !chose(&["-p", "--package", "--workspace", "--all"]) {
         cmd.arg("--workspace");
     }

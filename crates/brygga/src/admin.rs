@@ -29,45 +29,20 @@ impl AdminState {
         let mut registry = Registry::with_prefix("brygga");
         let adapters_running = Gauge::default();
         let queues_active = Gauge::default();
-        registry.register(
-            "adapters_running",
-            "Adapters currently running",
-            adapters_running.clone(),
-        );
-        registry.register(
-            "queues_active",
-            "Portal queues with a running worker",
-            queues_active.clone(),
-        );
-        registry.register(
-            "build",
-            "Build information",
-            Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
-        );
-        Self {
-            registry,
-            adapters_running,
-            queues_active,
-            host,
-            router,
-        }
+        registry.register("adapters_running", "Adapters currently running", adapters_running.clone());
+        registry.register("queues_active", "Portal queues with a running worker", queues_active.clone());
+        registry.register("build", "Build information", Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]));
+        Self { registry, adapters_running, queues_active, host, router }
     }
 }
 
 /// The admin routes.
 pub fn routes(state: Arc<AdminState>) -> Router {
-    Router::new()
-        .route("/health", get(health))
-        .route("/metrics", get(metrics))
-        .with_state(state)
+    Router::new().route("/health", get(health)).route("/metrics", get(metrics)).with_state(state)
 }
 
 async fn health() -> impl IntoResponse {
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/json")],
-        r#"{"status":"ok"}"#,
-    )
+    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], r#"{"status":"ok"}"#)
 }
 
 async fn metrics(State(state): State<Arc<AdminState>>) -> impl IntoResponse {
@@ -77,16 +52,9 @@ async fn metrics(State(state): State<Arc<AdminState>>) -> impl IntoResponse {
     match encode(&mut body, &state.registry) {
         Ok(()) => (
             StatusCode::OK,
-            [(
-                header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
+            [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
             body,
         ),
-        Err(_) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            [(header::CONTENT_TYPE, "text/plain")],
-            String::new(),
-        ),
+        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, [(header::CONTENT_TYPE, "text/plain")], String::new()),
     }
 }

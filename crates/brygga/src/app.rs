@@ -15,14 +15,9 @@ use crate::tenants;
 
 /// Opens (and migrates) the configured store.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
-    let store = brygga_store::SqlStore::connect(&config.database.url)
-        .await
-        .with_context(|| {
-            format!(
-                "opening the store at config key `database.url` ({})",
-                redact_url(&config.database.url)
-            )
-        })?;
+    let store = brygga_store::SqlStore::connect(&config.database.url).await.with_context(|| {
+        format!("opening the store at config key `database.url` ({})", redact_url(&config.database.url))
+    })?;
     Ok(Arc::new(store))
 }
 
@@ -34,9 +29,7 @@ pub fn matrix_client(config: &Config) -> anyhow::Result<Arc<MatrixClient>> {
         config.appservice.as_token.clone(),
         config.appservice.bot_localpart.clone(),
     );
-    Ok(Arc::new(
-        MatrixClient::new(settings).context("building the Matrix client")?,
-    ))
+    Ok(Arc::new(MatrixClient::new(settings).context("building the Matrix client")?))
 }
 
 /// The parts of a bridge that commands other than `run` also need.
@@ -56,36 +49,14 @@ pub async fn assemble(config: &Config, factories: Vec<Arc<dyn AdapterFactory>>) 
     let store = open_store(config).await?;
     let matrix = matrix_client(config)?;
     let running = RunningAdapters::default();
-    let router = Router::new(
-        store.clone(),
-        matrix.clone(),
-        config.namer(),
-        running.clone(),
-        RetryPolicy::default(),
-    );
-    let host = Arc::new(AdapterHost::new(
-        factories,
-        running,
-        store.clone(),
-        router.clone(),
-        matrix.clone(),
-    ));
-    Ok(Parts {
-        store,
-        host,
-        router,
-        matrix,
-    })
+    let router = Router::new(store.clone(), matrix.clone(), config.namer(), running.clone(), RetryPolicy::default());
+    let host = Arc::new(AdapterHost::new(factories, running, store.clone(), router.clone(), matrix.clone()));
+    Ok(Parts { store, host, router, matrix })
 }
 
 /// Runs the bridge until SIGINT or SIGTERM.
 pub async fn run(config: Config, factories: Vec<Arc<dyn AdapterFactory>>) -> anyhow::Result<()> {
-    let Parts {
-        store,
-        host,
-        router,
-        matrix,
-    } = assemble(&config, factories).await?;
+    let Parts { store, host, router, matrix } = assemble(&config, factories).await?;
     tenants::seed(store.as_ref(), &host, &config.tenants).await?;
 
     // Undelivered events resume before anything new is accepted, so order holds.
@@ -135,9 +106,7 @@ pub async fn run(config: Config, factories: Vec<Arc<dyn AdapterFactory>>) -> any
 }
 
 async fn serve(listener: TcpListener, routes: axum::Router, shutdown: CancellationToken) {
-    let result = axum::serve(listener, routes)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await;
+    let result = axum::serve(listener, routes).with_graceful_shutdown(shutdown.cancelled_owned()).await;
     if let Err(err) = result {
         tracing::error!(error = %err, "listener failed");
     }

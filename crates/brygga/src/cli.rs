@@ -137,11 +137,7 @@ async fn execute(command: Command, config: Config, factories: Vec<Arc<dyn Adapte
                 print!("{yaml}");
             } else {
                 std::fs::write(&output, yaml).with_context(|| format!("writing {}", output.display()))?;
-                eprintln!(
-                    "wrote {} ({} tenants); give it to the homeserver",
-                    output.display(),
-                    tenant_ids.len()
-                );
+                eprintln!("wrote {} ({} tenants); give it to the homeserver", output.display(), tenant_ids.len());
             }
         }
         Command::Tenant(TenantCommand::Add { id, name, invite }) => {
@@ -163,11 +159,7 @@ async fn execute(command: Command, config: Config, factories: Vec<Arc<dyn Adapte
             }
             println!("tenant {id} removed");
         }
-        Command::Adapter(AdapterCommand::Enable {
-            tenant,
-            kind,
-            adapter_config,
-        }) => {
+        Command::Adapter(AdapterCommand::Enable { tenant, kind, adapter_config }) => {
             let config = adapter_config
                 .map(|c| serde_json::from_str(&c).context("--adapter-config is not valid JSON"))
                 .transpose()?;
@@ -191,9 +183,7 @@ async fn execute(command: Command, config: Config, factories: Vec<Arc<dyn Adapte
 fn init_logging(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("BRYGGA_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.logging.level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match config.logging.format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Pretty => builder.init(),

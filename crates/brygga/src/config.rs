@@ -115,9 +115,7 @@ pub struct AdminConfig {
 
 impl Default for AdminConfig {
     fn default() -> Self {
-        Self {
-            listen: default_admin(),
-        }
+        Self { listen: default_admin() }
     }
 }
 
@@ -135,10 +133,7 @@ pub struct LoggingConfig {
 
 impl Default for LoggingConfig {
     fn default() -> Self {
-        Self {
-            level: default_level(),
-            format: LogFormat::Pretty,
-        }
+        Self { level: default_level(), format: LogFormat::Pretty }
     }
 }
 
@@ -217,16 +212,11 @@ impl Config {
     /// Loads a YAML file with `BRYGGA_*` overrides and checks it.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         if !path.exists() {
-            return Err(ConfigError::Parse(format!(
-                "config file {} does not exist",
-                path.display()
-            )));
+            return Err(ConfigError::Parse(format!("config file {} does not exist", path.display())));
         }
         // Only `BRYGGA_<SECTION>__<KEY>` overrides: plain `BRYGGA_*` variables
         // (BRYGGA_CONFIG, BRYGGA_LOG, the test harness's) are not config keys.
-        let env = Env::prefixed("BRYGGA_")
-            .filter(|key| key.as_str().contains("__"))
-            .split("__");
+        let env = Env::prefixed("BRYGGA_").filter(|key| key.as_str().contains("__")).split("__");
         let figment = Figment::new().merge(Yaml::file_exact(path)).merge(env);
         Self::from_figment(figment)
     }
@@ -245,16 +235,8 @@ impl Config {
     }
 
     fn check(&self) -> Result<(), ConfigError> {
-        let invalid = |key, problem: &str| {
-            Err(ConfigError::Invalid {
-                key,
-                problem: problem.to_owned(),
-            })
-        };
-        for (key, url) in [
-            ("homeserver.url", &self.homeserver.url),
-            ("appservice.url", &self.appservice.url),
-        ] {
+        let invalid = |key, problem: &str| Err(ConfigError::Invalid { key, problem: problem.to_owned() });
+        for (key, url) in [("homeserver.url", &self.homeserver.url), ("appservice.url", &self.appservice.url)] {
             if !matches!(url.scheme(), "http" | "https") {
                 return invalid(key, "must be an http:// or https:// URL");
             }
@@ -304,11 +286,8 @@ impl Config {
 
     /// The bridge bot's user id.
     pub fn bot_user_id(&self) -> MatrixUserId {
-        MatrixUserId::new(format!(
-            "@{}:{}",
-            self.appservice.bot_localpart, self.homeserver.server_name
-        ))
-        .expect("checked when loading")
+        MatrixUserId::new(format!("@{}:{}", self.appservice.bot_localpart, self.homeserver.server_name))
+            .expect("checked when loading")
     }
 }
 
@@ -374,10 +353,7 @@ tenants:
         let err = Config::from_yaml(&bad_tenant).unwrap_err().to_string();
         assert!(err.contains("tenants") && err.contains("TenantId"), "{err}");
 
-        let bad_template = format!(
-            "{}  ghost_template: \"{{id}}\"\n",
-            GOOD.split("tenants:").next().unwrap()
-        );
+        let bad_template = format!("{}  ghost_template: \"{{id}}\"\n", GOOD.split("tenants:").next().unwrap());
         let err = Config::from_yaml(&bad_template).unwrap_err().to_string();
         assert!(err.contains("appservice.ghost_template"), "{err}");
     }

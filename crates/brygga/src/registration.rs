@@ -13,18 +13,12 @@ pub fn registration(config: &Config, tenants: &[TenantId], kinds: &[AdapterKind]
     let mut namespaces = Namespaces::new();
     for tenant in tenants {
         for kind in kinds {
-            namespaces
-                .users
-                .push(Namespace::new(true, namer.ghost_namespace(kind, tenant)));
-            namespaces
-                .aliases
-                .push(Namespace::new(true, namer.alias_namespace(kind, tenant)));
+            namespaces.users.push(Namespace::new(true, namer.ghost_namespace(kind, tenant)));
+            namespaces.aliases.push(Namespace::new(true, namer.alias_namespace(kind, tenant)));
         }
     }
     let bot = config.bot_user_id();
-    namespaces
-        .users
-        .push(Namespace::new(true, format!("^{}$", regex_escape(bot.as_str()))));
+    namespaces.users.push(Namespace::new(true, format!("^{}$", regex_escape(bot.as_str()))));
     let mut registration: Registration = RegistrationInit {
         id: config.appservice.id.clone(),
         url: Some(config.appservice.url.to_string().trim_end_matches('/').to_owned()),
@@ -67,14 +61,7 @@ appservice: { listen: "127.0.0.1:1", url: "http://127.0.0.1:1/", as_token: "aaaa
         let kinds = [AdapterKind::new("xmpp").unwrap()];
         let reg = registration(&config, &tenants, &kinds);
         let users: Vec<_> = reg.namespaces.users.iter().map(|n| n.regex.as_str()).collect();
-        assert_eq!(
-            users,
-            [
-                "@xmpp_fk_.*:hub\\.example",
-                "@xmpp_tv_.*:hub\\.example",
-                "^@brygga:hub\\.example$"
-            ]
-        );
+        assert_eq!(users, ["@xmpp_fk_.*:hub\\.example", "@xmpp_tv_.*:hub\\.example", "^@brygga:hub\\.example$"]);
         assert!(reg.namespaces.users.iter().all(|n| n.exclusive));
         assert_eq!(reg.url.as_deref(), Some("http://127.0.0.1:1"));
         let yaml = to_yaml(&reg).unwrap();

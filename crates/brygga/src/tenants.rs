@@ -10,18 +10,15 @@ use crate::config::TenantSeed;
 pub async fn seed(store: &dyn Store, host: &AdapterHost, seeds: &[TenantSeed]) -> anyhow::Result<()> {
     for seed in seeds {
         if store.tenant(&seed.id).await?.is_none() {
-            let mut tenant = Tenant::new(
-                seed.id.clone(),
-                seed.display_name.clone().unwrap_or_else(|| seed.id.to_string()),
-            );
+            let mut tenant =
+                Tenant::new(seed.id.clone(), seed.display_name.clone().unwrap_or_else(|| seed.id.to_string()));
             tenant.settings = settings(seed);
             store.upsert_tenant(&tenant).await?;
             tracing::info!(tenant = %seed.id, "tenant created from config");
         }
         for (kind, adapter) in &seed.adapters {
-            let factory = host
-                .factory(kind)
-                .map_err(|e| anyhow::anyhow!("config key `tenants.{}.adapters`: {e}", seed.id))?;
+            let factory =
+                host.factory(kind).map_err(|e| anyhow::anyhow!("config key `tenants.{}.adapters`: {e}", seed.id))?;
             factory
                 .validate(&adapter.config)
                 .map_err(|e| anyhow::anyhow!("config key `tenants.{}.adapters.{kind}.config`: {e}", seed.id))?;
@@ -75,12 +72,8 @@ pub async fn set_adapter(
     }
     match config {
         Some(config) => {
-            factory
-                .validate(&config)
-                .map_err(|e| anyhow::anyhow!("invalid config for adapter {kind}: {e}"))?;
-            store
-                .put_adapter_config(&AdapterConfig::new(tenant.clone(), kind.clone(), enabled, config))
-                .await?;
+            factory.validate(&config).map_err(|e| anyhow::anyhow!("invalid config for adapter {kind}: {e}"))?;
+            store.put_adapter_config(&AdapterConfig::new(tenant.clone(), kind.clone(), enabled, config)).await?;
         }
         None => {
             if !store.set_adapter_enabled(tenant, &kind, enabled).await? {
@@ -91,9 +84,7 @@ pub async fn set_adapter(
                 factory
                     .validate(&empty)
                     .map_err(|e| anyhow::anyhow!("adapter {kind} needs a config (--adapter-config): {e}"))?;
-                store
-                    .put_adapter_config(&AdapterConfig::new(tenant.clone(), kind.clone(), true, empty))
-                    .await?;
+                store.put_adapter_config(&AdapterConfig::new(tenant.clone(), kind.clone(), true, empty)).await?;
             }
         }
     }

@@ -125,12 +125,7 @@ impl AdapterContext {
         sink: Arc<dyn InboundSink>,
         media: Arc<dyn MatrixMedia>,
     ) -> Self {
-        Self {
-            tenant,
-            config,
-            sink,
-            media,
-        }
+        Self { tenant, config, sink, media }
     }
 }
 

@@ -46,11 +46,7 @@ fn degrade_message<R>(mut message: Message<R>, caps: &Capabilities) -> Message<R
         message.reply_to = None;
     }
     if !caps.media && !message.attachments.is_empty() {
-        let names: Vec<String> = message
-            .attachments
-            .drain(..)
-            .map(|a| format!("[file: {}]", a.name))
-            .collect();
+        let names: Vec<String> = message.attachments.drain(..).map(|a| format!("[file: {}]", a.name)).collect();
         let listing = names.join("\n");
         message.text = if message.text.body.is_empty() {
             Text::plain(listing)
@@ -65,17 +61,11 @@ fn degrade_message<R>(mut message: Message<R>, caps: &Capabilities) -> Message<R
 }
 
 fn marked(marker: &str, text: Text) -> Text {
-    Text {
-        body: format!("{marker}{}", text.body),
-        html: text.html.map(|h| format!("{marker}{h}")),
-    }
+    Text { body: format!("{marker}{}", text.body), html: text.html.map(|h| format!("{marker}{h}")) }
 }
 
 fn escape_html(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('\n', "<br>")
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('\n', "<br>")
 }
 
 #[cfg(test)]
@@ -87,10 +77,7 @@ mod tests {
 
     #[test]
     fn edits_become_marked_messages_without_edit_support() {
-        let edit: Body = EventBody::Edit {
-            target: "m1".into(),
-            text: Text::plain("fixed"),
-        };
+        let edit: Body = EventBody::Edit { target: "m1".into(), text: Text::plain("fixed") };
         match degrade(edit.clone(), &Capabilities::none()) {
             Some(EventBody::Message(m)) => assert_eq!(m.text.body, "* fixed"),
             other => panic!("unexpected {other:?}"),
@@ -102,11 +89,7 @@ mod tests {
     fn reactions_become_text_replies_and_removals_vanish() {
         let mut caps = Capabilities::none();
         caps.replies = true;
-        let add: Body = EventBody::Reaction {
-            target: "m1".into(),
-            key: "👍".into(),
-            removed: false,
-        };
+        let add: Body = EventBody::Reaction { target: "m1".into(), key: "👍".into(), removed: false };
         match degrade(add, &caps) {
             Some(EventBody::Message(m)) => {
                 assert_eq!(m.text.body, "reacted with 👍");
@@ -114,20 +97,13 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
-        let remove: Body = EventBody::Reaction {
-            target: "m1".into(),
-            key: "👍".into(),
-            removed: true,
-        };
+        let remove: Body = EventBody::Reaction { target: "m1".into(), key: "👍".into(), removed: true };
         assert_eq!(degrade(remove, &caps), None);
     }
 
     #[test]
     fn redactions_become_notices_and_ephemera_drop() {
-        let redaction: Body = EventBody::Redaction {
-            target: "m".into(),
-            reason: None,
-        };
+        let redaction: Body = EventBody::Redaction { target: "m".into(), reason: None };
         assert!(matches!(degrade(redaction, &Capabilities::none()), Some(EventBody::Message(m)) if m.notice));
         let typing: Body = EventBody::Typing { typing: true };
         assert_eq!(degrade(typing, &Capabilities::none()), None);

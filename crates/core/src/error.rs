@@ -34,10 +34,7 @@ pub enum BridgeError {
 impl BridgeError {
     /// A transient error without a requested delay.
     pub fn transient(message: impl Into<String>) -> Self {
-        Self::Transient {
-            message: message.into(),
-            retry_after: None,
-        }
+        Self::Transient { message: message.into(), retry_after: None }
     }
 
     /// A permanent error.

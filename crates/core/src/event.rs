@@ -22,10 +22,7 @@ pub struct Text {
 impl Text {
     /// Plain text without formatting.
     pub fn plain(body: impl Into<String>) -> Self {
-        Self {
-            body: body.into(),
-            html: None,
-        }
+        Self { body: body.into(), html: None }
     }
 }
 
@@ -80,14 +77,7 @@ pub struct Message<R> {
 impl<R> Message<R> {
     /// A plain text message.
     pub fn text(text: Text) -> Self {
-        Self {
-            text,
-            attachments: Vec::new(),
-            reply_to: None,
-            thread_root: None,
-            emote: false,
-            notice: false,
-        }
+        Self { text, attachments: Vec::new(), reply_to: None, thread_root: None, emote: false, notice: false }
     }
 }
 
@@ -187,10 +177,21 @@ pub enum EventBody<R> {
 impl<R> EventBody<R> {
     /// Ephemeral events are best-effort: not stored, not retried.
     pub fn is_ephemeral(&self) -> bool {
-        matches!(
-            self,
-            Self::Presence { .. } | Self::Typing { .. } | Self::ReadReceipt { .. }
-        )
+        matches!(self, Self::Presence { .. } | Self::Typing { .. } | Self::ReadReceipt { .. })
+    }
+
+    /// The same event with another reference type, for the variants that
+    /// reference no message (membership, presence, typing); `None` otherwise.
+    pub fn without_references<S>(self) -> Option<EventBody<S>> {
+        match self {
+            Self::Membership { membership, display_name, reason } => {
+                Some(EventBody::Membership { membership, display_name, reason })
+            }
+            Self::Presence { presence, status } => Some(EventBody::Presence { presence, status }),
+            Self::Typing { typing } => Some(EventBody::Typing { typing }),
+            Self::Message(_) | Self::Edit { .. } | Self::Redaction { .. } | Self::Reaction { .. } => None,
+            Self::ReadReceipt { .. } => None,
+        }
     }
 
     /// A short name of the variant, for logs and metrics (never the content).
@@ -224,11 +225,7 @@ pub struct RemoteSender {
 impl RemoteSender {
     /// A sender known only by id.
     pub fn new(id: RemoteUserId) -> Self {
-        Self {
-            id,
-            display_name: None,
-            avatar: None,
-        }
+        Self { id, display_name: None, avatar: None }
     }
 }
 
@@ -325,12 +322,9 @@ impl<R> EventBody<R> {
     /// Every message this event refers to.
     pub fn references(&self) -> Vec<Reference<'_, R>> {
         match self {
-            Self::Message(m) => m
-                .reply_to
-                .iter()
-                .map(Reference::ReplyTo)
-                .chain(m.thread_root.iter().map(Reference::Thread))
-                .collect(),
+            Self::Message(m) => {
+                m.reply_to.iter().map(Reference::ReplyTo).chain(m.thread_root.iter().map(Reference::Thread)).collect()
+            }
             Self::Edit { target, .. } | Self::Redaction { target, .. } | Self::Reaction { target, .. } => {
                 vec![Reference::Target(target)]
             }
@@ -346,11 +340,8 @@ mod tests {
 
     #[test]
     fn event_bodies_round_trip_as_tagged_json() {
-        let body: EventBody<RemoteMessageId> = EventBody::Reaction {
-            target: RemoteMessageId::new("m1").unwrap(),
-            key: "👍".into(),
-            removed: false,
-        };
+        let body: EventBody<RemoteMessageId> =
+            EventBody::Reaction { target: RemoteMessageId::new("m1").unwrap(), key: "👍".into(), removed: false };
         let json = serde_json::to_value(&body).unwrap();
         assert_eq!(json["type"], "reaction");
         assert_eq!(json["target"], "m1");
@@ -365,6 +356,14 @@ mod tests {
         let msg: EventBody<RemoteMessageId> = EventBody::Message(Message::text(Text::plain("hi")));
         assert!(!msg.is_ephemeral());
         assert_eq!(msg.kind_name(), "message");
+    }
+
+    #[test]
+    fn reference_free_events_change_reference_type() {
+        let typing: EventBody<RemoteMessageId> = EventBody::Typing { typing: true };
+        assert_eq!(typing.without_references::<String>(), Some(EventBody::Typing { typing: true }));
+        let edit: EventBody<String> = EventBody::Edit { target: "m".into(), text: Text::plain("x") };
+        assert_eq!(edit.without_references::<RemoteMessageId>(), None);
     }
 
     #[test]

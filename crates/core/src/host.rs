@@ -68,14 +68,7 @@ impl AdapterHost {
         media: Arc<dyn MatrixMedia>,
     ) -> Self {
         let factories = factories.into_iter().map(|f| (f.kind(), f)).collect();
-        Self {
-            factories,
-            running,
-            store,
-            router,
-            media,
-            lifecycle: tokio::sync::Mutex::new(()),
-        }
+        Self { factories, running, store, router, media, lifecycle: tokio::sync::Mutex::new(()) }
     }
 
     /// The adapter kinds this build knows.
@@ -92,11 +85,7 @@ impl AdapterHost {
     }
 
     fn known_kinds(&self) -> String {
-        self.factories
-            .keys()
-            .map(AdapterKind::as_str)
-            .collect::<Vec<_>>()
-            .join(", ")
+        self.factories.keys().map(AdapterKind::as_str).collect::<Vec<_>>().join(", ")
     }
 
     /// Starts every enabled adapter of every active tenant; returns failures.
@@ -132,18 +121,12 @@ impl AdapterHost {
             .adapter_config(tenant, kind)
             .await?
             .ok_or_else(|| HostError::NoConfig(tenant.to_string(), kind.to_string()))?;
-        factory
-            .validate(&config.config)
-            .map_err(|reason| HostError::InvalidConfig {
-                tenant: tenant.to_string(),
-                kind: kind.to_string(),
-                reason,
-            })?;
-        let start_err = |source| HostError::Start {
+        factory.validate(&config.config).map_err(|reason| HostError::InvalidConfig {
             tenant: tenant.to_string(),
             kind: kind.to_string(),
-            source,
-        };
+            reason,
+        })?;
+        let start_err = |source| HostError::Start { tenant: tenant.to_string(), kind: kind.to_string(), source };
         let ctx = AdapterContext::new(
             tenant.clone(),
             config.config,

@@ -72,10 +72,7 @@ fn slug(value: &str, extra: &[char]) -> Result<(), &'static str> {
     if value.is_empty() || value.len() > 32 {
         return Err("must be 1 to 32 characters");
     }
-    if !value
-        .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || extra.contains(&c))
-    {
+    if !value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || extra.contains(&c)) {
         return Err("may only contain a-z, 0-9 (and '-' for tenants)");
     }
     if !value.starts_with(|c: char| c.is_ascii_lowercase()) {

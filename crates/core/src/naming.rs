@@ -75,10 +75,7 @@ pub struct Template {
 impl Template {
     /// Parses and checks a template.
     pub fn new(raw: &str) -> Result<Self, TemplateError> {
-        let err = |reason| TemplateError {
-            template: raw.to_owned(),
-            reason,
-        };
+        let err = |reason| TemplateError { template: raw.to_owned(), reason };
         for needed in ["{kind}", "{tenant}", "{id}"] {
             if raw.matches(needed).count() != 1 {
                 return Err(err("must contain {kind}, {tenant} and {id} exactly once"));
@@ -94,9 +91,7 @@ impl Template {
         if literal.contains(['{', '}']) {
             return Err(err("unknown placeholder"));
         }
-        if !literal
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.' || b == b'=')
+        if !literal.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.' || b == b'=')
         {
             return Err(err("literal text may only contain a-z, 0-9, '_', '.' and '='"));
         }
@@ -105,10 +100,7 @@ impl Template {
 
     /// The localpart prefix for one adapter of one tenant (everything before `{id}`).
     pub fn prefix(&self, kind: &AdapterKind, tenant: &TenantId) -> String {
-        self.raw
-            .trim_end_matches("{id}")
-            .replace("{kind}", kind.as_str())
-            .replace("{tenant}", tenant.as_str())
+        self.raw.trim_end_matches("{id}").replace("{kind}", kind.as_str()).replace("{tenant}", tenant.as_str())
     }
 
     /// Renders a localpart.
@@ -159,11 +151,7 @@ pub struct Namer {
 impl Namer {
     /// Builds a namer from user and alias templates.
     pub fn new(server_name: impl Into<String>, ghosts: Template, aliases: Template) -> Self {
-        Self {
-            server_name: server_name.into(),
-            ghosts,
-            aliases,
-        }
+        Self { server_name: server_name.into(), ghosts, aliases }
     }
 
     /// The homeserver name.
@@ -198,20 +186,12 @@ impl Namer {
 
     /// Regex of one adapter's ghosts of one tenant, for the registration file.
     pub fn ghost_namespace(&self, kind: &AdapterKind, tenant: &TenantId) -> String {
-        format!(
-            "@{}.*:{}",
-            regex_escape(&self.ghosts.prefix(kind, tenant)),
-            regex_escape(&self.server_name)
-        )
+        format!("@{}.*:{}", regex_escape(&self.ghosts.prefix(kind, tenant)), regex_escape(&self.server_name))
     }
 
     /// Regex of one adapter's portal aliases of one tenant.
     pub fn alias_namespace(&self, kind: &AdapterKind, tenant: &TenantId) -> String {
-        format!(
-            "#{}.*:{}",
-            regex_escape(&self.aliases.prefix(kind, tenant)),
-            regex_escape(&self.server_name)
-        )
+        format!("#{}.*:{}", regex_escape(&self.aliases.prefix(kind, tenant)), regex_escape(&self.server_name))
     }
 }
 
@@ -241,22 +221,10 @@ mod tests {
 
     #[test]
     fn escaping_round_trips() {
-        for raw in [
-            "alice",
-            "Alice_B",
-            "anna@xmpp.se/res",
-            "å ä ö",
-            "a=b",
-            "__",
-            "Z",
-            "-.",
-            "",
-        ] {
+        for raw in ["alice", "Alice_B", "anna@xmpp.se/res", "å ä ö", "a=b", "__", "Z", "-.", ""] {
             let escaped = escape(raw);
             assert!(
-                escaped
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._=-".contains(&b)),
+                escaped.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._=-".contains(&b)),
                 "{escaped}"
             );
             assert_eq!(unescape(&escaped).as_deref(), Some(raw), "{raw} -> {escaped}");

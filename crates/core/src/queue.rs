@@ -107,15 +107,7 @@ impl Queues {
         let (tx, rx) = mpsc::channel(1);
         let id = self.inner.next_worker.fetch_add(1, Ordering::Relaxed);
         workers.insert(key.clone(), (id, tx));
-        tokio::spawn(
-            Worker {
-                inner: self.inner.clone(),
-                key,
-                id,
-                rx,
-            }
-            .run(),
-        );
+        tokio::spawn(Worker { inner: self.inner.clone(), key, id, rx }.run());
     }
 
     /// Wakes every queue that has undelivered entries (at start-up).
@@ -170,12 +162,7 @@ impl Worker {
         loop {
             while self.rx.try_recv().is_ok() {}
             let (portal, direction) = &self.key;
-            let batch = match self
-                .inner
-                .store
-                .pending(portal, *direction, after, self.inner.policy.batch)
-                .await
-            {
+            let batch = match self.inner.store.pending(portal, *direction, after, self.inner.policy.batch).await {
                 Ok(batch) => {
                     read_failures = 0;
                     batch

@@ -42,12 +42,7 @@ pub struct Tenant {
 impl Tenant {
     /// A new, active tenant with default settings.
     pub fn new(id: TenantId, display_name: impl Into<String>) -> Self {
-        Self {
-            id,
-            display_name: display_name.into(),
-            settings: TenantSettings::default(),
-            suspended: false,
-        }
+        Self { id, display_name: display_name.into(), settings: TenantSettings::default(), suspended: false }
     }
 }
 
@@ -68,12 +63,7 @@ pub struct AdapterConfig {
 impl AdapterConfig {
     /// Builds an adapter config.
     pub fn new(tenant: TenantId, kind: AdapterKind, enabled: bool, config: serde_json::Value) -> Self {
-        Self {
-            tenant,
-            kind,
-            enabled,
-            config,
-        }
+        Self { tenant, kind, enabled, config }
     }
 }
 
@@ -100,15 +90,7 @@ pub struct Ghost {
 impl Ghost {
     /// A ghost without profile.
     pub fn new(tenant: TenantId, kind: AdapterKind, remote_user: RemoteUserId, user_id: MatrixUserId) -> Self {
-        Self {
-            tenant,
-            kind,
-            remote_user,
-            user_id,
-            display_name: None,
-            avatar_mxc: None,
-            avatar_source: None,
-        }
+        Self { tenant, kind, remote_user, user_id, display_name: None, avatar_mxc: None, avatar_source: None }
     }
 }
 
@@ -131,13 +113,7 @@ pub struct LinkedAccount {
 impl LinkedAccount {
     /// Builds a linked account.
     pub fn new(tenant: TenantId, kind: AdapterKind, matrix_user: MatrixUserId, remote_user: RemoteUserId) -> Self {
-        Self {
-            tenant,
-            kind,
-            matrix_user,
-            remote_user,
-            credentials: None,
-        }
+        Self { tenant, kind, matrix_user, remote_user, credentials: None }
     }
 }
 
@@ -156,11 +132,7 @@ pub struct Portal {
 impl Portal {
     /// A portal without a Matrix room yet.
     pub fn new(key: PortalKey) -> Self {
-        Self {
-            key,
-            room_id: None,
-            name: None,
-        }
+        Self { key, room_id: None, name: None }
     }
 }
 
@@ -218,13 +190,7 @@ impl MessageMapping {
         part: u32,
         kind: MappingKind,
     ) -> Self {
-        Self {
-            portal,
-            matrix_event,
-            remote_id,
-            part,
-            kind,
-        }
+        Self { portal, matrix_event, remote_id, part, kind }
     }
 }
 
@@ -275,12 +241,7 @@ pub struct NewOutboxEntry {
 impl NewOutboxEntry {
     /// Builds an entry.
     pub fn new(direction: Direction, portal: PortalKey, dedupe_key: impl Into<String>, payload: String) -> Self {
-        Self {
-            direction,
-            portal,
-            dedupe_key: dedupe_key.into(),
-            payload,
-        }
+        Self { direction, portal, dedupe_key: dedupe_key.into(), payload }
     }
 }
 
@@ -313,14 +274,7 @@ impl OutboxEntry {
         payload: String,
         attempts: u32,
     ) -> Self {
-        Self {
-            seq,
-            direction,
-            portal,
-            dedupe_key: dedupe_key.into(),
-            payload,
-            attempts,
-        }
+        Self { seq, direction, portal, dedupe_key: dedupe_key.into(), payload, attempts }
     }
 }
 

@@ -40,10 +40,8 @@ pub(crate) fn message(message: &Message<MatrixEventId>) -> Result<RoomMessageEve
 
 /// The `m.room.message` content of an edit (`m.replace`).
 pub(crate) fn edit(target: &MatrixEventId, new_text: &Text) -> Result<RoomMessageEventContent, BridgeError> {
-    let fallback = Text {
-        body: format!("* {}", new_text.body),
-        html: new_text.html.as_ref().map(|html| format!("* {html}")),
-    };
+    let fallback =
+        Text { body: format!("* {}", new_text.body), html: new_text.html.as_ref().map(|html| format!("* {html}")) };
     let mut content = RoomMessageEventContent::new(text(&fallback, false, false));
     let new_content = RoomMessageEventContentWithoutRelation::new(text(new_text, false, false));
     content.relates_to = Some(Relation::Replacement(Replacement::new(event_id(target)?, new_content)));
@@ -52,19 +50,12 @@ pub(crate) fn edit(target: &MatrixEventId, new_text: &Text) -> Result<RoomMessag
 
 /// The `m.reaction` content of an annotation.
 pub(crate) fn reaction(target: &MatrixEventId, key: &str) -> Result<ReactionEventContent, BridgeError> {
-    Ok(ReactionEventContent::new(Annotation::new(
-        event_id(target)?,
-        key.to_owned(),
-    )))
+    Ok(ReactionEventContent::new(Annotation::new(event_id(target)?, key.to_owned())))
 }
 
 /// A text msgtype; HTML is sanitised and dropped when nothing survives.
 fn text(text: &Text, emote: bool, notice: bool) -> MessageType {
-    let html = text
-        .html
-        .as_deref()
-        .map(sanitize_html)
-        .filter(|html| !html.trim().is_empty());
+    let html = text.html.as_deref().map(sanitize_html).filter(|html| !html.trim().is_empty());
     let body = text.body.clone();
     match (emote, notice, html) {
         (true, _, Some(html)) => MessageType::Emote(EmoteMessageEventContent::html(body, html)),
@@ -79,9 +70,7 @@ fn text(text: &Text, emote: bool, notice: bool) -> MessageType {
 /// A media msgtype chosen by MIME type.
 fn media(attachment: &Attachment) -> Result<MessageType, BridgeError> {
     let MediaSource::Matrix { mxc } = &attachment.source else {
-        return Err(BridgeError::permanent(
-            "attachment must be uploaded to Matrix before sending",
-        ));
+        return Err(BridgeError::permanent("attachment must be uploaded to Matrix before sending"));
     };
     let url = OwnedMxcUri::from(mxc.as_str());
     if url.validate().is_err() {

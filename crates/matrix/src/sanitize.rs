@@ -58,10 +58,7 @@ const TAGS: &[&str] = &[
 /// Per-tag attributes the spec permits.
 const ATTRIBUTES: &[(&str, &[&str])] = &[
     ("font", &["data-mx-bg-color", "data-mx-color", "color"]),
-    (
-        "span",
-        &["data-mx-bg-color", "data-mx-color", "data-mx-spoiler", "data-mx-maths"],
-    ),
+    ("span", &["data-mx-bg-color", "data-mx-color", "data-mx-spoiler", "data-mx-maths"]),
     ("a", &["target", "href"]),
     ("img", &["width", "height", "alt", "title", "src"]),
     ("ol", &["start"]),
@@ -107,9 +104,7 @@ fn filter_attribute<'u>(element: &str, attribute: &str, value: &'u str) -> Optio
 }
 
 fn is_hex_color(value: &str) -> bool {
-    value
-        .strip_prefix('#')
-        .is_some_and(|hex| hex.len() == 6 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+    value.strip_prefix('#').is_some_and(|hex| hex.len() == 6 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// Sanitises HTML for a `formatted_body`.
@@ -125,14 +120,8 @@ mod tests {
     fn keeps_allowed_markup() {
         let html = r#"<p><strong>bold</strong> <a href="https://example.org" target="_blank">link</a></p>"#;
         assert_eq!(sanitize_html(html), html);
-        assert_eq!(
-            sanitize_html(r#"<code class="language-rust">x</code>"#),
-            r#"<code class="language-rust">x</code>"#
-        );
-        assert_eq!(
-            sanitize_html(r##"<font color="#ff0000">red</font>"##),
-            r##"<font color="#ff0000">red</font>"##
-        );
+        assert_eq!(sanitize_html(r#"<code class="language-rust">x</code>"#), r#"<code class="language-rust">x</code>"#);
+        assert_eq!(sanitize_html(r##"<font color="#ff0000">red</font>"##), r##"<font color="#ff0000">red</font>"##);
     }
 
     #[test]
@@ -141,18 +130,12 @@ mod tests {
         assert_eq!(sanitize_html(r#"<a href="javascript:alert(1)">x</a>"#), "<a>x</a>");
         assert_eq!(sanitize_html(r#"<a href="/relative">x</a>"#), "<a>x</a>");
         assert_eq!(sanitize_html(r#"<img src="https://evil.example/x.png">"#), "<img>");
-        assert_eq!(
-            sanitize_html(r#"<img src="mxc://hs/abc">"#),
-            r#"<img src="mxc://hs/abc">"#
-        );
+        assert_eq!(sanitize_html(r#"<img src="mxc://hs/abc">"#), r#"<img src="mxc://hs/abc">"#);
         assert_eq!(sanitize_html(r#"<p onclick="x()" style="color:red">t</p>"#), "<p>t</p>");
         assert_eq!(sanitize_html("<mx-reply>quoted</mx-reply>text"), "quotedtext");
         assert_eq!(sanitize_html(r#"<iframe src="https://x"></iframe>ok"#), "ok");
         assert_eq!(sanitize_html(r#"<code class="evil">x</code>"#), "<code>x</code>");
-        assert_eq!(
-            sanitize_html(r#"<span data-mx-color="red;x">t</span>"#),
-            "<span>t</span>"
-        );
+        assert_eq!(sanitize_html(r#"<span data-mx-color="red;x">t</span>"#), "<span>t</span>");
         assert_eq!(sanitize_html("<!-- c -->t"), "t");
     }
 }

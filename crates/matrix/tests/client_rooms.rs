@@ -32,19 +32,13 @@ fn spec() -> RoomSpec {
 async fn ensure_ghost_registers_and_sets_profile_once() {
     let (fake, base) = common::start().await;
     let client = common::client(&base);
-    let profile = GhostProfile {
-        display_name: Some("Anna (XMPP)".into()),
-        avatar_mxc: Some("mxc://hs/avatar".into()),
-    };
+    let profile = GhostProfile { display_name: Some("Anna (XMPP)".into()), avatar_mxc: Some("mxc://hs/avatar".into()) };
     client.ensure_ghost(&ghost(), &profile).await.unwrap();
 
     let requests = fake.requests();
     assert_eq!(requests.len(), 3);
     let register = &requests[0];
-    assert_eq!(
-        (register.method.clone(), register.path.as_str()),
-        (Method::POST, "/_matrix/client/v3/register")
-    );
+    assert_eq!((register.method.clone(), register.path.as_str()), (Method::POST, "/_matrix/client/v3/register"));
     assert_eq!(register.auth.as_deref(), Some(format!("Bearer {AS_TOKEN}").as_str()));
     let body = register.json();
     assert_eq!(body["type"], "m.login.application_service");
@@ -62,12 +56,7 @@ async fn ensure_ghost_registers_and_sets_profile_once() {
 
     // A second call: the user exists and the profile is unchanged.
     fake.clear();
-    fake.script(
-        Method::POST,
-        "/register",
-        400,
-        json!({"errcode": "M_USER_IN_USE", "error": "taken"}),
-    );
+    fake.script(Method::POST, "/register", 400, json!({"errcode": "M_USER_IN_USE", "error": "taken"}));
     client.ensure_ghost(&ghost(), &profile).await.unwrap();
     assert_eq!(fake.requests().len(), 1);
 }
@@ -114,16 +103,8 @@ async fn ensure_room_resolves_again_when_the_alias_is_taken() {
     let (fake, base) = common::start().await;
     let client = common::client(&base);
     // Another process created the room between our lookup and our create.
-    fake.aliases
-        .lock()
-        .unwrap()
-        .insert("#xmpp_fk_lobby:hs".into(), "!existing:hs".into());
-    fake.script(
-        Method::GET,
-        "/directory/room/",
-        404,
-        json!({"errcode": "M_NOT_FOUND", "error": ""}),
-    );
+    fake.aliases.lock().unwrap().insert("#xmpp_fk_lobby:hs".into(), "!existing:hs".into());
+    fake.script(Method::GET, "/directory/room/", 404, json!({"errcode": "M_NOT_FOUND", "error": ""}));
     let room = client.ensure_room(&spec()).await.unwrap();
     assert_eq!(room.as_str(), "!existing:hs");
     assert_eq!(fake.matching("createRoom").len(), 1);
@@ -135,19 +116,12 @@ async fn ensure_joined_invites_on_forbidden_and_caches() {
     let (fake, base) = common::start().await;
     let client = common::client(&base);
     let room = MatrixRoomId::new("!r:hs").unwrap();
-    fake.script(
-        Method::POST,
-        "/join",
-        403,
-        json!({"errcode": "M_FORBIDDEN", "error": "not invited"}),
-    );
+    fake.script(Method::POST, "/join", 403, json!({"errcode": "M_FORBIDDEN", "error": "not invited"}));
     client.ensure_joined(&room, &ghost()).await.unwrap();
 
     let requests = fake.requests();
-    let summary: Vec<(String, Option<&str>)> = requests
-        .iter()
-        .map(|r| (r.path.rsplit('/').next().unwrap().to_owned(), r.query("user_id")))
-        .collect();
+    let summary: Vec<(String, Option<&str>)> =
+        requests.iter().map(|r| (r.path.rsplit('/').next().unwrap().to_owned(), r.query("user_id"))).collect();
     assert_eq!(
         summary,
         [
@@ -167,10 +141,7 @@ async fn ensure_joined_invites_on_forbidden_and_caches() {
 async fn upload_and_download_with_legacy_fallback() {
     let (fake, base) = common::start().await;
     let client = common::client(&base);
-    let media = MediaBytes {
-        data: b"hello".to_vec(),
-        mime: "text/plain".into(),
-    };
+    let media = MediaBytes { data: b"hello".to_vec(), mime: "text/plain".into() };
     let mxc = client.upload(&ghost(), "note.txt", media).await.unwrap();
     assert!(mxc.starts_with("mxc://hs/"));
     let upload = &fake.matching("/upload")[0];
@@ -181,40 +152,21 @@ async fn upload_and_download_with_legacy_fallback() {
     assert_eq!(&upload.body[..], b"hello");
 
     let got = client.download("mxc://hs/abc").await.unwrap();
-    assert_eq!(
-        (got.data.as_slice(), got.mime.as_str()),
-        (b"v1:abc".as_slice(), "text/plain")
-    );
+    assert_eq!((got.data.as_slice(), got.mime.as_str()), (b"v1:abc".as_slice(), "text/plain"));
     let v1 = &fake.matching("/download/")[0];
     assert_eq!(v1.path, "/_matrix/client/v1/media/download/hs/abc");
     assert_eq!(v1.auth.as_deref(), Some(format!("Bearer {AS_TOKEN}").as_str()));
 
     fake.clear();
-    fake.script(
-        Method::GET,
-        "/client/v1/media/download/",
-        404,
-        json!({"errcode": "M_UNRECOGNIZED", "error": ""}),
-    );
+    fake.script(Method::GET, "/client/v1/media/download/", 404, json!({"errcode": "M_UNRECOGNIZED", "error": ""}));
     let got = client.download("mxc://hs/abc").await.unwrap();
     assert_eq!(got.data, b"v3:abc");
     let paths: Vec<String> = fake.requests().into_iter().map(|r| r.path).collect();
-    assert_eq!(
-        paths,
-        [
-            "/_matrix/client/v1/media/download/hs/abc",
-            "/_matrix/media/v3/download/hs/abc"
-        ]
-    );
+    assert_eq!(paths, ["/_matrix/client/v1/media/download/hs/abc", "/_matrix/media/v3/download/hs/abc"]);
 
     // Missing media is not an unknown endpoint: no fallback.
     fake.clear();
-    fake.script(
-        Method::GET,
-        "/client/v1/media/download/",
-        404,
-        json!({"errcode": "M_NOT_FOUND", "error": ""}),
-    );
+    fake.script(Method::GET, "/client/v1/media/download/", 404, json!({"errcode": "M_NOT_FOUND", "error": ""}));
     let err = client.download("mxc://hs/gone").await.unwrap_err();
     assert!(!err.is_transient());
     assert_eq!(fake.requests().len(), 1);

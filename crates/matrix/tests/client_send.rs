@@ -90,10 +90,7 @@ async fn threads_mark_fallback_replies() {
 
 #[tokio::test]
 async fn edits_carry_new_content() {
-    let body = EventBody::Edit {
-        target: eid("$old"),
-        text: Text::plain("fixed"),
-    };
+    let body = EventBody::Edit { target: eid("$old"), text: Text::plain("fixed") };
     let (_, request) = send_one(body).await;
     assert_eq!(
         content(&request),
@@ -113,17 +110,13 @@ async fn attachments_become_one_media_event() {
             name: "cat.png".into(),
             mime: "image/png".into(),
             size: Some(10),
-            source: MediaSource::Matrix {
-                mxc: "mxc://hs/cat".into(),
-            },
+            source: MediaSource::Matrix { mxc: "mxc://hs/cat".into() },
         },
         Attachment {
             name: "second.pdf".into(),
             mime: "application/pdf".into(),
             size: None,
-            source: MediaSource::Matrix {
-                mxc: "mxc://hs/pdf".into(),
-            },
+            source: MediaSource::Matrix { mxc: "mxc://hs/pdf".into() },
         },
     ];
     let (_, request) = send_one(EventBody::Message(message.clone())).await;
@@ -138,35 +131,19 @@ async fn attachments_become_one_media_event() {
 
 #[tokio::test]
 async fn reactions_and_redactions() {
-    let (id, request) = send_one(EventBody::Reaction {
-        target: eid("$t"),
-        key: "👍".into(),
-        removed: false,
-    })
-    .await;
+    let (id, request) = send_one(EventBody::Reaction { target: eid("$t"), key: "👍".into(), removed: false }).await;
     assert_eq!(id, Some(eid("$txn1")));
     assert_eq!(request.path, "/_matrix/client/v3/rooms/!r:hs/send/m.reaction/txn1");
-    assert_eq!(
-        content(&request),
-        json!({"m.relates_to": {"rel_type": "m.annotation", "event_id": "$t", "key": "👍"}})
-    );
+    assert_eq!(content(&request), json!({"m.relates_to": {"rel_type": "m.annotation", "event_id": "$t", "key": "👍"}}));
 
-    let (id, request) = send_one(EventBody::Redaction {
-        target: eid("$gone"),
-        reason: Some("oops".into()),
-    })
-    .await;
+    let (id, request) = send_one(EventBody::Redaction { target: eid("$gone"), reason: Some("oops".into()) }).await;
     assert_eq!(id, Some(eid("$redaction-txn1")));
     assert_eq!(request.path, "/_matrix/client/v3/rooms/!r:hs/redact/$gone/txn1");
     assert_eq!(content(&request), json!({"reason": "oops"}));
 
     let (fake, base) = common::start().await;
     let client = common::client(&base);
-    let removed = EventBody::Reaction {
-        target: eid("$t"),
-        key: "x".into(),
-        removed: true,
-    };
+    let removed = EventBody::Reaction { target: eid("$t"), key: "x".into(), removed: true };
     let err = client.send(&room(), &ghost(), "t", &removed).await.unwrap_err();
     assert!(matches!(err, BridgeError::Permanent(_)));
     assert!(fake.requests().is_empty());
@@ -181,26 +158,16 @@ async fn typing_presence_receipts_and_leave() {
     let (_, request) = send_one(EventBody::Typing { typing: false }).await;
     assert_eq!(content(&request), json!({"typing": false}));
 
-    let (_, request) = send_one(EventBody::Presence {
-        presence: Presence::Unavailable,
-        status: Some("lunch".into()),
-    })
-    .await;
+    let (_, request) =
+        send_one(EventBody::Presence { presence: Presence::Unavailable, status: Some("lunch".into()) }).await;
     assert_eq!(request.path, "/_matrix/client/v3/presence/@ghost:hs/status");
-    assert_eq!(
-        content(&request),
-        json!({"presence": "unavailable", "status_msg": "lunch"})
-    );
+    assert_eq!(content(&request), json!({"presence": "unavailable", "status_msg": "lunch"}));
 
     let (_, request) = send_one(EventBody::ReadReceipt { up_to: eid("$read") }).await;
     assert_eq!(request.method, Method::POST);
     assert_eq!(request.path, "/_matrix/client/v3/rooms/!r:hs/receipt/m.read/$read");
 
-    let leave = EventBody::Membership {
-        membership: Membership::Leave,
-        display_name: None,
-        reason: None,
-    };
+    let leave = EventBody::Membership { membership: Membership::Leave, display_name: None, reason: None };
     let (id, request) = send_one(leave).await;
     assert_eq!(id, None);
     assert_eq!(request.path, "/_matrix/client/v3/rooms/!r:hs/leave");
@@ -219,18 +186,11 @@ async fn rate_limits_are_honoured_with_the_same_txn_id() {
     let started = Instant::now();
     let body = EventBody::Message(Message::text(Text::plain("hello")));
     let id = client.send(&room(), &ghost(), "stable-txn", &body).await.unwrap();
-    assert!(
-        started.elapsed() >= Duration::from_millis(300),
-        "retry_after_ms honoured"
-    );
+    assert!(started.elapsed() >= Duration::from_millis(300), "retry_after_ms honoured");
     assert_eq!(id, Some(eid("$stable-txn")));
     let sends = fake.matching("/send/");
     assert_eq!(sends.len(), 2);
-    assert!(
-        sends
-            .iter()
-            .all(|r| r.path.ends_with("/send/m.room.message/stable-txn"))
-    );
+    assert!(sends.iter().all(|r| r.path.ends_with("/send/m.room.message/stable-txn")));
     assert_eq!(sends[0].body, sends[1].body);
 }
 
@@ -246,10 +206,7 @@ async fn retry_after_header_is_honoured() {
         vec![("retry-after", "1".into())],
     );
     let started = Instant::now();
-    client
-        .send(&room(), &ghost(), "t", &EventBody::Typing { typing: true })
-        .await
-        .unwrap();
+    client.send(&room(), &ghost(), "t", &EventBody::Typing { typing: true }).await.unwrap();
     assert!(started.elapsed() >= Duration::from_secs(1));
     assert_eq!(fake.requests().len(), 2);
 }
@@ -295,10 +252,7 @@ async fn unreachable_homeserver_is_transient() {
     let base = format!("http://{}", listener.local_addr().unwrap());
     drop(listener);
     let client = common::client_with(&base, |s| s.retry_budget = Duration::from_millis(100));
-    let err = client
-        .send(&room(), &ghost(), "t", &EventBody::Typing { typing: true })
-        .await
-        .unwrap_err();
+    let err = client.send(&room(), &ghost(), "t", &EventBody::Typing { typing: true }).await.unwrap_err();
     assert!(err.is_transient(), "{err:?}");
 }
 
@@ -306,12 +260,7 @@ async fn unreachable_homeserver_is_transient() {
 async fn client_errors_are_permanent_and_name_the_errcode() {
     let (fake, base) = common::start().await;
     let client = common::client(&base);
-    fake.script(
-        Method::PUT,
-        "/send/",
-        400,
-        json!({"errcode": "M_BAD_JSON", "error": "secret body text"}),
-    );
+    fake.script(Method::PUT, "/send/", 400, json!({"errcode": "M_BAD_JSON", "error": "secret body text"}));
     let body = EventBody::Message(Message::text(Text::plain("private words")));
     let err = client.send(&room(), &ghost(), "t", &body).await.unwrap_err();
     let message = err.to_string();

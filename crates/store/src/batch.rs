@@ -60,10 +60,7 @@ impl Placeholders {
     /// `(…), (…)`: `rows` rows of `per_row` parameters, each followed by
     /// `tail` (constant columns).
     pub(crate) fn rows(&mut self, rows: usize, per_row: usize, tail: &str) -> String {
-        (0..rows)
-            .map(|_| format!("({}{tail})", self.list(per_row)))
-            .collect::<Vec<_>>()
-            .join(", ")
+        (0..rows).map(|_| format!("({}{tail})", self.list(per_row))).collect::<Vec<_>>().join(", ")
     }
 }
 

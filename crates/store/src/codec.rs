@@ -14,10 +14,7 @@ use sqlx::error::ErrorKind;
 
 /// Unix time in milliseconds, for the bookkeeping columns.
 pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0)
 }
 
 /// Maps a sqlx error; `context` names the operation.
@@ -70,10 +67,7 @@ fn id<T>(row: &AnyRow, column: &str, make: fn(String) -> Result<T, InvalidId>) -
 }
 
 fn opt_id<T>(row: &AnyRow, column: &str, make: fn(String) -> Result<T, InvalidId>) -> Result<Option<T>, StoreError> {
-    opt_text(row, column)?
-        .map(make)
-        .transpose()
-        .map_err(|e| corrupt(column, e))
+    opt_text(row, column)?.map(make).transpose().map_err(|e| corrupt(column, e))
 }
 
 fn small(row: &AnyRow, column: &str) -> Result<u32, StoreError> {
@@ -108,18 +102,9 @@ pub(crate) fn tenant(row: &AnyRow) -> Result<Tenant, StoreError> {
 
 pub(crate) fn adapter_config(row: &AnyRow) -> Result<AdapterConfig, StoreError> {
     // serde_json's error names a position, never the secret it choked on.
-    let config = serde_json::from_str(&text(row, "config")?).map_err(|e| {
-        corrupt(
-            "config",
-            format!("not valid JSON (line {}, column {})", e.line(), e.column()),
-        )
-    })?;
-    Ok(AdapterConfig::new(
-        tenant_id(row, "tenant")?,
-        id(row, "kind", AdapterKind::new)?,
-        flag(row, "enabled")?,
-        config,
-    ))
+    let config = serde_json::from_str(&text(row, "config")?)
+        .map_err(|e| corrupt("config", format!("not valid JSON (line {}, column {})", e.line(), e.column())))?;
+    Ok(AdapterConfig::new(tenant_id(row, "tenant")?, id(row, "kind", AdapterKind::new)?, flag(row, "enabled")?, config))
 }
 
 pub(crate) fn ghost(row: &AnyRow) -> Result<Ghost, StoreError> {

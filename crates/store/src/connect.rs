@@ -53,24 +53,13 @@ impl SqlStore {
             Backend::Postgres => None,
         };
         let writer = writer::Writer::spawn(write.clone(), parsed.backend, options.max_batch);
-        Ok(SqlStore {
-            inner: Arc::new(Inner {
-                backend: parsed.backend,
-                read,
-                write,
-                writer,
-                connect,
-                checkpointer,
-            }),
-        })
+        Ok(SqlStore { inner: Arc::new(Inner { backend: parsed.backend, read, write, writer, connect, checkpointer }) })
     }
 
     /// Applies pending migrations; idempotent ([`SqlStore::connect`] already
     /// calls it). Uses a connection of its own: the writer keeps its one.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        let mut conn = AnyConnection::connect_with(&self.inner.connect)
-            .await
-            .map_err(pool_error)?;
+        let mut conn = AnyConnection::connect_with(&self.inner.connect).await.map_err(pool_error)?;
         let result = migrator(self.inner.backend)
             .run(&mut conn)
             .await
@@ -122,10 +111,7 @@ fn migrator(backend: Backend) -> &'static Migrator {
 }
 
 async fn migrate_pool(backend: Backend, pool: &AnyPool) -> Result<(), StoreError> {
-    migrator(backend)
-        .run(pool)
-        .await
-        .map_err(|e| StoreError::Database(format!("database migration failed: {e}")))
+    migrator(backend).run(pool).await.map_err(|e| StoreError::Database(format!("database migration failed: {e}")))
 }
 
 /// The writer checkpoints by itself only if the background checkpointer

@@ -56,9 +56,7 @@ struct Inner {
 impl std::fmt::Debug for SqlStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The URL may hold a password, so only the backend is shown.
-        f.debug_struct("SqlStore")
-            .field("backend", &self.inner.backend)
-            .finish_non_exhaustive()
+        f.debug_struct("SqlStore").field("backend", &self.inner.backend).finish_non_exhaustive()
     }
 }
 

@@ -85,12 +85,9 @@ pub(crate) async fn apply(conn: &mut AnyConnection, backend: Backend, op: &Op, n
     match op {
         Op::UpsertTenant(row) => write_entities::upsert_tenant(conn, row, now).await,
         Op::RemoveTenant(id) => write_entities::remove_tenant(conn, id).await,
-        Op::PutAdapterConfig {
-            tenant,
-            kind,
-            enabled,
-            config,
-        } => write_entities::put_adapter_config(conn, tenant, kind, *enabled, config, now).await,
+        Op::PutAdapterConfig { tenant, kind, enabled, config } => {
+            write_entities::put_adapter_config(conn, tenant, kind, *enabled, config, now).await
+        }
         Op::SetAdapterEnabled { tenant, kind, enabled } => {
             write_entities::set_adapter_enabled(conn, tenant, kind, *enabled, now).await
         }

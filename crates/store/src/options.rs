@@ -124,16 +124,10 @@ pub(crate) struct ParsedUrl {
 /// Accepts `sqlite://PATH[?synchronous=...]` and `postgres://...`.
 pub(crate) fn parse_url(url: &str) -> Result<ParsedUrl, StoreError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Ok(ParsedUrl {
-            backend: Backend::Postgres,
-            sqlx_url: url.to_owned(),
-            synchronous: None,
-        });
+        return Ok(ParsedUrl { backend: Backend::Postgres, sqlx_url: url.to_owned(), synchronous: None });
     }
     let Some(rest) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) else {
-        return Err(StoreError::Database(
-            "unsupported database URL: expected sqlite://PATH or postgres://...".into(),
-        ));
+        return Err(StoreError::Database("unsupported database URL: expected sqlite://PATH or postgres://...".into()));
     };
     let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
     if path.is_empty() || path == ":memory:" {
@@ -149,9 +143,7 @@ pub(crate) fn parse_url(url: &str) -> Result<ParsedUrl, StoreError> {
         match key {
             "synchronous" => synchronous = Some(value.parse()?),
             "mode" if value == "memory" => {
-                return Err(StoreError::Database(
-                    "SQLite mode=memory is not supported; use a file".into(),
-                ));
+                return Err(StoreError::Database("SQLite mode=memory is not supported; use a file".into()));
             }
             "mode" => {
                 has_mode = true;
@@ -164,11 +156,7 @@ pub(crate) fn parse_url(url: &str) -> Result<ParsedUrl, StoreError> {
         // Create the database file when it is missing.
         kept.push("mode=rwc");
     }
-    Ok(ParsedUrl {
-        backend: Backend::Sqlite,
-        sqlx_url: format!("sqlite://{path}?{}", kept.join("&")),
-        synchronous,
-    })
+    Ok(ParsedUrl { backend: Backend::Sqlite, sqlx_url: format!("sqlite://{path}?{}", kept.join("&")), synchronous })
 }
 
 #[cfg(test)]

@@ -66,10 +66,7 @@ impl Store for SqlStore {
     async fn put_adapter_config(&self, config: &AdapterConfig) -> StoreResult<()> {
         // The message never quotes the config: it holds credentials.
         let json = serde_json::to_string(&config.config).map_err(|_| {
-            StoreError::Corrupt(format!(
-                "adapter config {}/{} does not serialize",
-                config.tenant, config.kind
-            ))
+            StoreError::Corrupt(format!("adapter config {}/{} does not serialize", config.tenant, config.kind))
         })?;
         self.write_unit(Op::PutAdapterConfig {
             tenant: config.tenant.clone(),
@@ -89,12 +86,7 @@ impl Store for SqlStore {
     }
 
     async fn set_adapter_enabled(&self, tenant: &TenantId, kind: &AdapterKind, enabled: bool) -> StoreResult<bool> {
-        self.write_flag(Op::SetAdapterEnabled {
-            tenant: tenant.clone(),
-            kind: kind.clone(),
-            enabled,
-        })
-        .await
+        self.write_flag(Op::SetAdapterEnabled { tenant: tenant.clone(), kind: kind.clone(), enabled }).await
     }
 
     async fn upsert_ghost(&self, ghost: &Ghost) -> StoreResult<()> {
@@ -118,12 +110,7 @@ impl Store for SqlStore {
     }
 
     async fn unlink_account(&self, tenant: &TenantId, kind: &AdapterKind, user: &MatrixUserId) -> StoreResult<bool> {
-        self.write_flag(Op::UnlinkAccount {
-            tenant: tenant.clone(),
-            kind: kind.clone(),
-            user: user.clone(),
-        })
-        .await
+        self.write_flag(Op::UnlinkAccount { tenant: tenant.clone(), kind: kind.clone(), user: user.clone() }).await
     }
 
     async fn upsert_portal(&self, portal: &Portal) -> StoreResult<()> {
@@ -162,10 +149,7 @@ impl Store for SqlStore {
     }
 
     async fn ingest_transaction(&self, txn_id: &str, entries: Vec<NewOutboxEntry>) -> StoreResult<TxnOutcome> {
-        let op = Op::Ingest {
-            txn_id: txn_id.to_owned(),
-            entries,
-        };
+        let op = Op::Ingest { txn_id: txn_id.to_owned(), entries };
         match self.writer().submit(op).await? {
             Reply::Txn(outcome) => Ok(outcome),
             other => Err(unexpected(other)),
@@ -191,18 +175,10 @@ impl Store for SqlStore {
     }
 
     async fn record_failure(&self, seq: i64, error: &str) -> StoreResult<()> {
-        self.write_unit(Op::RecordFailure {
-            seq,
-            error: error.to_owned(),
-        })
-        .await
+        self.write_unit(Op::RecordFailure { seq, error: error.to_owned() }).await
     }
 
     async fn dead_letter(&self, seq: i64, error: &str) -> StoreResult<()> {
-        self.write_unit(Op::DeadLetter {
-            seq,
-            error: error.to_owned(),
-        })
-        .await
+        self.write_unit(Op::DeadLetter { seq, error: error.to_owned() }).await
     }
 }

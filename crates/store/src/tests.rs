@@ -17,11 +17,7 @@ fn url(dir: &tempfile::TempDir) -> String {
 }
 
 fn portal(room: &str) -> PortalKey {
-    PortalKey::new(
-        TenantId::new("fk").unwrap(),
-        AdapterKind::new("xmpp").unwrap(),
-        RemoteRoomId::new(room).unwrap(),
-    )
+    PortalKey::new(TenantId::new("fk").unwrap(), AdapterKind::new("xmpp").unwrap(), RemoteRoomId::new(room).unwrap())
 }
 
 fn entry(room: &str, key: &str) -> NewOutboxEntry {
@@ -51,16 +47,9 @@ async fn pragma(store: &SqlStore, name: &'static str, on_writer: bool) -> String
         "journal_mode" => "PRAGMA journal_mode",
         _ => "PRAGMA query_only",
     };
-    let pool = if on_writer {
-        &store.inner.write
-    } else {
-        &store.inner.read
-    };
+    let pool = if on_writer { &store.inner.write } else { &store.inner.read };
     let row = sqlx::query(sql).fetch_one(pool).await.unwrap();
-    row.try_get::<i64, _>(0)
-        .map(|v| v.to_string())
-        .or_else(|_| row.try_get::<String, _>(0))
-        .unwrap()
+    row.try_get::<i64, _>(0).map(|v| v.to_string()).or_else(|_| row.try_get::<String, _>(0)).unwrap()
 }
 
 #[tokio::test]
@@ -73,9 +62,7 @@ async fn sqlite_uses_wal_and_full_sync_by_default_and_url_overrides() {
     assert_eq!(pragma(&store, "query_only", false).await, "1", "readers must not write");
     drop(store);
 
-    let store = SqlStore::connect(&format!("{}?synchronous=normal", url(&dir)))
-        .await
-        .unwrap();
+    let store = SqlStore::connect(&format!("{}?synchronous=normal", url(&dir))).await.unwrap();
     assert_eq!(pragma(&store, "synchronous", true).await, "1", "NORMAL is 1");
     let opts = StoreOptions::default().synchronous(Synchronous::Off);
     let store = SqlStore::connect_with(&url(&dir), opts).await.unwrap();
@@ -86,10 +73,7 @@ async fn sqlite_uses_wal_and_full_sync_by_default_and_url_overrides() {
 async fn reader_connections_refuse_writes() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqlStore::connect(&url(&dir)).await.unwrap();
-    let err = sqlx::query("DELETE FROM tenants")
-        .execute(&store.inner.read)
-        .await
-        .unwrap_err();
+    let err = sqlx::query("DELETE FROM tenants").execute(&store.inner.read).await.unwrap_err();
     assert!(err.to_string().contains("readonly"), "{err}");
 }
 
@@ -114,17 +98,12 @@ async fn concurrent_writes_share_one_transaction() {
 #[tokio::test]
 async fn max_batch_bounds_a_transaction() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqlStore::connect_with(&url(&dir), StoreOptions::default().max_batch(8))
-        .await
-        .unwrap();
+    let store = SqlStore::connect_with(&url(&dir), StoreOptions::default().max_batch(8)).await.unwrap();
     let before = store.write_stats();
     let results = enqueue_concurrently(&store, 100, "b").await;
     assert!(results.iter().all(|r| matches!(r, Ok(Some(_)))));
     let used = store.write_stats().transactions - before.transactions;
-    assert!(
-        used >= 13,
-        "100 requests in batches of at most 8 need at least 13 commits, used {used}"
-    );
+    assert!(used >= 13, "100 requests in batches of at most 8 need at least 13 commits, used {used}");
 }
 
 #[tokio::test]
@@ -136,9 +115,7 @@ async fn a_failing_request_does_not_fail_its_batch_mates() {
         let s = store.clone();
         handles.push(tokio::spawn(async move {
             if i == 20 {
-                s.write_raw_for_test("INSERT INTO no_such_table VALUES (1)")
-                    .await
-                    .map(|_| None)
+                s.write_raw_for_test("INSERT INTO no_such_table VALUES (1)").await.map(|_| None)
             } else {
                 s.enqueue(entry("room", &format!("f-{i}"))).await
             }
@@ -150,19 +127,13 @@ async fn a_failing_request_does_not_fail_its_batch_mates() {
     }
     for (i, r) in results.iter().enumerate() {
         if i == 20 {
-            assert!(
-                matches!(r, Err(StoreError::Database(m)) if m.contains("no_such_table")),
-                "{r:?}"
-            );
+            assert!(matches!(r, Err(StoreError::Database(m)) if m.contains("no_such_table")), "{r:?}");
         } else {
             assert!(matches!(r, Ok(Some(_))), "request {i}: {r:?}");
         }
     }
     assert_eq!(store.write_stats().split_batches, 1);
-    let stored = store
-        .pending(&portal("room"), Direction::ToRemote, 0, 100)
-        .await
-        .unwrap();
+    let stored = store.pending(&portal("room"), Direction::ToRemote, 0, 100).await.unwrap();
     assert_eq!(stored.len(), 39);
 }
 
@@ -171,19 +142,13 @@ async fn committed_writes_survive_reopening() {
     let dir = tempfile::tempdir().unwrap();
     {
         let store = SqlStore::connect(&url(&dir)).await.unwrap();
-        store
-            .upsert_tenant(&Tenant::new(TenantId::new("fk").unwrap(), "FK"))
-            .await
-            .unwrap();
+        store.upsert_tenant(&Tenant::new(TenantId::new("fk").unwrap(), "FK")).await.unwrap();
         store.enqueue(entry("room", "persist")).await.unwrap();
         store.close().await;
     }
     let store = SqlStore::connect(&url(&dir)).await.unwrap();
     assert!(store.tenant(&TenantId::new("fk").unwrap()).await.unwrap().is_some());
-    let pending = store
-        .pending(&portal("room"), Direction::ToRemote, 0, 10)
-        .await
-        .unwrap();
+    let pending = store.pending(&portal("room"), Direction::ToRemote, 0, 10).await.unwrap();
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].payload, "payload persist");
 }
@@ -204,11 +169,8 @@ async fn close_commits_queued_writes_then_refuses_more() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqlStore::connect(&url(&dir)).await.unwrap();
     // join! polls in order: both enqueues are queued before the close.
-    let (a, b, ()) = tokio::join!(
-        store.enqueue(entry("room", "before-1")),
-        store.enqueue(entry("room", "before-2")),
-        store.close()
-    );
+    let (a, b, ()) =
+        tokio::join!(store.enqueue(entry("room", "before-1")), store.enqueue(entry("room", "before-2")), store.close());
     assert!(matches!(a, Ok(Some(_))) && matches!(b, Ok(Some(_))), "{a:?} {b:?}");
     let err = store.enqueue(entry("room", "late")).await.unwrap_err();
     assert!(matches!(err, StoreError::Database(_)), "{err:?}");
@@ -232,14 +194,8 @@ async fn migrate_on_a_running_store_is_idempotent() {
     store.enqueue(entry("room", "x")).await.unwrap();
     store.migrate().await.unwrap();
     store.migrate().await.unwrap();
-    assert_eq!(
-        store.enqueue(entry("room", "y")).await.unwrap().map(|s| s > 0),
-        Some(true)
-    );
-    let applied = sqlx::query("SELECT count(*) AS n FROM _sqlx_migrations")
-        .fetch_one(&store.inner.read)
-        .await
-        .unwrap();
+    assert_eq!(store.enqueue(entry("room", "y")).await.unwrap().map(|s| s > 0), Some(true));
+    let applied = sqlx::query("SELECT count(*) AS n FROM _sqlx_migrations").fetch_one(&store.inner.read).await.unwrap();
     assert_eq!(applied.try_get::<i64, _>("n").unwrap(), 1);
 }
 
@@ -268,10 +224,7 @@ async fn delivery_drops_the_payload_and_failures_keep_their_reason() {
         )
     };
     assert_eq!(row(0), ("done".into(), None, 0, None));
-    assert_eq!(
-        row(1),
-        ("failed".into(), Some("payload dead".into()), 1, Some("HTTP 400".into()))
-    );
+    assert_eq!(row(1), ("failed".into(), Some("payload dead".into()), 1, Some("HTTP 400".into())));
 }
 
 /// Throughput of enqueue+complete pairs (each complete storing one mapping)
@@ -283,9 +236,7 @@ async fn delivery_drops_the_payload_and_failures_keep_their_reason() {
 async fn throughput_of_enqueue_and_complete() {
     let dir = tempfile::tempdir().unwrap();
     let sync = std::env::var("BRYGGA_BENCH_SYNC").unwrap_or_else(|_| "full".into());
-    let store = SqlStore::connect(&format!("{}?synchronous={sync}", url(&dir)))
-        .await
-        .unwrap();
+    let store = SqlStore::connect(&format!("{}?synchronous={sync}", url(&dir))).await.unwrap();
     let tasks = 256;
     let per_task = 200;
     let start = Instant::now();

@@ -40,18 +40,12 @@ pub(crate) async fn remove_tenant(conn: &mut AnyConnection, id: &TenantId) -> Ap
     for sql in TENANT_TABLES {
         sqlx::query(sql).bind(id.as_str()).execute(&mut *conn).await?;
     }
-    let done = sqlx::query("DELETE FROM tenants WHERE id = $1")
-        .bind(id.as_str())
-        .execute(conn)
-        .await?;
+    let done = sqlx::query("DELETE FROM tenants WHERE id = $1").bind(id.as_str()).execute(conn).await?;
     Ok(Ok(Reply::Flag(done.rows_affected() > 0)))
 }
 
 async fn tenant_exists(conn: &mut AnyConnection, id: &TenantId) -> Result<bool, sqlx::Error> {
-    let row = sqlx::query("SELECT id FROM tenants WHERE id = $1")
-        .bind(id.as_str())
-        .fetch_optional(conn)
-        .await?;
+    let row = sqlx::query("SELECT id FROM tenants WHERE id = $1").bind(id.as_str()).fetch_optional(conn).await?;
     Ok(row.is_some())
 }
 

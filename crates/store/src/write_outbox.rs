@@ -45,11 +45,7 @@ pub(crate) async fn enqueue_many(
                 .bind(now);
         }
         for row in query.fetch_all(&mut *conn).await? {
-            let key = (
-                row.try_get("tenant")?,
-                row.try_get("direction")?,
-                row.try_get("dedupe_key")?,
-            );
+            let key = (row.try_get("tenant")?, row.try_get("direction")?, row.try_get("dedupe_key")?);
             inserted.insert(key, row.try_get::<i64, _>("seq")?);
         }
     }
@@ -58,11 +54,7 @@ pub(crate) async fn enqueue_many(
     Ok(entries
         .iter()
         .map(|e| {
-            let key = (
-                e.portal.tenant.to_string(),
-                e.direction.as_str().to_owned(),
-                e.dedupe_key.clone(),
-            );
+            let key = (e.portal.tenant.to_string(), e.direction.as_str().to_owned(), e.dedupe_key.clone());
             inserted.remove(&key)
         })
         .collect())
@@ -110,10 +102,7 @@ async fn tenants_of(
     let mut found = HashMap::with_capacity(seqs.len());
     let mut start = 0;
     for len in chunk_lengths(seqs.len()) {
-        let sql = format!(
-            "SELECT seq, tenant FROM outbox WHERE seq IN ({})",
-            Placeholders::new(backend).list(len)
-        );
+        let sql = format!("SELECT seq, tenant FROM outbox WHERE seq IN ({})", Placeholders::new(backend).list(len));
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for seq in &seqs[start..start + len] {
             query = query.bind(*seq);
@@ -217,10 +206,7 @@ async fn insert_mappings(
 }
 
 async fn not_found_unless_exists(conn: &mut AnyConnection, seq: i64) -> Applied {
-    let exists = sqlx::query("SELECT seq FROM outbox WHERE seq = $1")
-        .bind(seq)
-        .fetch_optional(conn)
-        .await?;
+    let exists = sqlx::query("SELECT seq FROM outbox WHERE seq = $1").bind(seq).fetch_optional(conn).await?;
     Ok(match exists {
         // Delivered or dead-lettered already: nothing left to record.
         Some(_) => Ok(Reply::Unit),

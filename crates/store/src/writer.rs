@@ -62,13 +62,7 @@ impl Writer {
     pub fn spawn(pool: AnyPool, backend: Backend, max_batch: usize) -> Self {
         let (tx, rx) = mpsc::channel(max_batch.max(1) * 4);
         let counters = Arc::new(Counters::default());
-        let task = Task {
-            pool,
-            conn: None,
-            backend,
-            max_batch: max_batch.max(1),
-            counters: counters.clone(),
-        };
+        let task = Task { pool, conn: None, backend, max_batch: max_batch.max(1), counters: counters.clone() };
         tokio::spawn(task.run(rx));
         Self { tx, counters }
     }
@@ -76,10 +70,7 @@ impl Writer {
     /// Sends one op and waits until its transaction committed.
     pub async fn submit(&self, op: Op) -> StoreResult<Reply> {
         let (reply, answer) = oneshot::channel();
-        self.tx
-            .send(Msg::Write(Request { op, reply }))
-            .await
-            .map_err(|_| StoreError::Database(STOPPED.into()))?;
+        self.tx.send(Msg::Write(Request { op, reply })).await.map_err(|_| StoreError::Database(STOPPED.into()))?;
         answer.await.map_err(|_| StoreError::Database(STOPPED.into()))?
     }
 

@@ -29,9 +29,7 @@ pub fn request(
     headers: &[(&str, &str)],
     body: Option<&str>,
 ) -> Result<Response, HarnessError> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| HarnessError::new(format!("not an http:// URL: {url}")))?;
+    let rest = url.strip_prefix("http://").ok_or_else(|| HarnessError::new(format!("not an http:// URL: {url}")))?;
     let (authority, path) = rest.find('/').map_or((rest, "/"), |i| (&rest[..i], &rest[i..]));
     let addr = authority
         .to_socket_addrs()
@@ -53,9 +51,7 @@ pub fn request(
     stream.write_all(body.as_bytes())?;
 
     let mut raw = Vec::new();
-    stream
-        .read_to_end(&mut raw)
-        .map_err(|e| HarnessError::new(format!("{method} {url}: reading: {e}")))?;
+    stream.read_to_end(&mut raw).map_err(|e| HarnessError::new(format!("{method} {url}: reading: {e}")))?;
     parse_response(&raw).ok_or_else(|| HarnessError::new(format!("{method} {url}: malformed HTTP response")))
 }
 
@@ -94,10 +90,7 @@ fn parse_response(raw: &[u8]) -> Option<Response> {
             body.truncate(value.parse().ok()?);
         }
     }
-    Some(Response {
-        status,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    })
+    Some(Response { status, body: String::from_utf8_lossy(&body).into_owned() })
 }
 
 fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {

@@ -67,9 +67,7 @@ pub fn workspace_root() -> PathBuf {
 /// `n` random bytes from /dev/urandom.
 pub fn random_bytes(n: usize) -> Vec<u8> {
     let mut buf = vec![0; n];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut buf))
-        .expect("reading /dev/urandom");
+    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut buf)).expect("reading /dev/urandom");
     buf
 }
 
@@ -83,10 +81,7 @@ pub fn base64_unpadded(data: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, &b)| acc | (u32::from(b) << (16 - 8 * i)));
+        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, &b)| acc | (u32::from(b) << (16 - 8 * i)));
         for i in 0..=chunk.len() {
             out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
         }
@@ -153,11 +148,7 @@ mod tests {
     #[test]
     fn workspace_root_has_workspace_manifest() {
         let root = workspace_root();
-        assert!(
-            std::fs::read_to_string(root.join("Cargo.toml"))
-                .unwrap()
-                .contains("[workspace]")
-        );
+        assert!(std::fs::read_to_string(root.join("Cargo.toml")).unwrap().contains("[workspace]"));
     }
 
     #[test]

@@ -21,10 +21,7 @@ pub fn pg_bin_dir() -> PathBuf {
 pub fn fresh_database_url() -> String {
     static SHARED: OnceLock<Result<PgCluster, HarnessError>> = OnceLock::new();
     // Never dropped: statics do not run Drop, so the cluster's reaper cleans up.
-    let cluster = SHARED
-        .get_or_init(PgCluster::start)
-        .as_ref()
-        .unwrap_or_else(|e| panic!("{e}"));
+    let cluster = SHARED.get_or_init(PgCluster::start).as_ref().unwrap_or_else(|e| panic!("{e}"));
     cluster.create_database().unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -54,19 +51,17 @@ impl PgCluster {
             std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid))?;
         }
         // The reaper exists before initdb so even a kill mid-setup leaves nothing behind.
-        let mut cluster = Self {
-            reaper: None,
-            dir,
-            port: 0,
-        };
+        let mut cluster = Self { reaper: None, dir, port: 0 };
         // Run twice: a process killed mid-initdb or mid-start leaves those still running briefly.
         let stop = cluster.stop_script();
         cluster.reaper = Some(spawn_reaper(&format!("{stop}; sleep 2; {stop}"))?);
         let data = cluster.dir.path().join("data");
         let data_arg = data.to_string_lossy();
-        run(as_pg_user(&initdb)
-            .args(["-D", &data_arg, "-A", "trust", "-U", "postgres", "--no-sync"])
-            .args(["-E", "UTF8", "--locale=C"]))?;
+        run(as_pg_user(&initdb).args(["-D", &data_arg, "-A", "trust", "-U", "postgres", "--no-sync"]).args([
+            "-E",
+            "UTF8",
+            "--locale=C",
+        ]))?;
 
         // A free port can be taken before the server binds it; retry with another.
         let mut last_error = HarnessError::new("PostgreSQL was not started");
@@ -178,10 +173,7 @@ fn as_pg_user(program: &Path) -> Command {
 }
 
 fn run(cmd: &mut Command) -> Result<(), HarnessError> {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| HarnessError::new(format!("running {cmd:?}: {e}")))?;
+    let out = cmd.stdin(Stdio::null()).output().map_err(|e| HarnessError::new(format!("running {cmd:?}: {e}")))?;
     if out.status.success() {
         Ok(())
     } else {

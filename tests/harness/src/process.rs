@@ -18,17 +18,11 @@ impl ProcessGuard {
     /// (killed, Ctrl-C, statics), a reaper kills the child and then runs the
     /// shell snippet `orphan_cleanup` (may be empty), e.g. to remove its directory.
     pub fn spawn(name: &str, cmd: &mut Command, orphan_cleanup: &str) -> Result<Self, HarnessError> {
-        let child = cmd
-            .spawn()
-            .map_err(|e| HarnessError::new(format!("starting {name}: {e}")))?;
+        let child = cmd.spawn().map_err(|e| HarnessError::new(format!("starting {name}: {e}")))?;
         let cleanup = format!("kill -9 {} 2>/dev/null; {orphan_cleanup}", child.id());
         // A guard without a reaper still works; it only loses the crash cleanup.
         let reaper = spawn_reaper(&cleanup).ok();
-        Ok(Self {
-            name: name.to_owned(),
-            child,
-            reaper,
-        })
+        Ok(Self { name: name.to_owned(), child, reaper })
     }
 
     /// The child's PID.
@@ -50,10 +44,7 @@ impl ProcessGuard {
     pub fn stop(&mut self, grace: Duration) -> Option<ExitStatus> {
         if self.exited().is_none() {
             // std can only send SIGKILL; kill(1) lets the child shut down cleanly.
-            let _ = Command::new("kill")
-                .args(["-TERM", &self.child.id().to_string()])
-                .stderr(Stdio::null())
-                .status();
+            let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).stderr(Stdio::null()).status();
             let deadline = Instant::now() + grace;
             while Instant::now() < deadline && self.exited().is_none() {
                 std::thread::sleep(Duration::from_millis(50));

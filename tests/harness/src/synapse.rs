@@ -74,12 +74,7 @@ impl Synapse {
             std::fs::write(&registration, yaml).map_err(|e| fail(e.into()))?;
         }
         let config = d.join("homeserver.yaml");
-        let yaml = homeserver_yaml(
-            d,
-            port,
-            opts.registration_yaml.as_ref().map(|_| registration.as_path()),
-            opts,
-        );
+        let yaml = homeserver_yaml(d, port, opts.registration_yaml.as_ref().map(|_| registration.as_path()), opts);
         std::fs::write(&config, yaml).map_err(|e| fail(e.into()))?;
 
         let log_path = d.join("synapse.log");
@@ -156,16 +151,11 @@ impl Synapse {
             response = http::send_json("POST", &url, None, &body)?;
         }
         let reply = response.json()?;
-        match (
-            response.status,
-            reply["user_id"].as_str(),
-            reply["access_token"].as_str(),
-        ) {
+        match (response.status, reply["user_id"].as_str(), reply["access_token"].as_str()) {
             (200, Some(user_id), Some(token)) => Ok((user_id.to_owned(), token.to_owned())),
-            _ => Err(HarnessError::new(format!(
-                "registering {localpart}: HTTP {}: {}",
-                response.status, response.body
-            ))),
+            _ => {
+                Err(HarnessError::new(format!("registering {localpart}: HTTP {}: {}", response.status, response.body)))
+            }
         }
     }
 }
@@ -173,10 +163,7 @@ impl Synapse {
 /// Writes a fresh ed25519 key in Synapse's format so no `--generate-keys` run is needed.
 fn write_signing_key(path: &Path) -> Result<(), HarnessError> {
     const ALNUM: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    let version: String = random_bytes(4)
-        .iter()
-        .map(|b| ALNUM[usize::from(*b) % ALNUM.len()] as char)
-        .collect();
+    let version: String = random_bytes(4).iter().map(|b| ALNUM[usize::from(*b) % ALNUM.len()] as char).collect();
     let seed = base64_unpadded(&random_bytes(32));
     std::fs::write(path, format!("ed25519 a_{version} {seed}\n"))?;
     Ok(())

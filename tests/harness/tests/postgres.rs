@@ -6,27 +6,14 @@ use std::process::Command;
 use std::time::Instant;
 
 fn select_one(url: &str) -> String {
-    let out = Command::new(pg_bin_dir().join("psql"))
-        .args([url, "-XAtc", "select current_database()"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "psql {url}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out =
+        Command::new(pg_bin_dir().join("psql")).args([url, "-XAtc", "select current_database()"]).output().unwrap();
+    assert!(out.status.success(), "psql {url}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
 fn port_of(url: &str) -> u16 {
-    url.rsplit_once(':')
-        .unwrap()
-        .1
-        .split('/')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
+    url.rsplit_once(':').unwrap().1.split('/').next().unwrap().parse().unwrap()
 }
 
 #[test]

@@ -34,11 +34,7 @@ fn synapse_serves_clients_and_the_appservice() {
 
     let versions = http::get(&format!("{}/_matrix/client/versions", hs.base_url())).unwrap();
     assert_eq!(versions.status, 200);
-    assert!(
-        versions.json().unwrap()["versions"]
-            .as_array()
-            .is_some_and(|v| !v.is_empty())
-    );
+    assert!(versions.json().unwrap()["versions"].as_array().is_some_and(|v| !v.is_empty()));
 
     let (user_id, token) = hs.register_user("alice", "alice-password").unwrap();
     assert_eq!(user_id, "@alice:localhost");

@@ -48,10 +48,7 @@ pub async fn concurrent_enqueues_are_stored_once_in_order(store: Arc<dyn Store>)
         let (mine, wins) = h.await.unwrap();
         for q in 0..4 {
             let order: Vec<i64> = mine.iter().filter(|(mq, _)| *mq == q).map(|(_, s)| *s).collect();
-            assert!(
-                order.windows(2).all(|w| w[0] < w[1]),
-                "a task's entries keep its order: {order:?}"
-            );
+            assert!(order.windows(2).all(|w| w[0] < w[1]), "a task's entries keep its order: {order:?}");
         }
         for (_, seq) in &mine {
             assert!(all_seqs.insert(*seq), "seq {seq} handed out twice");
@@ -62,21 +59,12 @@ pub async fn concurrent_enqueues_are_stored_once_in_order(store: Arc<dyn Store>)
         }
     }
     assert_eq!(winners.len(), SHARED_KEYS, "every shared key was stored");
-    assert!(
-        winners.values().all(|n| *n == 1),
-        "each shared key stored once: {winners:?}"
-    );
+    assert!(winners.values().all(|n| *n == 1), "each shared key stored once: {winners:?}");
 
     let mut stored = 0;
     for q in 0..4 {
-        let pending = store
-            .pending(&queue_of(q), Direction::ToRemote, 0, 10_000)
-            .await
-            .unwrap();
-        assert!(
-            pending.windows(2).all(|w| w[0].seq < w[1].seq),
-            "pending is in seq order"
-        );
+        let pending = store.pending(&queue_of(q), Direction::ToRemote, 0, 10_000).await.unwrap();
+        assert!(pending.windows(2).all(|w| w[0].seq < w[1].seq), "pending is in seq order");
         let keys: BTreeSet<_> = pending.iter().map(|e| e.dedupe_key.clone()).collect();
         assert_eq!(keys.len(), pending.len(), "no key stored twice");
         stored += pending.len();

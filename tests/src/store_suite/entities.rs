@@ -31,20 +31,11 @@ pub async fn tenant_crud(store: Arc<dyn Store>) {
     for id in ["b", "a0", "a-1", "a"] {
         add_tenant(&*store, id).await;
     }
-    let ids: Vec<String> = store
-        .tenants()
-        .await
-        .unwrap()
-        .iter()
-        .map(|t| t.id.to_string())
-        .collect();
+    let ids: Vec<String> = store.tenants().await.unwrap().iter().map(|t| t.id.to_string()).collect();
     assert_eq!(ids, ["a", "a-1", "a0", "b", "fk"], "ordered by id, bytewise");
 
     assert!(store.remove_tenant(&tid("fk")).await.unwrap());
-    assert!(
-        !store.remove_tenant(&tid("fk")).await.unwrap(),
-        "second removal finds nothing"
-    );
+    assert!(!store.remove_tenant(&tid("fk")).await.unwrap(), "second removal finds nothing");
     assert_eq!(store.tenant(&tid("fk")).await.unwrap(), None);
     assert_eq!(store.tenants().await.unwrap().len(), 4);
 }
@@ -70,79 +61,30 @@ pub async fn adapter_configs_need_a_tenant_and_toggle(store: Arc<dyn Store>) {
     for c in [&xmpp, &teams, &tv] {
         store.put_adapter_config(c).await.unwrap();
     }
-    assert_eq!(
-        store.adapter_config(&tid("fk"), &kind("xmpp")).await.unwrap(),
-        Some(xmpp.clone())
-    );
-    assert_eq!(
-        store.adapter_config(&tid("fk"), &kind("rocketchat")).await.unwrap(),
-        None
-    );
+    assert_eq!(store.adapter_config(&tid("fk"), &kind("xmpp")).await.unwrap(), Some(xmpp.clone()));
+    assert_eq!(store.adapter_config(&tid("fk"), &kind("rocketchat")).await.unwrap(), None);
 
-    let fk_kinds: Vec<String> = store
-        .adapter_configs(Some(&tid("fk")))
-        .await
-        .unwrap()
-        .iter()
-        .map(|c| c.kind.to_string())
-        .collect();
+    let fk_kinds: Vec<String> =
+        store.adapter_configs(Some(&tid("fk"))).await.unwrap().iter().map(|c| c.kind.to_string()).collect();
     assert_eq!(fk_kinds, ["teams", "xmpp"], "one tenant's configs, ordered by kind");
-    let all: Vec<(String, String)> = store
-        .adapter_configs(None)
-        .await
-        .unwrap()
-        .iter()
-        .map(|c| (c.tenant.to_string(), c.kind.to_string()))
-        .collect();
+    let all: Vec<(String, String)> =
+        store.adapter_configs(None).await.unwrap().iter().map(|c| (c.tenant.to_string(), c.kind.to_string())).collect();
     let expected = [("fk", "teams"), ("fk", "xmpp"), ("tv", "rocketchat")].map(|(t, k)| (t.into(), k.into()));
     assert_eq!(all, expected, "all configs, ordered by tenant and kind");
 
-    assert!(
-        store
-            .set_adapter_enabled(&tid("fk"), &kind("xmpp"), false)
-            .await
-            .unwrap()
-    );
+    assert!(store.set_adapter_enabled(&tid("fk"), &kind("xmpp"), false).await.unwrap());
     let now = store.adapter_config(&tid("fk"), &kind("xmpp")).await.unwrap().unwrap();
     assert!(!now.enabled);
     assert_eq!(now.config, xmpp.config, "toggling keeps the config");
-    assert!(
-        store
-            .set_adapter_enabled(&tid("fk"), &kind("teams"), true)
-            .await
-            .unwrap()
-    );
-    assert!(
-        store
-            .adapter_config(&tid("fk"), &kind("teams"))
-            .await
-            .unwrap()
-            .unwrap()
-            .enabled
-    );
-    assert!(
-        !store
-            .set_adapter_enabled(&tid("fk"), &kind("rocketchat"), true)
-            .await
-            .unwrap()
-    );
-    assert!(
-        !store
-            .set_adapter_enabled(&tid("nobody"), &kind("xmpp"), true)
-            .await
-            .unwrap()
-    );
+    assert!(store.set_adapter_enabled(&tid("fk"), &kind("teams"), true).await.unwrap());
+    assert!(store.adapter_config(&tid("fk"), &kind("teams")).await.unwrap().unwrap().enabled);
+    assert!(!store.set_adapter_enabled(&tid("fk"), &kind("rocketchat"), true).await.unwrap());
+    assert!(!store.set_adapter_enabled(&tid("nobody"), &kind("xmpp"), true).await.unwrap());
 
     let replaced = AdapterConfig::new(tid("fk"), kind("xmpp"), true, json!({"component": "new"}));
     store.put_adapter_config(&replaced).await.unwrap();
-    assert_eq!(
-        store.adapter_config(&tid("fk"), &kind("xmpp")).await.unwrap(),
-        Some(replaced)
-    );
-    assert_eq!(
-        store.adapter_config(&tid("tv"), &kind("rocketchat")).await.unwrap(),
-        Some(tv)
-    );
+    assert_eq!(store.adapter_config(&tid("fk"), &kind("xmpp")).await.unwrap(), Some(replaced));
+    assert_eq!(store.adapter_config(&tid("tv"), &kind("rocketchat")).await.unwrap(), Some(tv));
 }
 
 /// Ghosts are found by remote id and by Matrix id; upserts replace profiles.
@@ -152,23 +94,14 @@ pub async fn ghosts_by_remote_and_matrix_id(store: Arc<dyn Store>) {
 
     let mut ghost = Ghost::new(tid("fk"), kind("xmpp"), alice.clone(), mxid("@xmpp_fk_alice:hub"));
     store.upsert_ghost(&ghost).await.unwrap();
-    assert_eq!(
-        store.ghost(&tid("fk"), &kind("xmpp"), &alice).await.unwrap(),
-        Some(ghost.clone())
-    );
-    assert_eq!(
-        store.ghost_by_user_id(&ghost.user_id).await.unwrap(),
-        Some(ghost.clone())
-    );
+    assert_eq!(store.ghost(&tid("fk"), &kind("xmpp"), &alice).await.unwrap(), Some(ghost.clone()));
+    assert_eq!(store.ghost_by_user_id(&ghost.user_id).await.unwrap(), Some(ghost.clone()));
 
     ghost.display_name = Some("Alice Andersson".into());
     ghost.avatar_mxc = Some("mxc://hub/abc".into());
     ghost.avatar_source = Some("https://fk.se/avatar/alice.png".into());
     store.upsert_ghost(&ghost).await.unwrap();
-    assert_eq!(
-        store.ghost(&tid("fk"), &kind("xmpp"), &alice).await.unwrap(),
-        Some(ghost.clone())
-    );
+    assert_eq!(store.ghost(&tid("fk"), &kind("xmpp"), &alice).await.unwrap(), Some(ghost.clone()));
 
     ghost.avatar_mxc = None;
     store.upsert_ghost(&ghost).await.unwrap();
@@ -176,20 +109,11 @@ pub async fn ghosts_by_remote_and_matrix_id(store: Arc<dyn Store>) {
     assert_eq!(read.avatar_mxc, None, "an upsert replaces the whole profile");
     assert_eq!(read.display_name.as_deref(), Some("Alice Andersson"));
 
-    assert_eq!(
-        store.ghost(&tid("fk"), &kind("teams"), &alice).await.unwrap(),
-        None,
-        "kind is part of the key"
-    );
+    assert_eq!(store.ghost(&tid("fk"), &kind("teams"), &alice).await.unwrap(), None, "kind is part of the key");
     assert_eq!(store.ghost_by_user_id(&mxid("@xmpp_fk_bob:hub")).await.unwrap(), None);
 
     // A Matrix id belongs to exactly one remote user.
-    let thief = Ghost::new(
-        tid("fk"),
-        kind("xmpp"),
-        remote_user("mallory@fk.se"),
-        ghost.user_id.clone(),
-    );
+    let thief = Ghost::new(tid("fk"), kind("xmpp"), remote_user("mallory@fk.se"), ghost.user_id.clone());
     assert!(matches!(store.upsert_ghost(&thief).await, Err(StoreError::Conflict(_))));
     assert_eq!(store.ghost_by_user_id(&ghost.user_id).await.unwrap(), Some(ghost));
 }
@@ -204,12 +128,7 @@ pub async fn linked_accounts_link_relink_unlink(store: Arc<dyn Store>) {
     let teams = LinkedAccount::new(tid("fk"), kind("teams"), bob.clone(), remote_user("00000000-bob"));
     store.link_account(&xmpp).await.unwrap();
     store.link_account(&teams).await.unwrap();
-    let other = LinkedAccount::new(
-        tid("fk"),
-        kind("xmpp"),
-        mxid("@carol:fk.se"),
-        remote_user("carol@fk.se"),
-    );
+    let other = LinkedAccount::new(tid("fk"), kind("xmpp"), mxid("@carol:fk.se"), remote_user("carol@fk.se"));
     store.link_account(&other).await.unwrap();
     assert_eq!(
         store.linked_accounts(&tid("fk"), &bob).await.unwrap(),
@@ -220,22 +139,13 @@ pub async fn linked_accounts_link_relink_unlink(store: Arc<dyn Store>) {
     xmpp.remote_user = remote_user("robert@fk.se");
     xmpp.credentials = None;
     store.link_account(&xmpp).await.unwrap();
-    assert_eq!(
-        store.linked_accounts(&tid("fk"), &bob).await.unwrap(),
-        vec![teams.clone(), xmpp]
-    );
-    assert!(
-        store.linked_accounts(&tid("tv"), &bob).await.unwrap().is_empty(),
-        "per tenant"
-    );
+    assert_eq!(store.linked_accounts(&tid("fk"), &bob).await.unwrap(), vec![teams.clone(), xmpp]);
+    assert!(store.linked_accounts(&tid("tv"), &bob).await.unwrap().is_empty(), "per tenant");
 
     assert!(store.unlink_account(&tid("fk"), &kind("xmpp"), &bob).await.unwrap());
     assert!(!store.unlink_account(&tid("fk"), &kind("xmpp"), &bob).await.unwrap());
     assert_eq!(store.linked_accounts(&tid("fk"), &bob).await.unwrap(), vec![teams]);
-    assert_eq!(
-        store.linked_accounts(&tid("fk"), &mxid("@carol:fk.se")).await.unwrap(),
-        vec![other]
-    );
+    assert_eq!(store.linked_accounts(&tid("fk"), &mxid("@carol:fk.se")).await.unwrap(), vec![other]);
 }
 
 /// Portals need their tenant; found by key and by Matrix room.
@@ -255,39 +165,20 @@ pub async fn portals_by_key_and_room(store: Arc<dyn Store>) {
     linked.name = Some("Kansliet".into());
     store.upsert_portal(&linked).await.unwrap();
     assert_eq!(store.portal(&key).await.unwrap(), Some(linked.clone()));
-    assert_eq!(
-        store.portal_by_room(&room_id("!kansliet:hub")).await.unwrap(),
-        Some(linked.clone())
-    );
+    assert_eq!(store.portal_by_room(&room_id("!kansliet:hub")).await.unwrap(), Some(linked.clone()));
     assert_eq!(store.portal_by_room(&room_id("!other:hub")).await.unwrap(), None);
 
     let second = portal("fk", "teams", "19:abc@thread.v2");
     let third = portal("fk", "xmpp", "annex@conference.fk.se");
     store.upsert_portal(&Portal::new(second.clone())).await.unwrap();
     store.upsert_portal(&Portal::new(third.clone())).await.unwrap();
-    let keys: Vec<_> = store
-        .portals(&tid("fk"))
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|p| p.key)
-        .collect();
-    assert_eq!(
-        keys,
-        vec![second.clone(), third, key.clone()],
-        "ordered by kind, then room"
-    );
+    let keys: Vec<_> = store.portals(&tid("fk")).await.unwrap().into_iter().map(|p| p.key).collect();
+    assert_eq!(keys, vec![second.clone(), third, key.clone()], "ordered by kind, then room");
     assert!(store.portals(&tid("tv")).await.unwrap().is_empty());
 
     // A Matrix room is bridged to one portal only.
     let mut thief = Portal::new(second);
     thief.room_id = Some(room_id("!kansliet:hub"));
-    assert!(matches!(
-        store.upsert_portal(&thief).await,
-        Err(StoreError::Conflict(_))
-    ));
-    assert_eq!(
-        store.portal_by_room(&room_id("!kansliet:hub")).await.unwrap(),
-        Some(linked)
-    );
+    assert!(matches!(store.upsert_portal(&thief).await, Err(StoreError::Conflict(_))));
+    assert_eq!(store.portal_by_room(&room_id("!kansliet:hub")).await.unwrap(), Some(linked));
 }

@@ -20,11 +20,7 @@ pub async fn message_map_both_ways_ordered_by_part(store: Arc<dyn Store>) {
     let by_matrix = store.messages_by_matrix(&tid("fk"), &event("$long")).await.unwrap();
     let remote: Vec<(String, u32)> = by_matrix.iter().map(|m| (m.remote_id.to_string(), m.part)).collect();
     assert_eq!(remote, [("r-a".into(), 0), ("r-b".into(), 1), ("r-c".into(), 2)]);
-    assert!(
-        by_matrix
-            .iter()
-            .all(|m| m.portal == p && m.kind == MappingKind::Message)
-    );
+    assert!(by_matrix.iter().all(|m| m.portal == p && m.kind == MappingKind::Message));
     let back = store.messages_by_remote(&p, &remote_msg("r-b")).await.unwrap();
     assert_eq!(back, vec![mapping(&p, "$long", "r-b", 1, MappingKind::Message)]);
 
@@ -39,28 +35,10 @@ pub async fn message_map_both_ways_ordered_by_part(store: Arc<dyn Store>) {
     let events: Vec<String> = by_remote.iter().map(|m| m.matrix_event.to_string()).collect();
     assert_eq!(events, ["$text", "$image"]);
 
-    assert!(
-        store
-            .messages_by_remote(&p, &remote_msg("unknown"))
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    assert!(
-        store
-            .messages_by_matrix(&tid("fk"), &event("$unknown"))
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(store.messages_by_remote(&p, &remote_msg("unknown")).await.unwrap().is_empty());
+    assert!(store.messages_by_matrix(&tid("fk"), &event("$unknown")).await.unwrap().is_empty());
     let other_room = portal("fk", "xmpp", "other@conf");
-    assert!(
-        store
-            .messages_by_remote(&other_room, &remote_msg("m-1"))
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(store.messages_by_remote(&other_room, &remote_msg("m-1")).await.unwrap().is_empty());
 }
 
 /// Reaction mappings keep their kind.
@@ -69,12 +47,6 @@ pub async fn reactions_keep_their_kind(store: Arc<dyn Store>) {
     let seq = enqueue_new(&*store, entry(Direction::ToRemote, &p, "react-1")).await;
     let reaction = mapping(&p, "$reaction", "msg-9|@bob:hs|👍", 0, MappingKind::Reaction);
     store.complete(seq, vec![reaction.clone()]).await.unwrap();
-    assert_eq!(
-        store.messages_by_matrix(&tid("fk"), &event("$reaction")).await.unwrap(),
-        vec![reaction.clone()]
-    );
-    assert_eq!(
-        store.messages_by_remote(&p, &reaction.remote_id).await.unwrap(),
-        vec![reaction]
-    );
+    assert_eq!(store.messages_by_matrix(&tid("fk"), &event("$reaction")).await.unwrap(), vec![reaction.clone()]);
+    assert_eq!(store.messages_by_remote(&p, &reaction.remote_id).await.unwrap(), vec![reaction]);
 }

@@ -14,19 +14,12 @@ pub async fn enqueue_dedupes_even_after_delivery(store: Arc<dyn Store>) {
     assert_eq!(store.enqueue(entry(Direction::ToRemote, &p, "k1")).await.unwrap(), None);
     let elsewhere = portal("fk", "teams", "chat");
     assert_eq!(
-        store
-            .enqueue(entry(Direction::ToRemote, &elsewhere, "k1"))
-            .await
-            .unwrap(),
+        store.enqueue(entry(Direction::ToRemote, &elsewhere, "k1")).await.unwrap(),
         None,
         "the key is per tenant and direction, not per portal"
     );
     let other_way = enqueue_new(&*store, entry(Direction::ToMatrix, &p, "k1")).await;
-    let other_tenant = enqueue_new(
-        &*store,
-        entry(Direction::ToRemote, &portal("tv", "xmpp", "room@conf"), "k1"),
-    )
-    .await;
+    let other_tenant = enqueue_new(&*store, entry(Direction::ToRemote, &portal("tv", "xmpp", "room@conf"), "k1")).await;
     assert!(first < other_way && other_way < other_tenant, "seq increases");
 
     let pending = store.pending(&p, Direction::ToRemote, 0, 10).await.unwrap();
@@ -34,11 +27,7 @@ pub async fn enqueue_dedupes_even_after_delivery(store: Arc<dyn Store>) {
     assert_eq!(pending[0].payload, "payload of k1");
 
     store.complete(first, vec![]).await.unwrap();
-    assert_eq!(
-        store.enqueue(entry(Direction::ToRemote, &p, "k1")).await.unwrap(),
-        None,
-        "still a duplicate"
-    );
+    assert_eq!(store.enqueue(entry(Direction::ToRemote, &p, "k1")).await.unwrap(), None, "still a duplicate");
     assert!(store.pending(&p, Direction::ToRemote, 0, 10).await.unwrap().is_empty());
 }
 
@@ -66,13 +55,7 @@ pub async fn pending_is_ordered_and_honours_after_and_limit(store: Arc<dyn Store
     assert_eq!(after.iter().map(|e| e.seq).collect::<Vec<_>>(), seqs[2..]);
     let limited = store.pending(&p, Direction::ToRemote, 0, 2).await.unwrap();
     assert_eq!(limited.iter().map(|e| e.seq).collect::<Vec<_>>(), seqs[..2]);
-    assert!(
-        store
-            .pending(&p, Direction::ToRemote, seqs[4], 100)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(store.pending(&p, Direction::ToRemote, seqs[4], 100).await.unwrap().is_empty());
     assert_eq!(store.pending(&q, Direction::ToRemote, 0, 100).await.unwrap().len(), 5);
     let back = store.pending(&p, Direction::ToMatrix, 0, 100).await.unwrap();
     assert_eq!(back.len(), 1);
@@ -101,11 +84,7 @@ pub async fn pending_queues_lists_undelivered_queues(store: Arc<dyn Store>) {
     assert_eq!(sorted(store.pending_queues().await.unwrap()), expected);
 
     store.complete(a, vec![]).await.unwrap();
-    assert_eq!(
-        sorted(store.pending_queues().await.unwrap()),
-        expected,
-        "one entry is still pending"
-    );
+    assert_eq!(sorted(store.pending_queues().await.unwrap()), expected, "one entry is still pending");
     store.complete(b, vec![]).await.unwrap();
     store.dead_letter(d, "gave up").await.unwrap();
     assert_eq!(store.pending_queues().await.unwrap(), vec![(p, Direction::ToMatrix)]);
@@ -120,37 +99,19 @@ pub async fn complete_marks_done_and_stores_mappings(store: Arc<dyn Store>) {
     store.complete(first, vec![m.clone()]).await.unwrap();
     let left = store.pending(&p, Direction::ToRemote, 0, 10).await.unwrap();
     assert_eq!(left.iter().map(|e| e.seq).collect::<Vec<_>>(), [second]);
-    assert_eq!(
-        store.messages_by_matrix(&tid("fk"), &event("$one")).await.unwrap(),
-        vec![m.clone()]
-    );
+    assert_eq!(store.messages_by_matrix(&tid("fk"), &event("$one")).await.unwrap(), vec![m.clone()]);
 
     // Completing again (a retry after a crash) is harmless and keeps one row.
     store.complete(first, vec![m.clone()]).await.unwrap();
     assert_eq!(store.messages_by_remote(&p, &remote_msg("x-1")).await.unwrap(), vec![m]);
 
-    assert!(matches!(
-        store.complete(first + 10_000, vec![]).await,
-        Err(StoreError::NotFound(_))
-    ));
+    assert!(matches!(store.complete(first + 10_000, vec![]).await, Err(StoreError::NotFound(_))));
 
     // Mappings of another tenant are refused and change nothing.
-    let foreign = mapping(
-        &portal("tv", "xmpp", "room@conf"),
-        "$two",
-        "x-2",
-        0,
-        MappingKind::Message,
-    );
+    let foreign = mapping(&portal("tv", "xmpp", "room@conf"), "$two", "x-2", 0, MappingKind::Message);
     assert!(store.complete(second, vec![foreign]).await.is_err());
     assert_eq!(store.pending(&p, Direction::ToRemote, 0, 10).await.unwrap().len(), 1);
-    assert!(
-        store
-            .messages_by_matrix(&tid("tv"), &event("$two"))
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(store.messages_by_matrix(&tid("tv"), &event("$two")).await.unwrap().is_empty());
 }
 
 /// `record_failure` counts attempts and keeps the entry pending.
@@ -162,10 +123,7 @@ pub async fn record_failure_counts_attempts(store: Arc<dyn Store>) {
     let e = &store.pending(&p, Direction::ToRemote, 0, 10).await.unwrap()[0];
     assert_eq!((e.seq, e.attempts), (seq, 2));
     assert_eq!(e.payload, "payload of flaky");
-    assert!(matches!(
-        store.record_failure(seq + 10_000, "x").await,
-        Err(StoreError::NotFound(_))
-    ));
+    assert!(matches!(store.record_failure(seq + 10_000, "x").await, Err(StoreError::NotFound(_))));
 }
 
 /// `dead_letter` takes an entry out of pending but keeps its key used.
@@ -176,14 +134,8 @@ pub async fn dead_letter_leaves_pending(store: Arc<dyn Store>) {
     store.dead_letter(bad, "remote refused: 400").await.unwrap();
     let left = store.pending(&p, Direction::ToRemote, 0, 10).await.unwrap();
     assert_eq!(left.iter().map(|e| e.seq).collect::<Vec<_>>(), [good]);
-    assert_eq!(
-        store.enqueue(entry(Direction::ToRemote, &p, "poison")).await.unwrap(),
-        None
-    );
-    assert!(matches!(
-        store.dead_letter(good + 10_000, "x").await,
-        Err(StoreError::NotFound(_))
-    ));
+    assert_eq!(store.enqueue(entry(Direction::ToRemote, &p, "poison")).await.unwrap(), None);
+    assert!(matches!(store.dead_letter(good + 10_000, "x").await, Err(StoreError::NotFound(_))));
 }
 
 /// A transaction id is processed once; its entries keep their order.
@@ -198,53 +150,27 @@ pub async fn ingest_stores_new_and_skips_replayed(store: Arc<dyn Store>) {
     ];
     assert_eq!(store.ingest_transaction("42", entries).await.unwrap(), TxnOutcome::New);
     let keys = |v: Vec<brygga_core::OutboxEntry>| v.into_iter().map(|e| e.dedupe_key).collect::<Vec<_>>();
-    assert_eq!(
-        keys(store.pending(&p, Direction::ToRemote, 0, 10).await.unwrap()),
-        ["e1", "e3"]
-    );
-    assert_eq!(
-        keys(store.pending(&q, Direction::ToRemote, 0, 10).await.unwrap()),
-        ["e2"]
-    );
+    assert_eq!(keys(store.pending(&p, Direction::ToRemote, 0, 10).await.unwrap()), ["e1", "e3"]);
+    assert_eq!(keys(store.pending(&q, Direction::ToRemote, 0, 10).await.unwrap()), ["e2"]);
 
     let replay = vec![entry(Direction::ToRemote, &p, "e4")];
-    assert_eq!(
-        store.ingest_transaction("42", replay).await.unwrap(),
-        TxnOutcome::Replayed
-    );
+    assert_eq!(store.ingest_transaction("42", replay).await.unwrap(), TxnOutcome::Replayed);
     // Known for any tenant means replayed, even with only another tenant's entries.
     let other = vec![entry(Direction::ToRemote, &portal("sk", "xmpp", "r"), "e5")];
-    assert_eq!(
-        store.ingest_transaction("42", other).await.unwrap(),
-        TxnOutcome::Replayed
-    );
-    assert_eq!(
-        keys(store.pending(&p, Direction::ToRemote, 0, 10).await.unwrap()),
-        ["e1", "e3"]
-    );
-    assert!(
-        store
-            .pending(&portal("sk", "xmpp", "r"), Direction::ToRemote, 0, 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert_eq!(store.ingest_transaction("42", other).await.unwrap(), TxnOutcome::Replayed);
+    assert_eq!(keys(store.pending(&p, Direction::ToRemote, 0, 10).await.unwrap()), ["e1", "e3"]);
+    assert!(store.pending(&portal("sk", "xmpp", "r"), Direction::ToRemote, 0, 10).await.unwrap().is_empty());
 
     let next = vec![entry(Direction::ToRemote, &p, "e6")];
     assert_eq!(store.ingest_transaction("43", next).await.unwrap(), TxnOutcome::New);
-    assert_eq!(
-        keys(store.pending(&p, Direction::ToRemote, 0, 10).await.unwrap()),
-        ["e1", "e3", "e6"]
-    );
+    assert_eq!(keys(store.pending(&p, Direction::ToRemote, 0, 10).await.unwrap()), ["e1", "e3", "e6"]);
 }
 
 /// Readers see all entries of a transaction or none, never a part.
 pub async fn ingest_is_atomic(store: Arc<dyn Store>) {
     let p = portal("fk", "xmpp", "room@conf");
     let n = 300;
-    let entries: Vec<_> = (0..n)
-        .map(|i| entry(Direction::ToRemote, &p, &format!("a{i}")))
-        .collect();
+    let entries: Vec<_> = (0..n).map(|i| entry(Direction::ToRemote, &p, &format!("a{i}"))).collect();
     let watcher = {
         let store = store.clone();
         let p = p.clone();
@@ -262,12 +188,6 @@ pub async fn ingest_is_atomic(store: Arc<dyn Store>) {
     };
     tokio::time::sleep(Duration::from_millis(5)).await;
     assert_eq!(store.ingest_transaction("big", entries).await.unwrap(), TxnOutcome::New);
-    let seen = tokio::time::timeout(Duration::from_secs(30), watcher)
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(
-        seen.iter().all(|c| *c == 0 || *c == n),
-        "a reader saw a partial transaction: {seen:?}"
-    );
+    let seen = tokio::time::timeout(Duration::from_secs(30), watcher).await.unwrap().unwrap();
+    assert!(seen.iter().all(|c| *c == 0 || *c == n), "a reader saw a partial transaction: {seen:?}");
 }

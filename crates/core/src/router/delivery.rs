@@ -42,14 +42,7 @@ impl Delivery {
         namer: Namer,
         adapters: RunningAdapters,
     ) -> Self {
-        Self {
-            store,
-            matrix,
-            namer,
-            adapters,
-            rooms: Mutex::new(HashMap::new()),
-            ghosts: Mutex::new(HashMap::new()),
-        }
+        Self { store, matrix, namer, adapters, rooms: Mutex::new(HashMap::new()), ghosts: Mutex::new(HashMap::new()) }
     }
 
     /// The portal's Matrix room, if it has one already.
@@ -59,10 +52,7 @@ impl Delivery {
         }
         let room = self.store.portal(key).await?.and_then(|p| p.room_id);
         if let Some(room) = &room {
-            self.rooms
-                .lock()
-                .expect("room cache poisoned")
-                .insert(key.clone(), room.clone());
+            self.rooms.lock().expect("room cache poisoned").insert(key.clone(), room.clone());
         }
         Ok(room)
     }
@@ -89,21 +79,14 @@ impl Delivery {
             },
         };
         let room = self.matrix.ensure_room(&spec).await?;
-        let mut portal = self
-            .store
-            .portal(key)
-            .await?
-            .unwrap_or_else(|| Portal::new(key.clone()));
+        let mut portal = self.store.portal(key).await?.unwrap_or_else(|| Portal::new(key.clone()));
         portal.room_id = Some(room.clone());
         if portal.name.is_none() {
             portal.name = name.map(str::to_owned);
         }
         self.store.upsert_portal(&portal).await?;
         tracing::info!(portal = %key, room = %room, "portal room ready");
-        self.rooms
-            .lock()
-            .expect("room cache poisoned")
-            .insert(key.clone(), room.clone());
+        self.rooms.lock().expect("room cache poisoned").insert(key.clone(), room.clone());
         Ok(room)
     }
 
@@ -120,22 +103,13 @@ impl Delivery {
             Some(ghost) => Some(ghost),
             None => self.store.ghost(tenant, kind, &sender.id).await?,
         };
-        let name = sender
-            .display_name
-            .clone()
-            .or_else(|| stored.as_ref().and_then(|g| g.display_name.clone()));
-        let avatar_source = sender
-            .avatar
-            .clone()
-            .or_else(|| stored.as_ref().and_then(|g| g.avatar_source.clone()));
+        let name = sender.display_name.clone().or_else(|| stored.as_ref().and_then(|g| g.display_name.clone()));
+        let avatar_source = sender.avatar.clone().or_else(|| stored.as_ref().and_then(|g| g.avatar_source.clone()));
         if let Some(ghost) = stored.as_ref()
             && ghost.display_name == name
             && ghost.avatar_source == avatar_source
         {
-            self.ghosts
-                .lock()
-                .expect("ghost cache poisoned")
-                .insert(user_id.clone(), ghost.clone());
+            self.ghosts.lock().expect("ghost cache poisoned").insert(user_id.clone(), ghost.clone());
             return Ok(user_id);
         }
         let mut ghost = Ghost::new(tenant.clone(), kind.clone(), sender.id.clone(), user_id.clone());
@@ -148,16 +122,10 @@ impl Delivery {
             };
         }
         ghost.avatar_source = avatar_source;
-        let profile = GhostProfile {
-            display_name: ghost.display_name.clone(),
-            avatar_mxc: ghost.avatar_mxc.clone(),
-        };
+        let profile = GhostProfile { display_name: ghost.display_name.clone(), avatar_mxc: ghost.avatar_mxc.clone() };
         self.matrix.ensure_ghost(&user_id, &profile).await?;
         self.store.upsert_ghost(&ghost).await?;
-        self.ghosts
-            .lock()
-            .expect("ghost cache poisoned")
-            .insert(user_id.clone(), ghost);
+        self.ghosts.lock().expect("ghost cache poisoned").insert(user_id.clone(), ghost);
         Ok(user_id)
     }
 
@@ -175,9 +143,7 @@ impl Delivery {
         let Some(media) = adapter.media() else { return Ok(None) };
         match media.fetch(locator).await {
             // The bot uploads: the ghost may not be registered yet.
-            Ok(bytes) => Ok(Some(
-                self.matrix.upload(self.matrix.bot_user_id(), "avatar", bytes).await?,
-            )),
+            Ok(bytes) => Ok(Some(self.matrix.upload(self.matrix.bot_user_id(), "avatar", bytes).await?)),
             Err(err) if err.is_transient() => Err(err),
             Err(err) => {
                 tracing::warn!(user = %user, error = %err, "remote avatar could not be fetched");

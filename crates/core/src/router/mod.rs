@@ -56,14 +56,7 @@ impl Router {
     ) -> Self {
         let delivery = Arc::new(Delivery::new(store.clone(), matrix, namer, adapters));
         let queues = Queues::new(store.clone(), delivery.clone(), policy);
-        Self {
-            inner: Arc::new(Inner {
-                store,
-                delivery,
-                queues,
-                portals_by_room: Mutex::new(HashMap::new()),
-            }),
-        }
+        Self { inner: Arc::new(Inner { store, delivery, queues, portals_by_room: Mutex::new(HashMap::new()) }) }
     }
 
     /// Resumes delivery of everything stored but undelivered; returns the
@@ -76,11 +69,7 @@ impl Router {
 
     /// The sink an adapter of `kind` for `tenant` pushes into.
     pub fn sink(&self, tenant: TenantId, kind: AdapterKind) -> Arc<dyn InboundSink> {
-        Arc::new(TenantSink {
-            router: self.clone(),
-            tenant,
-            kind,
-        })
+        Arc::new(TenantSink { router: self.clone(), tenant, kind })
     }
 
     /// Wakes the outbound queues of one adapter (after it starts).
@@ -113,23 +102,13 @@ impl Router {
     }
 
     async fn portal_of_room(&self, room: &MatrixRoomId) -> Result<Option<PortalKey>, BridgeError> {
-        if let Some(key) = self
-            .inner
-            .portals_by_room
-            .lock()
-            .expect("portal cache poisoned")
-            .get(room)
-        {
+        if let Some(key) = self.inner.portals_by_room.lock().expect("portal cache poisoned").get(room) {
             return Ok(Some(key.clone()));
         }
         let Some(portal) = self.inner.store.portal_by_room(room).await? else {
             return Ok(None);
         };
-        self.inner
-            .portals_by_room
-            .lock()
-            .expect("portal cache poisoned")
-            .insert(room.clone(), portal.key.clone());
+        self.inner.portals_by_room.lock().expect("portal cache poisoned").insert(room.clone(), portal.key.clone());
         Ok(Some(portal.key))
     }
 }
@@ -147,12 +126,7 @@ impl AppserviceHandler for Router {
                 continue;
             };
             let payload = serde_json::to_string(&event).map_err(|e| BridgeError::permanent(e.to_string()))?;
-            entries.push(NewOutboxEntry::new(
-                Direction::ToRemote,
-                portal,
-                event.event_id.as_str(),
-                payload,
-            ));
+            entries.push(NewOutboxEntry::new(Direction::ToRemote, portal, event.event_id.as_str(), payload));
         }
         let queues: BTreeSet<PortalKey> = entries.iter().map(|e| e.portal.clone()).collect();
         let outcome = self.inner.store.ingest_transaction(txn_id, entries).await?;
@@ -198,13 +172,7 @@ impl AppserviceHandler for Router {
             }
         }
         // The homeserver asks before it lets anyone talk to the user: register it now.
-        match self
-            .inner
-            .delivery
-            .matrix
-            .ensure_ghost(user, &GhostProfile::default())
-            .await
-        {
+        match self.inner.delivery.matrix.ensure_ghost(user, &GhostProfile::default()).await {
             Ok(()) => true,
             Err(err) => {
                 tracing::warn!(user = %user, error = %err, "registering a queried ghost failed");

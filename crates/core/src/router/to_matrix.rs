@@ -17,99 +17,53 @@ impl Delivery {
         let room = self.ensure_room(portal, event.room_name.as_deref()).await?;
         let ghost = self.ensure_ghost(&portal.tenant, &portal.kind, &event.sender).await?;
         // Joining a ghost only to have it leave would be noise in the room.
-        let leaving = matches!(
-            event.body,
-            EventBody::Membership {
-                membership: Membership::Leave,
-                ..
-            }
-        );
+        let leaving = matches!(event.body, EventBody::Membership { membership: Membership::Leave, .. });
         if !leaving {
             self.matrix.ensure_joined(&room, &ghost).await?;
         }
-        let send = Sender {
-            delivery: self,
-            portal,
-            room: &room,
-            ghost: &ghost,
-            key: &entry.dedupe_key,
-        };
+        let send = Sender { delivery: self, portal, room: &room, ghost: &ghost, key: &entry.dedupe_key };
         match event.body {
             EventBody::Message(message) => send.message(message, &event.event_id).await,
             EventBody::Edit { target, text } => match send.first_part(&target).await? {
                 Some(target) => send.one(0, EventBody::Edit { target, text }).await.map(|_| Vec::new()),
                 // The original never reached Matrix: show the correction as a new message.
                 None => {
-                    let marked = Text {
-                        body: format!("* {}", text.body),
-                        html: text.html.map(|h| format!("* {h}")),
-                    };
+                    let marked = Text { body: format!("* {}", text.body), html: text.html.map(|h| format!("* {h}")) };
                     send.message(Message::text(marked), &event.event_id).await
                 }
             },
             EventBody::Redaction { target, reason } => {
                 let parts = self.matrix_parts(portal, &target).await?;
                 for (i, part) in parts.into_iter().enumerate() {
-                    let body = EventBody::Redaction {
-                        target: part.matrix_event,
-                        reason: reason.clone(),
-                    };
+                    let body = EventBody::Redaction { target: part.matrix_event, reason: reason.clone() };
                     send.one(i as u32, body).await?;
                 }
                 Ok(Vec::new())
             }
             EventBody::Reaction { target, key, removed } => {
-                let identity = reaction_identity(&target, event.sender.id.as_str(), &key);
+                let identity = reaction_identity(&target, event.sender.id.as_str(), &key)?;
                 if removed {
                     if let Some(reaction) = send.first_part(&identity).await? {
-                        send.one(
-                            0,
-                            EventBody::Redaction {
-                                target: reaction,
-                                reason: None,
-                            },
-                        )
-                        .await?;
+                        send.one(0, EventBody::Redaction { target: reaction, reason: None }).await?;
                     }
                     return Ok(Vec::new());
                 }
                 let Some(target) = send.first_part(&target).await? else {
                     return Ok(Vec::new());
                 };
-                let id = send
-                    .one(
-                        0,
-                        EventBody::Reaction {
-                            target,
-                            key,
-                            removed: false,
-                        },
-                    )
-                    .await?;
+                let id = send.one(0, EventBody::Reaction { target, key, removed: false }).await?;
                 Ok(id
                     .map(|id| MessageMapping::new(portal.clone(), id, identity, 0, MappingKind::Reaction))
                     .into_iter()
                     .collect())
             }
+            EventBody::ReadReceipt { up_to } => match send.first_part(&up_to).await? {
+                Some(up_to) => send.one(0, EventBody::ReadReceipt { up_to }).await.map(|_| Vec::new()),
+                None => Ok(Vec::new()),
+            },
             other => {
-                let body = match other {
-                    EventBody::Membership {
-                        membership,
-                        display_name,
-                        reason,
-                    } => EventBody::Membership {
-                        membership,
-                        display_name,
-                        reason,
-                    },
-                    EventBody::Presence { presence, status } => EventBody::Presence { presence, status },
-                    EventBody::Typing { typing } => EventBody::Typing { typing },
-                    EventBody::ReadReceipt { up_to } => match send.first_part(&up_to).await? {
-                        Some(up_to) => EventBody::ReadReceipt { up_to },
-                        None => return Ok(Vec::new()),
-                    },
-                    _ => return Err(BridgeError::permanent("unsupported event kind")),
-                };
+                let body =
+                    other.without_references().ok_or_else(|| BridgeError::permanent("unsupported event kind"))?;
                 send.one(0, body).await.map(|_| Vec::new())
             }
         }
@@ -127,20 +81,15 @@ impl Delivery {
         };
         let ghost = self.ensure_ghost(&portal.tenant, &portal.kind, &event.sender).await?;
         let key = format!("ephemeral:{}", event.event_id);
-        let send = Sender {
-            delivery: self,
-            portal,
-            room: &room,
-            ghost: &ghost,
-            key: &key,
-        };
+        let send = Sender { delivery: self, portal, room: &room, ghost: &ghost, key: &key };
         let body = match event.body {
-            EventBody::Typing { typing } => EventBody::Typing { typing },
-            EventBody::Presence { presence, status } => EventBody::Presence { presence, status },
             EventBody::ReadReceipt { up_to } => match send.first_part(&up_to).await? {
                 Some(up_to) => EventBody::ReadReceipt { up_to },
                 None => return Ok(()),
             },
+            other if other.is_ephemeral() => {
+                other.without_references().ok_or_else(|| BridgeError::permanent("unsupported event kind"))?
+            }
             _ => return Err(BridgeError::permanent("not an ephemeral event")),
         };
         send.one(0, body).await.map(|_| ())
@@ -159,14 +108,7 @@ struct Sender<'a> {
 impl Sender<'_> {
     async fn one(&self, part: u32, body: EventBody<MatrixEventId>) -> Result<Option<MatrixEventId>, BridgeError> {
         let p = self.portal;
-        let txn = txn_id(&[
-            "in",
-            p.tenant.as_str(),
-            p.kind.as_str(),
-            p.room.as_str(),
-            self.key,
-            &part.to_string(),
-        ]);
+        let txn = txn_id(&["in", p.tenant.as_str(), p.kind.as_str(), p.room.as_str(), self.key, &part.to_string()]);
         self.delivery.matrix.send(self.room, self.ghost, &txn, &body).await
     }
 
@@ -194,17 +136,10 @@ impl Sender<'_> {
         let mut files = Vec::new();
         for attachment in message.attachments {
             match self.upload(&attachment).await? {
-                Some(mxc) => files.push(Attachment {
-                    source: MediaSource::Matrix { mxc },
-                    ..attachment
-                }),
+                Some(mxc) => files.push(Attachment { source: MediaSource::Matrix { mxc }, ..attachment }),
                 None => {
                     let line = format!("[file: {}]", attachment.name);
-                    text.body = if text.body.is_empty() {
-                        line
-                    } else {
-                        format!("{}\n{line}", text.body)
-                    };
+                    text.body = if text.body.is_empty() { line } else { format!("{}\n{line}", text.body) };
                     text.html = None;
                 }
             }
@@ -251,9 +186,7 @@ impl Sender<'_> {
             return Ok(None);
         };
         match media.fetch(locator).await {
-            Ok(bytes) => Ok(Some(
-                self.delivery.matrix.upload(self.ghost, &attachment.name, bytes).await?,
-            )),
+            Ok(bytes) => Ok(Some(self.delivery.matrix.upload(self.ghost, &attachment.name, bytes).await?)),
             Err(err) if err.is_transient() => Err(err),
             Err(err) => {
                 tracing::warn!(portal = %self.portal, error = %err, "remote file could not be fetched; sending its name");

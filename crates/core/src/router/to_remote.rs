@@ -17,10 +17,7 @@ impl Delivery {
         let portal = &entry.portal;
         let Some(adapter) = self.adapters.get(&portal.tenant, &portal.kind) else {
             // Disabled or not yet started: keep it queued until it runs.
-            return Err(BridgeError::transient(format!(
-                "adapter {} of {} is not running",
-                portal.kind, portal.tenant
-            )));
+            return Err(BridgeError::transient(format!("adapter {} of {} is not running", portal.kind, portal.tenant)));
         };
         let caps = adapter.capabilities();
         let bodies = self.map_to_remote(portal, &event).await?;
@@ -29,16 +26,8 @@ impl Delivery {
             let Some(body) = degrade(body, &caps) else { continue };
             let outbound = OutboundEvent {
                 room: portal.room.clone(),
-                txn_id: txn_id(&[
-                    "out",
-                    portal.tenant.as_str(),
-                    event.event_id.as_str(),
-                    &part.to_string(),
-                ]),
-                sender: MatrixSender {
-                    user_id: event.sender.clone(),
-                    display_name: None,
-                },
+                txn_id: txn_id(&["out", portal.tenant.as_str(), event.event_id.as_str(), &part.to_string()]),
+                sender: MatrixSender { user_id: event.sender.clone(), display_name: None },
                 target: target_of(&event),
                 body,
             };
@@ -58,13 +47,7 @@ impl Delivery {
                 }
                 Mapping::Reaction(identity) => {
                     let kind = MappingKind::Reaction;
-                    mappings.push(MessageMapping::new(
-                        portal.clone(),
-                        event.event_id.clone(),
-                        identity,
-                        0,
-                        kind,
-                    ));
+                    mappings.push(MessageMapping::new(portal.clone(), event.event_id.clone(), identity, 0, kind));
                 }
                 Mapping::None => {}
             }
@@ -88,10 +71,7 @@ impl Delivery {
             let outbound = OutboundEvent {
                 room: portal.room.clone(),
                 txn_id: txn_id(&["out", portal.tenant.as_str(), event.event_id.as_str()]),
-                sender: MatrixSender {
-                    user_id: event.sender.clone(),
-                    display_name: None,
-                },
+                sender: MatrixSender { user_id: event.sender.clone(), display_name: None },
                 target: None,
                 body,
             };
@@ -120,13 +100,7 @@ impl Delivery {
                 one(EventBody::Message(message), Mapping::Message)
             }
             EventBody::Edit { target, text } => match self.first_remote(portal, Some(target)).await? {
-                Some(target) => one(
-                    EventBody::Edit {
-                        target,
-                        text: text.clone(),
-                    },
-                    Mapping::None,
-                ),
+                Some(target) => one(EventBody::Edit { target, text: text.clone() }, Mapping::None),
                 // The original never reached the remote side: the edit's text is all there is.
                 None => one(
                     EventBody::Message(Message::text(crate::event::Text {
@@ -142,40 +116,23 @@ impl Delivery {
                     .into_iter()
                     .map(|part| match part.kind {
                         MappingKind::Reaction => match parse_reaction_identity(&part.remote_id) {
-                            Some((target, _, key)) => (
-                                EventBody::Reaction {
-                                    target,
-                                    key,
-                                    removed: true,
-                                },
-                                Mapping::None,
-                            ),
-                            None => (
-                                EventBody::Redaction {
-                                    target: part.remote_id,
-                                    reason: reason.clone(),
-                                },
-                                Mapping::None,
-                            ),
+                            Some((target, _, key)) => {
+                                (EventBody::Reaction { target, key, removed: true }, Mapping::None)
+                            }
+                            None => {
+                                (EventBody::Redaction { target: part.remote_id, reason: reason.clone() }, Mapping::None)
+                            }
                         },
-                        MappingKind::Message => (
-                            EventBody::Redaction {
-                                target: part.remote_id,
-                                reason: reason.clone(),
-                            },
-                            Mapping::None,
-                        ),
+                        MappingKind::Message => {
+                            (EventBody::Redaction { target: part.remote_id, reason: reason.clone() }, Mapping::None)
+                        }
                     })
                     .collect())
             }
             EventBody::Reaction { target, key, removed } => match self.first_remote(portal, Some(target)).await? {
                 Some(remote) => {
-                    let identity = reaction_identity(&remote, event.sender.as_str(), key);
-                    let body = EventBody::Reaction {
-                        target: remote,
-                        key: key.clone(),
-                        removed: *removed,
-                    };
+                    let identity = reaction_identity(&remote, event.sender.as_str(), key)?;
+                    let body = EventBody::Reaction { target: remote, key: key.clone(), removed: *removed };
                     one(body, Mapping::Reaction(identity))
                 }
                 None => Ok(Vec::new()),
@@ -184,26 +141,10 @@ impl Delivery {
                 Some(up_to) => one(EventBody::ReadReceipt { up_to }, Mapping::None),
                 None => Ok(Vec::new()),
             },
-            EventBody::Membership {
-                membership,
-                display_name,
-                reason,
-            } => one(
-                EventBody::Membership {
-                    membership: *membership,
-                    display_name: display_name.clone(),
-                    reason: reason.clone(),
-                },
-                Mapping::None,
-            ),
-            EventBody::Presence { presence, status } => one(
-                EventBody::Presence {
-                    presence: *presence,
-                    status: status.clone(),
-                },
-                Mapping::None,
-            ),
-            EventBody::Typing { typing } => one(EventBody::Typing { typing: *typing }, Mapping::None),
+            other => {
+                let body = other.clone().without_references();
+                one(body.ok_or_else(|| BridgeError::permanent("unsupported event kind"))?, Mapping::None)
+            }
         }
     }
 
@@ -214,10 +155,7 @@ impl Delivery {
     ) -> Result<Option<RemoteMessageId>, BridgeError> {
         let Some(event) = event else { return Ok(None) };
         let parts = self.store.messages_by_matrix(&portal.tenant, event).await?;
-        Ok(parts
-            .into_iter()
-            .find(|m| m.kind == MappingKind::Message)
-            .map(|m| m.remote_id))
+        Ok(parts.into_iter().find(|m| m.kind == MappingKind::Message).map(|m| m.remote_id))
     }
 }
 
@@ -235,8 +173,5 @@ fn target_of(event: &MatrixEvent) -> Option<MatrixSender> {
         return None;
     }
     let user_id = MatrixUserId::new(state_key).ok()?;
-    Some(MatrixSender {
-        user_id,
-        display_name: None,
-    })
+    Some(MatrixSender { user_id, display_name: None })
 }

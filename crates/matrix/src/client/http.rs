@@ -41,10 +41,7 @@ impl Versions {
             Self::Modern => MatrixVersion::V1_11,
             Self::Legacy => MatrixVersion::V1_1,
         };
-        SupportedVersions {
-            versions: [version].into_iter().collect(),
-            features: Default::default(),
-        }
+        SupportedVersions { versions: [version].into_iter().collect(), features: Default::default() }
     }
 }
 
@@ -69,10 +66,7 @@ pub(crate) enum CallError {
     /// The homeserver refused the request; retrying will not help.
     Refused { status: u16, errcode: String },
     /// The homeserver could not be reached in time.
-    Unavailable {
-        message: String,
-        retry_after: Option<Duration>,
-    },
+    Unavailable { message: String, retry_after: Option<Duration> },
     /// The request could not be built or the answer not understood.
     Invalid(String),
 }
@@ -98,10 +92,9 @@ impl CallError {
     pub(crate) fn into_bridge(self, what: &str) -> BridgeError {
         match self {
             Self::Refused { status, errcode } => BridgeError::permanent(format!("{what}: HTTP {status} {errcode}")),
-            Self::Unavailable { message, retry_after } => BridgeError::Transient {
-                message: format!("{what}: {message}"),
-                retry_after,
-            },
+            Self::Unavailable { message, retry_after } => {
+                BridgeError::Transient { message: format!("{what}: {message}"), retry_after }
+            }
             Self::Invalid(message) => BridgeError::permanent(format!("{what}: {message}")),
         }
     }
@@ -130,12 +123,7 @@ enum Attempt {
 
 impl Http {
     pub(crate) fn new(client: reqwest::Client, base: String, token: String, policy: RetryPolicy) -> Self {
-        Self {
-            client,
-            base,
-            token,
-            policy,
-        }
+        Self { client, base, token, policy }
     }
 
     /// Sends `request` (as `as_user` when given), retrying 429, 5xx and
@@ -178,18 +166,13 @@ impl Http {
                 Attempt::Answer(status, headers, body) => {
                     let error: ErrorBody = serde_json::from_slice(&body).unwrap_or_default();
                     if status == StatusCode::TOO_MANY_REQUESTS {
-                        let requested = error
-                            .retry_after_ms
-                            .map(Duration::from_millis)
-                            .or_else(|| retry_after_header(&headers));
+                        let requested =
+                            error.retry_after_ms.map(Duration::from_millis).or_else(|| retry_after_header(&headers));
                         (requested.unwrap_or(backoff), "rate limited", requested.is_some())
                     } else if status.is_server_error() {
                         (backoff, "server error", false)
                     } else {
-                        return Err(CallError::Refused {
-                            status: status.as_u16(),
-                            errcode: error.errcode,
-                        });
+                        return Err(CallError::Refused { status: status.as_u16(), errcode: error.errcode });
                     }
                 }
                 Attempt::Transport(reason) => (backoff, reason, false),
@@ -200,13 +183,7 @@ impl Http {
                     retry_after: Some(delay),
                 });
             }
-            tracing::warn!(
-                what,
-                attempt,
-                reason,
-                delay_ms = delay.as_millis() as u64,
-                "retrying homeserver request"
-            );
+            tracing::warn!(what, attempt, reason, delay_ms = delay.as_millis() as u64, "retrying homeserver request");
             tokio::time::sleep(delay).await;
             if !server_delay {
                 backoff = (backoff * 2).min(self.policy.max_backoff);

@@ -61,8 +61,5 @@ fn lacks_authenticated_media(err: &CallError) -> bool {
 }
 
 fn bytes(data: Vec<u8>, mime: Option<String>) -> MediaBytes {
-    MediaBytes {
-        data,
-        mime: mime.unwrap_or_else(|| FALLBACK_MIME.to_owned()),
-    }
+    MediaBytes { data, mime: mime.unwrap_or_else(|| FALLBACK_MIME.to_owned()) }
 }

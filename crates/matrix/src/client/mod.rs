@@ -99,9 +99,7 @@ pub struct MatrixClient {
 
 impl fmt::Debug for MatrixClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MatrixClient")
-            .field("bot", &self.bot)
-            .finish_non_exhaustive()
+        f.debug_struct("MatrixClient").field("bot", &self.bot).finish_non_exhaustive()
     }
 }
 
@@ -138,11 +136,8 @@ impl MatrixClient {
     /// Asks the homeserver to ping this appservice; returns the round trip it measured.
     pub async fn ping(&self, appservice_id: &str) -> Result<Duration, BridgeError> {
         let request = request_ping::v1::Request::new(appservice_id.to_owned());
-        let response = self
-            .http
-            .call("ping", request, None, Versions::Modern)
-            .await
-            .map_err(|e| e.into_bridge("ping"))?;
+        let response =
+            self.http.call("ping", request, None, Versions::Modern).await.map_err(|e| e.into_bridge("ping"))?;
         Ok(response.duration)
     }
 

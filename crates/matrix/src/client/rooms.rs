@@ -38,12 +38,7 @@ impl MatrixClient {
             Err(err) => return Err(err.into_bridge("register")),
         }
 
-        let previous = self
-            .profiles
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(user.as_str())
-            .cloned();
+        let previous = self.profiles.lock().unwrap_or_else(|e| e.into_inner()).get(user.as_str()).cloned();
         if let Some(name) = &profile.display_name
             && previous.as_ref().and_then(|p| p.display_name.as_ref()) != Some(name)
         {
@@ -57,8 +52,7 @@ impl MatrixClient {
             if mxc.validate().is_err() {
                 return Err(BridgeError::permanent("ghost avatar is not an mxc URI"));
             }
-            self.set_profile(&ruma_user, ProfileFieldValue::AvatarUrl(mxc), "set avatar_url")
-                .await?;
+            self.set_profile(&ruma_user, ProfileFieldValue::AvatarUrl(mxc), "set avatar_url").await?;
         }
         let mut profiles = self.profiles.lock().unwrap_or_else(|e| e.into_inner());
         let entry = profiles.entry(user.as_str().to_owned()).or_default();
@@ -73,11 +67,7 @@ impl MatrixClient {
 
     async fn set_profile(&self, user: &OwnedUserId, value: ProfileFieldValue, what: &str) -> Result<(), BridgeError> {
         let request = set_profile_field::v3::Request::new(user.clone(), value);
-        self.http
-            .call(what, request, Some(user), Versions::Modern)
-            .await
-            .map(|_| ())
-            .map_err(|e| e.into_bridge(what))
+        self.http.call(what, request, Some(user), Versions::Modern).await.map(|_| ()).map_err(|e| e.into_bridge(what))
     }
 
     pub(super) async fn find_or_create_room(&self, spec: &RoomSpec) -> Result<MatrixRoomId, BridgeError> {
@@ -113,11 +103,7 @@ impl MatrixClient {
         request.name.clone_from(&spec.name);
         request.preset = Some(RoomPreset::PrivateChat);
         request.is_direct = false;
-        request.invite = spec
-            .invite
-            .iter()
-            .filter_map(|u| OwnedUserId::try_from(u.as_str()).ok())
-            .collect();
+        request.invite = spec.invite.iter().filter_map(|u| OwnedUserId::try_from(u.as_str()).ok()).collect();
         request.initial_state = bridge_state(&spec.bridge, &self.bot)
             .map_err(|_| super::CallError::Invalid("cannot encode bridge state".into()))?;
         let response = self.http.call("create room", request, None, Versions::Modern).await?;
@@ -148,9 +134,7 @@ impl MatrixClient {
                     }
                     Err(err) => return Err(err.into_bridge("invite")),
                 }
-                self.join_once(&ruma_room, &ruma_user)
-                    .await
-                    .map_err(|e| e.into_bridge("join"))?;
+                self.join_once(&ruma_room, &ruma_user).await.map_err(|e| e.into_bridge("join"))?;
             }
             Err(err) => return Err(err.into_bridge("join")),
         }
@@ -160,10 +144,7 @@ impl MatrixClient {
 
     async fn join_once(&self, room: &OwnedRoomId, user: &OwnedUserId) -> Result<(), super::CallError> {
         let request = join_room_by_id::v3::Request::new(room.clone());
-        self.http
-            .call("join", request, Some(user), Versions::Modern)
-            .await
-            .map(|_| ())
+        self.http.call("join", request, Some(user), Versions::Modern).await.map(|_| ())
     }
 }
 
@@ -229,10 +210,8 @@ mod tests {
         };
         let bot = MatrixUserId::new("@bot:hs").unwrap();
         let events = bridge_state(&info, &bot).unwrap();
-        let values: Vec<serde_json::Value> = events
-            .iter()
-            .map(|e| serde_json::from_str(e.json().get()).unwrap())
-            .collect();
+        let values: Vec<serde_json::Value> =
+            events.iter().map(|e| serde_json::from_str(e.json().get()).unwrap()).collect();
         assert_eq!(values[0]["type"], "m.bridge");
         assert_eq!(values[1]["type"], "uk.half-shot.bridge");
         assert_eq!(values[0]["state_key"], "xmpp/fk/room%2Fwith%25slash");

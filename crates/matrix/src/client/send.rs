@@ -45,9 +45,9 @@ impl MatrixClient {
                 let content = render::edit(target, text)?;
                 self.send_content(&ruma_room, &ruma_user, txn, &content).await.map(Some)
             }
-            EventBody::Reaction { removed: true, .. } => Err(BridgeError::permanent(
-                "removing a reaction is a redaction of the reaction event",
-            )),
+            EventBody::Reaction { removed: true, .. } => {
+                Err(BridgeError::permanent("removing a reaction is a redaction of the reaction event"))
+            }
             EventBody::Reaction { target, key, .. } => {
                 let content = render::reaction(target, key)?;
                 self.send_content(&ruma_room, &ruma_user, txn, &content).await.map(Some)
@@ -63,16 +63,11 @@ impl MatrixClient {
                 core_event_id(response.event_id).map(Some)
             }
             EventBody::Membership { membership, reason, .. } => {
-                self.membership(room, user, ruma_room, &ruma_user, *membership, reason.as_deref())
-                    .await?;
+                self.membership(room, user, ruma_room, &ruma_user, *membership, reason.as_deref()).await?;
                 Ok(None)
             }
             EventBody::Typing { typing } => {
-                let state = if *typing {
-                    Typing::Yes(TypingInfo::new(TYPING_TIMEOUT))
-                } else {
-                    Typing::No
-                };
+                let state = if *typing { Typing::Yes(TypingInfo::new(TYPING_TIMEOUT)) } else { Typing::No };
                 let request = create_typing_event::v3::Request::new(ruma_user.clone(), ruma_room, state);
                 self.call_unit("typing", request, Some(&ruma_user)).await?;
                 Ok(None)
@@ -93,10 +88,7 @@ impl MatrixClient {
                 self.call_unit("receipt", request, Some(&ruma_user)).await?;
                 Ok(None)
             }
-            other => Err(BridgeError::permanent(format!(
-                "cannot send {} events to Matrix",
-                other.kind_name()
-            ))),
+            other => Err(BridgeError::permanent(format!("cannot send {} events to Matrix", other.kind_name()))),
         }
     }
 
@@ -112,11 +104,8 @@ impl MatrixClient {
     {
         let request = send_message_event::v3::Request::new(room.clone(), txn, content)
             .map_err(|_| BridgeError::permanent("cannot encode event content"))?;
-        let response = self
-            .http
-            .call("send", request, Some(user), Versions::Modern)
-            .await
-            .map_err(|e| e.into_bridge("send"))?;
+        let response =
+            self.http.call("send", request, Some(user), Versions::Modern).await.map_err(|e| e.into_bridge("send"))?;
         core_event_id(response.event_id)
     }
 
@@ -133,11 +122,7 @@ impl MatrixClient {
             Membership::Join => self.join(room, user).await,
             Membership::Leave => {
                 let request = leave_room::v3::Request::new(ruma_room);
-                match self
-                    .http
-                    .call("leave", request, Some(ruma_user), Versions::Modern)
-                    .await
-                {
+                match self.http.call("leave", request, Some(ruma_user), Versions::Modern).await {
                     Ok(_) => {}
                     // Not in the room (any more): the leave has happened.
                     Err(err) if err.errcode() == Some("M_FORBIDDEN") => {

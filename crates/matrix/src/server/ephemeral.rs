@@ -37,11 +37,7 @@ struct Envelope<'a> {
 
 impl EphemeralState {
     pub(crate) fn new() -> Self {
-        Self {
-            typing: Mutex::new(HashMap::new()),
-            nonce: format!("{:x}", now_nanos()),
-            counter: AtomicU64::new(0),
-        }
+        Self { typing: Mutex::new(HashMap::new()), nonce: format!("{:x}", now_nanos()), counter: AtomicU64::new(0) }
     }
 
     /// Parses every ephemeral event, skipping (and logging) bad ones.
@@ -80,14 +76,7 @@ impl EphemeralState {
         ts: i64,
         body: EventBody<MatrixEventId>,
     ) -> MatrixEvent {
-        MatrixEvent {
-            room_id,
-            event_id: self.synthetic_id(),
-            sender,
-            origin_server_ts: ts,
-            state_key: None,
-            body,
-        }
+        MatrixEvent { room_id, event_id: self.synthetic_id(), sender, origin_server_ts: ts, state_key: None, body }
     }
 
     fn typing(&self, envelope: &Envelope<'_>, out: &mut Vec<MatrixEvent>) -> Result<(), &'static str> {
@@ -97,11 +86,8 @@ impl EphemeralState {
         }
         let room = room_of(envelope)?;
         let content: Typing = serde_json::from_str(envelope.content.get()).map_err(|_| "invalid m.typing content")?;
-        let now: BTreeSet<MatrixUserId> = content
-            .user_ids
-            .into_iter()
-            .filter_map(|u| MatrixUserId::new(u).ok())
-            .collect();
+        let now: BTreeSet<MatrixUserId> =
+            content.user_ids.into_iter().filter_map(|u| MatrixUserId::new(u).ok()).collect();
         let before = {
             let mut typing = self.typing.lock().unwrap_or_else(|e| e.into_inner());
             if now.is_empty() {
@@ -167,10 +153,7 @@ impl EphemeralState {
             _ => return Err("unknown presence state"),
         };
         let room = MatrixRoomId::new(PRESENCE_ROOM).expect("constant is a valid room id");
-        let body = EventBody::Presence {
-            presence,
-            status: content.status_msg.filter(|s| !s.is_empty()),
-        };
+        let body = EventBody::Presence { presence, status: content.status_msg.filter(|s| !s.is_empty()) };
         out.push(self.event(room, sender, now_millis(), body));
         Ok(())
     }

@@ -43,10 +43,7 @@ pub struct ServerSettings {
 impl ServerSettings {
     /// Settings with the default body limit.
     pub fn new(hs_token: impl Into<String>) -> Self {
-        Self {
-            hs_token: hs_token.into(),
-            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-        }
+        Self { hs_token: hs_token.into(), max_body_bytes: DEFAULT_MAX_BODY_BYTES }
     }
 }
 
@@ -69,23 +66,14 @@ pub(crate) struct AppState {
 
 /// Builds the appservice router; serve it with `axum::serve`.
 pub fn router(handler: Arc<dyn AppserviceHandler>, settings: ServerSettings) -> Router {
-    let state = Arc::new(AppState {
-        handler,
-        hs_token: settings.hs_token,
-        ephemeral: ephemeral::EphemeralState::new(),
-    });
+    let state =
+        Arc::new(AppState { handler, hs_token: settings.hs_token, ephemeral: ephemeral::EphemeralState::new() });
     Router::new()
-        .route(
-            "/_matrix/app/v1/transactions/{txn_id}",
-            put(transactions::put_transaction),
-        )
+        .route("/_matrix/app/v1/transactions/{txn_id}", put(transactions::put_transaction))
         .route("/_matrix/app/v1/users/{user_id}", get(query_user))
         .route("/_matrix/app/v1/rooms/{room_alias}", get(query_alias))
         .route("/_matrix/app/v1/ping", post(ping))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_hs_token,
-        ))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_hs_token))
         .fallback(unrecognized)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
@@ -94,11 +82,7 @@ pub fn router(handler: Arc<dyn AppserviceHandler>, settings: ServerSettings) -> 
 
 /// A Matrix-style JSON error response.
 pub(crate) fn matrix_error(status: StatusCode, errcode: &str, error: &str) -> Response {
-    (
-        status,
-        axum::Json(serde_json::json!({ "errcode": errcode, "error": error })),
-    )
-        .into_response()
+    (status, axum::Json(serde_json::json!({ "errcode": errcode, "error": error }))).into_response()
 }
 
 /// The empty JSON object every successful appservice answer carries.
@@ -123,10 +107,7 @@ async fn query_user(State(state): State<Arc<AppState>>, path: Result<Path<String
         return bad_path();
     };
     // Both ruma's grammar and the core's own check must accept the id.
-    let user = match UserId::parse(raw.as_str())
-        .ok()
-        .and_then(|_| MatrixUserId::new(raw).ok())
-    {
+    let user = match UserId::parse(raw.as_str()).ok().and_then(|_| MatrixUserId::new(raw).ok()) {
         Some(user) => user,
         None => return matrix_error(StatusCode::BAD_REQUEST, "M_INVALID_PARAM", "Invalid user id"),
     };

@@ -96,19 +96,13 @@ fn message(content: &RawValue) -> Result<Option<Body>, &'static str> {
             let Some(message) = message_of(&replacement.new_content.msgtype)? else {
                 return Ok(None);
             };
-            return Ok(Some(EventBody::Edit {
-                target: event_id(replacement.event_id.as_str())?,
-                text: message.text,
-            }));
+            return Ok(Some(EventBody::Edit { target: event_id(replacement.event_id.as_str())?, text: message.text }));
         }
         Some(Relation::Reply(reply)) => (Some(reply.in_reply_to.event_id), None),
         Some(Relation::Thread(thread)) => {
             // A falling-back in_reply_to only points at the thread's latest
             // event for old clients; it is not a real reply.
-            let reply = thread
-                .in_reply_to
-                .filter(|_| !thread.is_falling_back)
-                .map(|r| r.event_id);
+            let reply = thread.in_reply_to.filter(|_| !thread.is_falling_back).map(|r| r.event_id);
             (reply, Some(thread.event_id))
         }
         _ => (None, None),
@@ -128,18 +122,9 @@ fn message(content: &RawValue) -> Result<Option<Body>, &'static str> {
 fn message_of(msgtype: &MessageType) -> Result<Option<Message<MatrixEventId>>, &'static str> {
     let message = match msgtype {
         MessageType::Text(c) => Message::text(text(&c.body, c.formatted.as_ref())),
-        MessageType::Notice(c) => Message {
-            notice: true,
-            ..Message::text(text(&c.body, c.formatted.as_ref()))
-        },
-        MessageType::Emote(c) => Message {
-            emote: true,
-            ..Message::text(text(&c.body, c.formatted.as_ref()))
-        },
-        MessageType::ServerNotice(c) => Message {
-            notice: true,
-            ..Message::text(Text::plain(c.body.clone()))
-        },
+        MessageType::Notice(c) => Message { notice: true, ..Message::text(text(&c.body, c.formatted.as_ref())) },
+        MessageType::Emote(c) => Message { emote: true, ..Message::text(text(&c.body, c.formatted.as_ref())) },
+        MessageType::ServerNotice(c) => Message { notice: true, ..Message::text(Text::plain(c.body.clone())) },
         MessageType::Location(c) => Message::text(Text::plain(c.body.clone())),
         MessageType::Image(c) => {
             let info = c.info.as_deref();
@@ -171,13 +156,8 @@ fn message_of(msgtype: &MessageType) -> Result<Option<Message<MatrixEventId>>, &
 }
 
 fn text(body: &str, formatted: Option<&FormattedBody>) -> Text {
-    let html = formatted
-        .filter(|f| f.format == MessageFormat::Html)
-        .map(|f| f.body.clone());
-    Text {
-        body: body.to_owned(),
-        html,
-    }
+    let html = formatted.filter(|f| f.format == MessageFormat::Html).map(|f| f.body.clone());
+    Text { body: body.to_owned(), html }
 }
 
 fn media(
@@ -196,10 +176,7 @@ fn media(
         Some(caption) => text(caption, formatted),
         None => Text::default(),
     };
-    Ok(Message {
-        attachments: vec![attachment(filename, mime, size, mxc.to_string())],
-        ..Message::text(text)
-    })
+    Ok(Message { attachments: vec![attachment(filename, mime, size, mxc.to_string())], ..Message::text(text) })
 }
 
 fn attachment(name: &str, mime: Option<String>, size: Option<u64>, mxc: String) -> Attachment {
@@ -230,12 +207,7 @@ fn sticker(content: &RawValue) -> Result<Option<Body>, &'static str> {
     }
     let (mime, size) = sticker.info.map_or((None, None), |i| (i.mimetype, i.size));
     let message = Message {
-        attachments: vec![attachment(
-            &sticker.body,
-            mime.or(Some("image/png".into())),
-            size,
-            sticker.url,
-        )],
+        attachments: vec![attachment(&sticker.body, mime.or(Some("image/png".into())), size, sticker.url)],
         ..Message::text(Text::default())
     };
     Ok(Some(EventBody::Message(message)))
@@ -259,15 +231,8 @@ fn redaction(content: &RawValue, top_level: Option<&str>) -> Result<Body, &'stat
     }
     let content: Redaction = serde_json::from_str(content.get()).map_err(|_| "invalid m.room.redaction content")?;
     // Room v11 moved `redacts` into the content; older rooms keep it on top.
-    let target = content
-        .redacts
-        .as_deref()
-        .or(top_level)
-        .ok_or("redaction without target")?;
-    Ok(EventBody::Redaction {
-        target: event_id(target)?,
-        reason: content.reason,
-    })
+    let target = content.redacts.as_deref().or(top_level).ok_or("redaction without target")?;
+    Ok(EventBody::Redaction { target: event_id(target)?, reason: content.reason })
 }
 
 fn member(content: &RawValue, envelope: &Envelope<'_>) -> Result<Option<Body>, &'static str> {
@@ -282,21 +247,14 @@ fn member(content: &RawValue, envelope: &Envelope<'_>) -> Result<Option<Body>, &
         MembershipState::Leave => Membership::Kick,
         _ => return Ok(None),
     };
-    Ok(Some(EventBody::Membership {
-        membership,
-        display_name: content.displayname,
-        reason: content.reason,
-    }))
+    Ok(Some(EventBody::Membership { membership, display_name: content.displayname, reason: content.reason }))
 }
 
 /// Removes a rich-reply fallback so no quoted Matrix ids reach the remote side.
 pub(crate) fn strip_reply_fallback(text: Text) -> Text {
     Text {
         body: strip_plain_fallback(&text.body).to_owned(),
-        html: text
-            .html
-            .map(|html| strip_html_fallback(&html))
-            .filter(|h| !h.trim().is_empty()),
+        html: text.html.map(|html| strip_html_fallback(&html)).filter(|h| !h.trim().is_empty()),
     }
 }
 

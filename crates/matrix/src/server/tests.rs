@@ -46,10 +46,7 @@ impl AppserviceHandler for Recorder {
 }
 
 fn app_with(recorder: &Arc<Recorder>, max_body_bytes: usize) -> Router {
-    let settings = ServerSettings {
-        max_body_bytes,
-        ..ServerSettings::new(TOKEN)
-    };
+    let settings = ServerSettings { max_body_bytes, ..ServerSettings::new(TOKEN) };
     router(recorder.clone(), settings)
 }
 
@@ -62,10 +59,7 @@ async fn call(app: &Router, method: &str, uri: &str, token: Option<&str>, body: 
     if let Some(token) = token {
         request = request.header("authorization", format!("Bearer {token}"));
     }
-    let request = request
-        .header("content-type", "application/json")
-        .body(Body::from(body.to_owned()))
-        .unwrap();
+    let request = request.header("content-type", "application/json").body(Body::from(body.to_owned())).unwrap();
     let response = app.clone().oneshot(request).await.unwrap();
     let status = response.status();
     let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap();
@@ -89,15 +83,9 @@ async fn auth_codes() {
     let rec = Arc::new(Recorder::default());
     let app = app(&rec);
     let (status, body) = call(&app, "POST", "/_matrix/app/v1/ping", None, "{}").await;
-    assert_eq!(
-        (status, body["errcode"].as_str()),
-        (StatusCode::UNAUTHORIZED, Some("M_MISSING_TOKEN"))
-    );
+    assert_eq!((status, body["errcode"].as_str()), (StatusCode::UNAUTHORIZED, Some("M_MISSING_TOKEN")));
     let (status, body) = call(&app, "POST", "/_matrix/app/v1/ping", Some("wrong"), "{}").await;
-    assert_eq!(
-        (status, body["errcode"].as_str()),
-        (StatusCode::FORBIDDEN, Some("M_FORBIDDEN"))
-    );
+    assert_eq!((status, body["errcode"].as_str()), (StatusCode::FORBIDDEN, Some("M_FORBIDDEN")));
     let (status, body) = call(&app, "POST", "/_matrix/app/v1/ping", Some(TOKEN), "{}").await;
     assert_eq!((status, body), (StatusCode::OK, json!({})));
     let uri = format!("/_matrix/app/v1/ping?access_token={TOKEN}");
@@ -113,10 +101,7 @@ async fn unknown_routes_and_methods_are_unrecognized() {
     let rec = Arc::new(Recorder::default());
     let app = app(&rec);
     let (status, body) = call(&app, "GET", "/_matrix/app/v1/nothing", Some(TOKEN), "").await;
-    assert_eq!(
-        (status, body["errcode"].as_str()),
-        (StatusCode::NOT_FOUND, Some("M_UNRECOGNIZED"))
-    );
+    assert_eq!((status, body["errcode"].as_str()), (StatusCode::NOT_FOUND, Some("M_UNRECOGNIZED")));
     let (status, body) = call(&app, "GET", "/_matrix/app/v1/ping", Some(TOKEN), "").await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(body["errcode"], "M_UNRECOGNIZED");
@@ -129,15 +114,9 @@ async fn user_and_alias_queries() {
     let (status, _) = call(&app, "GET", "/_matrix/app/v1/users/@ghost_1:hs", Some(TOKEN), "").await;
     assert_eq!(status, StatusCode::OK);
     let (status, body) = call(&app, "GET", "/_matrix/app/v1/users/@bob:hs", Some(TOKEN), "").await;
-    assert_eq!(
-        (status, body["errcode"].as_str()),
-        (StatusCode::NOT_FOUND, Some("M_NOT_FOUND"))
-    );
+    assert_eq!((status, body["errcode"].as_str()), (StatusCode::NOT_FOUND, Some("M_NOT_FOUND")));
     let (status, body) = call(&app, "GET", "/_matrix/app/v1/users/bob", Some(TOKEN), "").await;
-    assert_eq!(
-        (status, body["errcode"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("M_INVALID_PARAM"))
-    );
+    assert_eq!((status, body["errcode"].as_str()), (StatusCode::BAD_REQUEST, Some("M_INVALID_PARAM")));
     let (status, _) = call(&app, "GET", "/_matrix/app/v1/rooms/%23portal_x:hs", Some(TOKEN), "").await;
     assert_eq!(status, StatusCode::OK);
     let (status, _) = call(&app, "GET", "/_matrix/app/v1/rooms/%23other:hs", Some(TOKEN), "").await;
@@ -152,20 +131,11 @@ async fn malformed_and_misshapen_bodies() {
     let app = app(&rec);
     let uri = "/_matrix/app/v1/transactions/t1";
     let (status, body) = call(&app, "PUT", uri, Some(TOKEN), "{not json").await;
-    assert_eq!(
-        (status, body["errcode"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("M_NOT_JSON"))
-    );
+    assert_eq!((status, body["errcode"].as_str()), (StatusCode::BAD_REQUEST, Some("M_NOT_JSON")));
     let (status, body) = call(&app, "PUT", uri, Some(TOKEN), "[1,2]").await;
-    assert_eq!(
-        (status, body["errcode"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("M_BAD_JSON"))
-    );
+    assert_eq!((status, body["errcode"].as_str()), (StatusCode::BAD_REQUEST, Some("M_BAD_JSON")));
     let (status, body) = call(&app, "PUT", uri, Some(TOKEN), r#"{"events": "x"}"#).await;
-    assert_eq!(
-        (status, body["errcode"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("M_BAD_JSON"))
-    );
+    assert_eq!((status, body["errcode"].as_str()), (StatusCode::BAD_REQUEST, Some("M_BAD_JSON")));
     assert!(rec.txns.lock().unwrap().is_empty());
 }
 
@@ -196,10 +166,7 @@ async fn handler_failure_is_a_retryable_500() {
     rec.fail.store(true, Ordering::SeqCst);
     let app = app(&rec);
     let (status, body) = put_txn(&app, "t1", &json!({"events": [text_event("$1", "x")]})).await;
-    assert_eq!(
-        (status, body["errcode"].as_str()),
-        (StatusCode::INTERNAL_SERVER_ERROR, Some("M_UNKNOWN"))
-    );
+    assert_eq!((status, body["errcode"].as_str()), (StatusCode::INTERNAL_SERVER_ERROR, Some("M_UNKNOWN")));
 }
 
 #[tokio::test]
@@ -208,10 +175,7 @@ async fn body_too_large() {
     let app = app_with(&rec, 256);
     let big = json!({"events": [text_event("$1", &"x".repeat(1000))]});
     let (status, body) = put_txn(&app, "t1", &big).await;
-    assert_eq!(
-        (status, body["errcode"].as_str()),
-        (StatusCode::PAYLOAD_TOO_LARGE, Some("M_TOO_LARGE"))
-    );
+    assert_eq!((status, body["errcode"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("M_TOO_LARGE")));
     assert!(rec.txns.lock().unwrap().is_empty());
 }
 
@@ -248,15 +212,8 @@ async fn stable_and_unstable_ephemeral_are_merged_without_duplicates() {
 async fn typing_is_diffed_per_room() {
     let rec = Arc::new(Recorder::default());
     let app = app(&rec);
-    for (n, users) in [
-        vec!["@a:hs"],
-        vec!["@a:hs", "@b:hs"],
-        vec!["@b:hs"],
-        vec!["@b:hs"],
-        vec![],
-    ]
-    .into_iter()
-    .enumerate()
+    for (n, users) in
+        [vec!["@a:hs"], vec!["@a:hs", "@b:hs"], vec!["@b:hs"], vec!["@b:hs"], vec![]].into_iter().enumerate()
     {
         let body = json!({"events": [], "ephemeral": [typing(&users)]});
         put_txn(&app, &format!("t{n}"), &body).await;
@@ -269,10 +226,7 @@ async fn typing_is_diffed_per_room() {
             _ => panic!("unexpected event"),
         })
         .collect();
-    assert_eq!(
-        seen,
-        [("@a:hs", true), ("@b:hs", true), ("@a:hs", false), ("@b:hs", false)]
-    );
+    assert_eq!(seen, [("@a:hs", true), ("@b:hs", true), ("@a:hs", false), ("@b:hs", false)]);
 }
 
 #[tokio::test]

@@ -101,16 +101,8 @@ fn media_becomes_attachments() {
         "info": {"mimetype": "image/png", "size": 1234}}));
     assert_eq!(m.attachments.len(), 1);
     let a = &m.attachments[0];
-    assert_eq!(
-        (a.name.as_str(), a.mime.as_str(), a.size),
-        ("cat.png", "image/png", Some(1234))
-    );
-    assert_eq!(
-        a.source,
-        MediaSource::Matrix {
-            mxc: "mxc://hs/abc".into()
-        }
-    );
+    assert_eq!((a.name.as_str(), a.mime.as_str(), a.size), ("cat.png", "image/png", Some(1234)));
+    assert_eq!(a.source, MediaSource::Matrix { mxc: "mxc://hs/abc".into() });
     assert_eq!(m.text.body, "");
     let captioned = message(json!({"msgtype": "m.file", "body": "see this", "filename": "r.pdf",
         "url": "mxc://hs/f"}));
@@ -133,10 +125,8 @@ fn media_becomes_attachments() {
 
 #[test]
 fn reactions_and_redactions() {
-    let event = parse(
-        "m.reaction",
-        json!({"m.relates_to": {"rel_type": "m.annotation", "event_id": "$t", "key": "👍"}}),
-    );
+    let event =
+        parse("m.reaction", json!({"m.relates_to": {"rel_type": "m.annotation", "event_id": "$t", "key": "👍"}}));
     assert_eq!(
         event.unwrap().body,
         EventBody::Reaction {
@@ -156,10 +146,8 @@ fn reactions_and_redactions() {
 }
 
 fn member(sender: &str, state_key: &str, content: Value) -> Option<MatrixEvent> {
-    parse_full(
-        json!({"type": "m.room.member", "event_id": "$m", "room_id": "!r:hs", "sender": sender,
-        "state_key": state_key, "origin_server_ts": 1, "content": content}),
-    )
+    parse_full(json!({"type": "m.room.member", "event_id": "$m", "room_id": "!r:hs", "sender": sender,
+        "state_key": state_key, "origin_server_ts": 1, "content": content}))
 }
 
 #[test]
@@ -168,36 +156,14 @@ fn membership_changes() {
     assert_eq!(join.state_key.as_deref(), Some("@a:hs"));
     assert_eq!(
         join.body,
-        EventBody::Membership {
-            membership: Membership::Join,
-            display_name: Some("Anna".into()),
-            reason: None
-        }
+        EventBody::Membership { membership: Membership::Join, display_name: Some("Anna".into()), reason: None }
     );
     let leave = member("@a:hs", "@a:hs", json!({"membership": "leave"})).unwrap();
-    assert!(matches!(
-        leave.body,
-        EventBody::Membership {
-            membership: Membership::Leave,
-            ..
-        }
-    ));
+    assert!(matches!(leave.body, EventBody::Membership { membership: Membership::Leave, .. }));
     let kick = member("@mod:hs", "@a:hs", json!({"membership": "leave", "reason": "spam"})).unwrap();
-    assert!(matches!(
-        kick.body,
-        EventBody::Membership {
-            membership: Membership::Kick,
-            ..
-        }
-    ));
+    assert!(matches!(kick.body, EventBody::Membership { membership: Membership::Kick, .. }));
     let ban = member("@mod:hs", "@a:hs", json!({"membership": "ban"})).unwrap();
-    assert!(matches!(
-        ban.body,
-        EventBody::Membership {
-            membership: Membership::Ban,
-            ..
-        }
-    ));
+    assert!(matches!(ban.body, EventBody::Membership { membership: Membership::Ban, .. }));
     assert_eq!(member("@a:hs", "@a:hs", json!({"membership": "knock"})), None);
 }
 

@@ -74,11 +74,7 @@ pub(crate) async fn put_transaction(
         Ok(()) => ok_empty(),
         Err(err) => {
             tracing::warn!(txn_id = %txn_id, error = %err, "storing transaction failed; homeserver will retry");
-            matrix_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "M_UNKNOWN",
-                "Transaction not stored, retry",
-            )
+            matrix_error(StatusCode::INTERNAL_SERVER_ERROR, "M_UNKNOWN", "Transaction not stored, retry")
         }
     }
 }

@@ -92,10 +92,7 @@ impl Fake {
 
     /// Requests whose path contains `fragment`.
     pub fn matching(&self, fragment: &str) -> Vec<Recorded> {
-        self.requests()
-            .into_iter()
-            .filter(|r| r.path.contains(fragment))
-            .collect()
+        self.requests().into_iter().filter(|r| r.path.contains(fragment)).collect()
     }
 }
 
@@ -136,9 +133,7 @@ fn ok(body: Value) -> Response {
 
 async fn handle(State(fake): State<Arc<Fake>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let path = percent_decode_str(uri.path()).decode_utf8_lossy().into_owned();
-    let query = url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
-        .into_owned()
-        .collect();
+    let query = url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()).into_owned().collect();
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let recorded = Recorded {
         method: method.clone(),
@@ -152,9 +147,7 @@ async fn handle(State(fake): State<Arc<Fake>>, method: Method, uri: Uri, headers
 
     let scripted = {
         let mut script = fake.script.lock().unwrap();
-        let index = script
-            .iter()
-            .position(|s| s.method == method && path.contains(&s.path_contains));
+        let index = script.iter().position(|s| s.method == method && path.contains(&s.path_contains));
         index.and_then(|i| script.remove(i))
     };
     if let Some(s) = scripted {
