@@ -43,7 +43,7 @@ pub struct TestEnv {
 }
 
 /// The tenants every environment has: each with the loopback adapter on its
-/// own network of the same name.
+/// own network of the same name; tv's platform supports only replies.
 pub const TENANTS: [&str; 2] = ["fk", "tv"];
 
 impl TestEnv {
@@ -62,11 +62,13 @@ impl TestEnv {
         };
         let hs_token = random_hex(20);
         let as_token = random_hex(20);
+        // Tenant tv's platform can only reply: its portals exercise degradation.
         let tenants: String = TENANTS
             .iter()
             .map(|t| {
+                let caps = if *t == "tv" { ", capabilities: { replies: true }" } else { "" };
                 format!(
-                    "  - id: {t}\n    invite: [\"@alice:localhost\"]\n    adapters:\n      loopback:\n        config: {{ url: \"{}\", network: \"{t}\" }}\n",
+                    "  - id: {t}\n    invite: [\"@alice:localhost\"]\n    adapters:\n      loopback:\n        config: {{ url: \"{}\", network: \"{t}\"{caps} }}\n",
                     remote.url()
                 )
             })

@@ -20,6 +20,7 @@ brygga_e2e::both_backends!(
     matrix_messages_reach_the_adapter_once_in_order,
     files_and_avatars_cross_both_ways,
     membership_and_typing_cross_both_ways,
+    unsupported_features_degrade_visibly,
 );
 
 async fn homeserver_ping_round_trips_through_the_bridge(backend: Backend) {
@@ -356,4 +357,46 @@ async fn membership_and_typing_cross_both_ways(backend: Backend) {
             })
         })
         .await;
+}
+
+async fn unsupported_features_degrade_visibly(backend: Backend) {
+    let env = TestEnv::start(backend).await;
+    env.remote.inject("tv", text("plain", "plain-open", "anna", "hello"));
+    let room = env.alice.join_alias(&TestEnv::portal_alias("tv", "plain"), WAIT).await;
+    let timeline = env
+        .alice
+        .wait_timeline(&room, WAIT, "the first message", |t| t.iter().any(|e| e["content"]["body"] == "hello"))
+        .await;
+    let hello =
+        timeline.iter().find(|e| e["content"]["body"] == "hello").unwrap()["event_id"].as_str().unwrap().to_owned();
+    let mine = env.alice.send_text(&room, "typo").await;
+    env.alice
+        .send(&room, "m.room.message", json!({"msgtype": "m.text", "body": "* fixed", "m.new_content": {"msgtype": "m.text", "body": "fixed"}, "m.relates_to": {"rel_type": "m.replace", "event_id": mine}}))
+        .await;
+    env.alice
+        .send(
+            &room,
+            "m.reaction",
+            json!({"m.relates_to": {"rel_type": "m.annotation", "event_id": hello, "key": "👍"}}),
+        )
+        .await;
+    env.alice.redact(&room, &mine).await;
+    env.remote.wait_for("tv", WAIT, "four degraded events", |s| content(s).len() >= 4).await;
+    let sent = content(&env.remote.sent("tv"));
+    let messages: Vec<&Message<brygga_core::RemoteMessageId>> = sent
+        .iter()
+        .map(|e| match &e.body {
+            EventBody::Message(m) => m,
+            other => panic!("a platform without edits, reactions and deletions got {other:?}"),
+        })
+        .collect();
+    assert_eq!(messages[0].text.body, "typo");
+    assert_eq!(messages[1].text.body, "* fixed", "an edit becomes a marked message");
+    assert_eq!(messages[2].text.body, "reacted with 👍", "a reaction becomes a text");
+    assert_eq!(messages[2].reply_to, Some(rid("plain-open")), "replying to the message reacted to");
+    assert!(messages[3].notice, "a deletion becomes a notice");
+    assert!(
+        !env.remote.sent("tv").iter().any(|e| matches!(e.body, EventBody::Membership { .. })),
+        "membership is dropped"
+    );
 }
