@@ -89,3 +89,27 @@ fn a_bad_config_names_the_key_and_exits_with_2() {
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("does not exist"));
 }
+
+#[test]
+fn run_starts_without_a_homeserver_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    let (as_port, admin_port) = (brygga_harness::ports::free_port(), brygga_harness::ports::free_port());
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("listen: \"127.0.0.1:1\"", &format!("listen: \"127.0.0.1:{as_port}\""))
+        + &format!("admin: {{ listen: \"127.0.0.1:{admin_port}\" }}\n");
+    std::fs::write(&cfg, text).unwrap();
+    let mut command = Command::new(bridge_binary());
+    command.arg("-c").arg(&cfg).arg("run").stderr(std::process::Stdio::null());
+    let mut bridge = brygga_harness::process::ProcessGuard::spawn("bridge", &mut command, "").unwrap();
+    let health = format!("http://127.0.0.1:{admin_port}/health");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while brygga_harness::http::get(&health).map(|r| r.status).ok() != Some(200) {
+        assert!(bridge.exited().is_none(), "the bridge exited although only the homeserver is missing");
+        assert!(std::time::Instant::now() < deadline, "the bridge never became healthy");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let status = bridge.stop(std::time::Duration::from_secs(10)).expect("exit status");
+    assert!(status.success(), "SIGTERM should end the bridge cleanly, got {status}");
+}
