@@ -1,8 +1,9 @@
 //! Applying one group-commit batch. The requests of a batch are concurrent
 //! (none of their callers has an answer yet), so any serial order is a valid
-//! outcome. That allows coalescing: all enqueues of a batch become a few
-//! multi-row INSERTs and all completes a few set-based statements, instead of
-//! one statement (one round trip to the database) per request.
+//! outcome. That allows coalescing: all enqueues of a batch become one
+//! INSERT and all completes a few set-based statements, each fed the whole
+//! batch as one JSON parameter, instead of one statement (one round trip to
+//! the database) per request or per chunk of rows.
 
 use brygga_core::{MessageMapping, NewOutboxEntry, StoreResult};
 use sqlx::AnyConnection;
@@ -10,22 +11,6 @@ use sqlx::AnyConnection;
 use crate::ops::{Op, Reply, apply};
 use crate::options::Backend;
 use crate::write_outbox;
-
-/// Row counts a coalesced statement is built for; bounding the shapes keeps
-/// the prepared-statement cache small.
-const CHUNKS: [usize; 5] = [256, 64, 16, 4, 1];
-
-/// Splits `n` rows into chunk lengths drawn from [`CHUNKS`], largest first.
-pub(crate) fn chunk_lengths(mut n: usize) -> Vec<usize> {
-    let mut out = Vec::new();
-    for size in CHUNKS {
-        while n >= size {
-            out.push(size);
-            n -= size;
-        }
-    }
-    out
-}
 
 /// Placeholder text for generated statements. SQLite gets anonymous `?`:
 /// sqlx resolves `$n` on SQLite through a name lookup per parameter that is
@@ -52,15 +37,16 @@ impl Placeholders {
         }
     }
 
-    /// `n` parameters separated by commas, for `IN (…)`.
-    pub(crate) fn list(&mut self, n: usize) -> String {
-        (0..n).map(|_| self.one()).collect::<Vec<_>>().join(", ")
-    }
-
-    /// `(…), (…)`: `rows` rows of `per_row` parameters, each followed by
-    /// `tail` (constant columns).
-    pub(crate) fn rows(&mut self, rows: usize, per_row: usize, tail: &str) -> String {
-        (0..rows).map(|_| format!("({}{tail})", self.list(per_row))).collect::<Vec<_>>().join(", ")
+    /// A table `j` of the rows of a JSON array bound as one parameter:
+    /// `j.value` is one element, `j.key` its position. A whole batch thus
+    /// becomes one statement (one round trip) of one shape.
+    pub(crate) fn json_rows(&mut self) -> String {
+        match self.backend {
+            Backend::Sqlite => format!("json_each({}) AS j", self.one()),
+            Backend::Postgres => {
+                format!("jsonb_array_elements({}::jsonb) WITH ORDINALITY AS j(value, key)", self.one())
+            }
+        }
     }
 }
 
@@ -111,23 +97,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn chunks_cover_every_row_with_few_shapes() {
-        assert_eq!(chunk_lengths(0), Vec::<usize>::new());
-        assert_eq!(chunk_lengths(1), vec![1]);
-        assert_eq!(chunk_lengths(300), vec![256, 16, 16, 4, 4, 4]);
-        for n in 0..1100 {
-            assert_eq!(chunk_lengths(n).iter().sum::<usize>(), n);
-        }
-    }
-
-    #[test]
     fn placeholders_follow_bind_order() {
         let mut pg = Placeholders::new(Backend::Postgres);
         assert_eq!(pg.one(), "$1");
-        assert_eq!(pg.rows(2, 2, ", 0"), "($2, $3, 0), ($4, $5, 0)");
-        assert_eq!(pg.list(2), "$6, $7");
+        assert_eq!(pg.json_rows(), "jsonb_array_elements($2::jsonb) WITH ORDINALITY AS j(value, key)");
         let mut lite = Placeholders::new(Backend::Sqlite);
         assert_eq!(lite.one(), "?");
-        assert_eq!(lite.rows(2, 1, ""), "(?), (?)");
+        assert_eq!(lite.json_rows(), "json_each(?) AS j");
     }
 }

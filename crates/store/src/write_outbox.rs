@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 use brygga_core::{MessageMapping, NewOutboxEntry, StoreError, StoreResult, TxnOutcome};
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
-use crate::batch::{Placeholders, chunk_lengths};
+use crate::batch::Placeholders;
 use crate::codec::clip;
 use crate::ops::{Applied, Reply};
 use crate::options::Backend;
@@ -21,33 +21,32 @@ pub(crate) async fn enqueue_many(
     entries: &[&NewOutboxEntry],
     now: i64,
 ) -> Result<Vec<Option<i64>>, sqlx::Error> {
-    let mut inserted: HashMap<(String, String, String), i64> = HashMap::new();
-    let mut start = 0;
-    for len in chunk_lengths(entries.len()) {
-        let chunk = &entries[start..start + len];
-        start += len;
-        let sql = format!(
-            "INSERT INTO outbox (tenant, kind, room, direction, dedupe_key, payload, created_at, updated_at, \
-             status, attempts) VALUES {} ON CONFLICT (tenant, direction, dedupe_key) DO NOTHING \
-             RETURNING seq, tenant, direction, dedupe_key",
-            Placeholders::new(backend).rows(len, 8, ", 'pending', 0")
-        );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for e in chunk {
-            query = query
-                .bind(e.portal.tenant.as_str())
-                .bind(e.portal.kind.as_str())
-                .bind(e.portal.room.as_str())
-                .bind(e.direction.as_str())
-                .bind(e.dedupe_key.as_str())
-                .bind(e.payload.as_str())
-                .bind(now)
-                .bind(now);
-        }
-        for row in query.fetch_all(&mut *conn).await? {
-            let key = (row.try_get("tenant")?, row.try_get("direction")?, row.try_get("dedupe_key")?);
-            inserted.insert(key, row.try_get::<i64, _>("seq")?);
-        }
+    if entries.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<[&str; 6]> = entries
+        .iter()
+        .map(|e| {
+            let p = &e.portal;
+            [p.tenant.as_str(), p.kind.as_str(), p.room.as_str(), e.direction.as_str(), &e.dedupe_key, &e.payload]
+        })
+        .collect();
+    let mut ph = Placeholders::new(backend);
+    // `WHERE true` keeps SQLite from reading ON CONFLICT as a join's ON.
+    let sql = format!(
+        "INSERT INTO outbox (tenant, kind, room, direction, dedupe_key, payload, created_at, updated_at, \
+         status, attempts) SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3, j.value ->> 4, \
+         j.value ->> 5, {}, {}, 'pending', 0 FROM {} WHERE true ORDER BY j.key \
+         ON CONFLICT (tenant, direction, dedupe_key) DO NOTHING RETURNING seq, tenant, direction, dedupe_key",
+        ph.one(),
+        ph.one(),
+        ph.json_rows()
+    );
+    let rows = sqlx::query(AssertSqlSafe(sql)).bind(now).bind(now).bind(to_json(&rows)).fetch_all(&mut *conn).await?;
+    let mut inserted: HashMap<(String, String, String), i64> = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let key = (row.try_get("tenant")?, row.try_get("direction")?, row.try_get("dedupe_key")?);
+        inserted.insert(key, row.try_get::<i64, _>("seq")?);
     }
     // The first entry with a key is the one whose row was inserted; later
     // duplicates find the key already taken.
@@ -58,6 +57,11 @@ pub(crate) async fn enqueue_many(
             inserted.remove(&key)
         })
         .collect())
+}
+
+/// One statement parameter holding a whole batch of rows.
+fn to_json<T: serde::Serialize + ?Sized>(rows: &T) -> String {
+    serde_json::to_string(rows).expect("plain rows always serialize")
 }
 
 /// A transaction id already recorded for any tenant is a replay. Entries are
@@ -97,20 +101,16 @@ pub(crate) async fn ingest(
 async fn tenants_of(
     conn: &mut AnyConnection,
     backend: Backend,
-    seqs: &[i64],
+    seqs_json: &str,
 ) -> Result<HashMap<i64, String>, sqlx::Error> {
-    let mut found = HashMap::with_capacity(seqs.len());
-    let mut start = 0;
-    for len in chunk_lengths(seqs.len()) {
-        let sql = format!("SELECT seq, tenant FROM outbox WHERE seq IN ({})", Placeholders::new(backend).list(len));
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for seq in &seqs[start..start + len] {
-            query = query.bind(*seq);
-        }
-        start += len;
-        for row in query.fetch_all(&mut *conn).await? {
-            found.insert(row.try_get::<i64, _>("seq")?, row.try_get::<String, _>("tenant")?);
-        }
+    let sql = format!(
+        "SELECT seq, tenant FROM outbox WHERE seq IN (SELECT CAST(j.value AS BIGINT) FROM {})",
+        Placeholders::new(backend).json_rows()
+    );
+    let rows = sqlx::query(AssertSqlSafe(sql)).bind(seqs_json).fetch_all(&mut *conn).await?;
+    let mut found = HashMap::with_capacity(rows.len());
+    for row in rows {
+        found.insert(row.try_get::<i64, _>("seq")?, row.try_get::<String, _>("tenant")?);
     }
     Ok(found)
 }
@@ -139,7 +139,7 @@ pub(crate) async fn complete_many(
     let mut seqs: Vec<i64> = items.iter().map(|(seq, _)| *seq).collect();
     seqs.sort_unstable();
     seqs.dedup();
-    let tenants = tenants_of(conn, backend, &seqs).await?;
+    let tenants = tenants_of(conn, backend, &to_json(&seqs)).await?;
     let mut answers = Vec::with_capacity(items.len());
     let mut accepted: Vec<i64> = Vec::with_capacity(items.len());
     let mut mappings: Vec<&MessageMapping> = Vec::new();
@@ -155,20 +155,15 @@ pub(crate) async fn complete_many(
     }
     accepted.sort_unstable();
     accepted.dedup();
-    let mut start = 0;
-    for len in chunk_lengths(accepted.len()) {
+    if !accepted.is_empty() {
         let mut ph = Placeholders::new(backend);
         let sql = format!(
-            "UPDATE outbox SET status = 'done', payload = NULL, updated_at = {} WHERE seq IN ({})",
+            "UPDATE outbox SET status = 'done', payload = NULL, updated_at = {} \
+             WHERE seq IN (SELECT CAST(j.value AS BIGINT) FROM {})",
             ph.one(),
-            ph.list(len)
+            ph.json_rows()
         );
-        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(now);
-        for seq in &accepted[start..start + len] {
-            query = query.bind(*seq);
-        }
-        start += len;
-        query.execute(&mut *conn).await?;
+        sqlx::query(AssertSqlSafe(sql)).bind(now).bind(to_json(&accepted)).execute(&mut *conn).await?;
     }
     insert_mappings(conn, backend, &mappings, now).await?;
     Ok(answers)
@@ -180,28 +175,26 @@ async fn insert_mappings(
     mappings: &[&MessageMapping],
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    let mut start = 0;
-    for len in chunk_lengths(mappings.len()) {
-        let sql = format!(
-            "INSERT INTO message_map (tenant, kind, room, remote_id, part, matrix_event, map_kind, created_at) \
-             VALUES {} ON CONFLICT DO NOTHING",
-            Placeholders::new(backend).rows(len, 8, "")
-        );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for m in &mappings[start..start + len] {
-            query = query
-                .bind(m.portal.tenant.as_str())
-                .bind(m.portal.kind.as_str())
-                .bind(m.portal.room.as_str())
-                .bind(m.remote_id.as_str())
-                .bind(i64::from(m.part))
-                .bind(m.matrix_event.as_str())
-                .bind(m.kind.as_str())
-                .bind(now);
-        }
-        start += len;
-        query.execute(&mut *conn).await?;
+    if mappings.is_empty() {
+        return Ok(());
     }
+    let rows: Vec<(&str, &str, &str, &str, u32, &str, &str)> = mappings
+        .iter()
+        .map(|m| {
+            let p = &m.portal;
+            let (event, kind) = (m.matrix_event.as_str(), m.kind.as_str());
+            (p.tenant.as_str(), p.kind.as_str(), p.room.as_str(), m.remote_id.as_str(), m.part, event, kind)
+        })
+        .collect();
+    let mut ph = Placeholders::new(backend);
+    let sql = format!(
+        "INSERT INTO message_map (tenant, kind, room, remote_id, part, matrix_event, map_kind, created_at) \
+         SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3, CAST(j.value ->> 4 AS BIGINT), \
+         j.value ->> 5, j.value ->> 6, {} FROM {} WHERE true ON CONFLICT DO NOTHING",
+        ph.one(),
+        ph.json_rows()
+    );
+    sqlx::query(AssertSqlSafe(sql)).bind(now).bind(to_json(&rows)).execute(&mut *conn).await?;
     Ok(())
 }
 
