@@ -5,6 +5,11 @@
 //! them one at a time, so order survives crashes and restarts: the store, not
 //! memory, is the source of truth. A wake is a coalescing signal; a worker
 //! that has been idle for a while exits and is respawned by the next wake.
+//!
+//! Marking an entry done is pipelined: a companion task commits completes
+//! (in delivery order) while the worker already delivers the next entry. A
+//! crash before a complete commits re-delivers that entry with the same
+//! transaction id, which the other side ignores.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,7 +35,16 @@ pub type QueueKey = (PortalKey, Direction);
 pub trait Deliver: Send + Sync + 'static {
     /// Delivers `entry`. Transient errors are retried, permanent ones dead-lettered.
     async fn deliver(&self, entry: &OutboxEntry) -> Result<Vec<MessageMapping>, BridgeError>;
+
+    /// Called once the completion of a delivered entry is durable.
+    fn settled(&self, _seq: i64) {}
 }
+
+/// Delivered entries whose completes may be in flight at once per queue.
+const IN_FLIGHT: usize = 64;
+
+/// A delivered entry waiting to be marked done.
+type Done = (i64, Vec<MessageMapping>);
 
 /// Backoff between retries of one entry.
 #[derive(Clone, Copy, Debug)]
@@ -107,7 +121,9 @@ impl Queues {
         let (tx, rx) = mpsc::channel(1);
         let id = self.inner.next_worker.fetch_add(1, Ordering::Relaxed);
         workers.insert(key.clone(), (id, tx));
-        tokio::spawn(Worker { inner: self.inner.clone(), key, id, rx }.run());
+        let (done, completions) = mpsc::channel(IN_FLIGHT);
+        tokio::spawn(complete_in_order(self.inner.clone(), completions));
+        tokio::spawn(Worker { inner: self.inner.clone(), key, id, rx, done }.run());
     }
 
     /// Wakes every queue that has undelivered entries (at start-up).
@@ -153,6 +169,8 @@ struct Worker {
     key: QueueKey,
     id: u64,
     rx: mpsc::Receiver<()>,
+    /// To the task that marks delivered entries done.
+    done: mpsc::Sender<Done>,
 }
 
 impl Worker {
@@ -203,17 +221,8 @@ impl Worker {
             let outcome = AssertUnwindSafe(self.inner.deliver.deliver(entry)).catch_unwind().await;
             let outcome = outcome.unwrap_or_else(|_| Err(BridgeError::transient("delivery panicked")));
             match outcome {
-                Ok(mappings) => {
-                    let mut failures = 0;
-                    while let Err(err) = store.complete(entry.seq, mappings.clone()).await {
-                        tracing::warn!(seq = entry.seq, error = %err, "recording a delivery failed; retrying");
-                        failures += 1;
-                        if self.sleep(self.inner.policy.delay(failures, None)).await {
-                            return false;
-                        }
-                    }
-                    return true;
-                }
+                // The completer outlives the worker: it ends once `done` is dropped.
+                Ok(mappings) => return self.done.send((entry.seq, mappings)).await.is_ok(),
                 Err(BridgeError::Transient { message, retry_after }) => {
                     tracing::info!(portal = %self.key.0, seq = entry.seq, attempt, error = %message, "delivery failed; will retry");
                     let _ = store.record_failure(entry.seq, &message).await;
@@ -257,10 +266,40 @@ impl Worker {
 
     /// Sleeps; true when shutting down.
     async fn sleep(&self, delay: Duration) -> bool {
+        self.inner.sleep(delay).await
+    }
+}
+
+impl Inner {
+    /// Sleeps; true when shutting down.
+    async fn sleep(&self, delay: Duration) -> bool {
         tokio::select! {
-            _ = self.inner.shutdown.cancelled() => true,
+            _ = self.shutdown.cancelled() => true,
             _ = tokio::time::sleep(delay) => false,
         }
+    }
+
+    /// Marks a delivered entry done, retrying until it commits or shutdown.
+    async fn complete(&self, seq: i64, mappings: Vec<MessageMapping>) {
+        let mut failures = 0;
+        while let Err(err) = self.store.complete(seq, mappings.clone()).await {
+            tracing::warn!(seq, error = %err, "recording a delivery failed; retrying");
+            failures += 1;
+            if self.sleep(self.policy.delay(failures, None)).await {
+                return;
+            }
+        }
+        self.deliver.settled(seq);
+    }
+}
+
+/// Marks one queue's delivered entries done. All that are waiting are
+/// submitted together, in delivery order, so they share group commits and
+/// commit no later than the entries delivered after them.
+async fn complete_in_order(inner: Arc<Inner>, mut completions: mpsc::Receiver<Done>) {
+    let mut batch = Vec::with_capacity(IN_FLIGHT);
+    while completions.recv_many(&mut batch, IN_FLIGHT).await > 0 {
+        futures::future::join_all(batch.drain(..).map(|(seq, mappings)| inner.complete(seq, mappings))).await;
     }
 }
 

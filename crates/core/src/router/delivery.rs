@@ -8,10 +8,11 @@ use async_trait::async_trait;
 
 use crate::error::BridgeError;
 use crate::event::RemoteSender;
-use crate::ids::{AdapterKind, MatrixRoomId, MatrixUserId, PortalKey, RemoteMessageId, TenantId};
+use crate::ids::{AdapterKind, MatrixEventId, MatrixRoomId, MatrixUserId, PortalKey, RemoteMessageId, TenantId};
 use crate::matrix::{BridgeInfo, GhostProfile, MatrixSide, RoomSpec};
 use crate::naming::Namer;
 use crate::queue::Deliver;
+use crate::router::recent::RecentMappings;
 use crate::running::RunningAdapters;
 use crate::store::{Direction, Ghost, MessageMapping, OutboxEntry, Portal, Store};
 
@@ -23,15 +24,23 @@ pub(crate) struct Delivery {
     pub(crate) adapters: RunningAdapters,
     rooms: Mutex<HashMap<PortalKey, MatrixRoomId>>,
     ghosts: Mutex<HashMap<MatrixUserId, Ghost>>,
+    /// Mappings delivered but not yet committed by the queue.
+    recent: RecentMappings,
 }
 
 #[async_trait]
 impl Deliver for Delivery {
     async fn deliver(&self, entry: &OutboxEntry) -> Result<Vec<MessageMapping>, BridgeError> {
-        match entry.direction {
+        let mappings = match entry.direction {
             Direction::ToMatrix => self.deliver_to_matrix(entry).await,
             Direction::ToRemote => self.deliver_to_remote(entry).await,
-        }
+        }?;
+        self.recent.record(entry.seq, &mappings);
+        Ok(mappings)
+    }
+
+    fn settled(&self, seq: i64) {
+        self.recent.settle(seq);
     }
 }
 
@@ -42,7 +51,15 @@ impl Delivery {
         namer: Namer,
         adapters: RunningAdapters,
     ) -> Self {
-        Self { store, matrix, namer, adapters, rooms: Mutex::new(HashMap::new()), ghosts: Mutex::new(HashMap::new()) }
+        Self {
+            store,
+            matrix,
+            namer,
+            adapters,
+            rooms: Mutex::new(HashMap::new()),
+            ghosts: Mutex::new(HashMap::new()),
+            recent: RecentMappings::default(),
+        }
     }
 
     /// The portal's Matrix room, if it has one already.
@@ -158,6 +175,21 @@ impl Delivery {
         portal: &PortalKey,
         remote: &RemoteMessageId,
     ) -> Result<Vec<MessageMapping>, BridgeError> {
-        Ok(self.store.messages_by_remote(portal, remote).await?)
+        match self.recent.by_remote(portal, remote) {
+            Some(parts) => Ok(parts),
+            None => Ok(self.store.messages_by_remote(portal, remote).await?),
+        }
+    }
+
+    /// The remote messages of a Matrix event (empty when never bridged).
+    pub(crate) async fn remote_parts(
+        &self,
+        tenant: &TenantId,
+        event: &MatrixEventId,
+    ) -> Result<Vec<MessageMapping>, BridgeError> {
+        match self.recent.by_matrix(tenant, event) {
+            Some(parts) => Ok(parts),
+            None => Ok(self.store.messages_by_matrix(tenant, event).await?),
+        }
     }
 }

@@ -8,6 +8,7 @@
 //! events before the homeserver gets its 200, then wakes the queues.
 
 mod delivery;
+mod recent;
 pub mod refs;
 mod to_matrix;
 mod to_remote;

@@ -111,7 +111,7 @@ impl Delivery {
                 ),
             },
             EventBody::Redaction { target, reason } => {
-                let parts = self.store.messages_by_matrix(&portal.tenant, target).await?;
+                let parts = self.remote_parts(&portal.tenant, target).await?;
                 Ok(parts
                     .into_iter()
                     .map(|part| match part.kind {
@@ -154,7 +154,7 @@ impl Delivery {
         event: Option<&MatrixEventId>,
     ) -> Result<Option<RemoteMessageId>, BridgeError> {
         let Some(event) = event else { return Ok(None) };
-        let parts = self.store.messages_by_matrix(&portal.tenant, event).await?;
+        let parts = self.remote_parts(&portal.tenant, event).await?;
         Ok(parts.into_iter().find(|m| m.kind == MappingKind::Message).map(|m| m.remote_id))
     }
 }
