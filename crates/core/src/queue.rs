@@ -200,11 +200,18 @@ impl Worker {
                 }
                 continue;
             }
+            let complete = batch.len() < self.inner.policy.batch as usize;
             for entry in batch {
                 if !self.process(&entry).await {
                     return;
                 }
                 after = entry.seq;
+            }
+            // Wakes are sent after their entries commit and were drained
+            // before the read: with no wake since, a short batch was all
+            // there is, and reading again would only find nothing.
+            if complete && self.rx.try_recv().is_err() && self.idle().await {
+                return;
             }
         }
     }
