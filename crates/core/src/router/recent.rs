@@ -65,3 +65,36 @@ impl RecentMappings {
         self.by_seq.lock().expect("recent mappings poisoned")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{AdapterKind, RemoteRoomId};
+    use crate::store::MappingKind;
+
+    fn mapping(event: &str, remote: &str, part: u32) -> MessageMapping {
+        let portal = PortalKey::new(
+            TenantId::new("t").unwrap(),
+            AdapterKind::new("k").unwrap(),
+            RemoteRoomId::new("r").unwrap(),
+        );
+        let (event, remote) = (MatrixEventId::new(event).unwrap(), RemoteMessageId::new(remote).unwrap());
+        MessageMapping::new(portal, event, remote, part, MappingKind::Message)
+    }
+
+    #[test]
+    fn uncommitted_rows_are_found_until_settled() {
+        let recent = RecentMappings::default();
+        let (a1, a0) = (mapping("$b", "m1", 1), mapping("$a", "m1", 0));
+        recent.record(7, &[a1.clone(), a0.clone()]);
+        recent.record(8, &[]);
+        let portal = a0.portal.clone();
+        let remote = a0.remote_id.clone();
+        assert_eq!(recent.by_remote(&portal, &remote), Some(vec![a0.clone(), a1.clone()]));
+        assert_eq!(recent.by_matrix(&portal.tenant, &a1.matrix_event), Some(vec![a1.clone()]));
+        assert_eq!(recent.by_remote(&portal, &RemoteMessageId::new("other").unwrap()), None);
+        recent.settle(7);
+        assert_eq!(recent.by_remote(&portal, &remote), None);
+        assert_eq!(recent.by_matrix(&portal.tenant, &a1.matrix_event), None);
+    }
+}
