@@ -139,27 +139,25 @@ async fn sqlite_pools(
     )
     .into();
     let read_setup: Arc<str> = format!("PRAGMA busy_timeout = {busy_ms}; PRAGMA query_only = ON;").into();
-    let write = AnyPoolOptions::new()
-        .max_connections(1)
-        .min_connections(1)
+    let write = sqlite_pool(connect.clone(), 1, options, write_setup).await?;
+    let read = sqlite_pool(connect, options.read_connections.max(1), options, read_setup).await?;
+    Ok((write, read))
+}
+
+/// A SQLite pool whose connections run `setup` (PRAGMAs) when opened.
+async fn sqlite_pool(
+    connect: AnyConnectOptions,
+    connections: u32,
+    options: &StoreOptions,
+    setup: Arc<str>,
+) -> Result<AnyPool, StoreError> {
+    AnyPoolOptions::new()
+        .max_connections(connections)
+        .min_connections(connections.min(1))
         .test_before_acquire(false)
         .acquire_timeout(options.acquire_timeout)
         .after_connect(move |conn, _| {
-            let sql = write_setup.clone();
-            Box::pin(async move {
-                conn.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(sql))).await?;
-                Ok(())
-            })
-        })
-        .connect_with(connect.clone())
-        .await
-        .map_err(pool_error)?;
-    let read = AnyPoolOptions::new()
-        .max_connections(options.read_connections.max(1))
-        .test_before_acquire(false)
-        .acquire_timeout(options.acquire_timeout)
-        .after_connect(move |conn, _| {
-            let sql = read_setup.clone();
+            let sql = setup.clone();
             Box::pin(async move {
                 conn.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(sql))).await?;
                 Ok(())
@@ -167,8 +165,7 @@ async fn sqlite_pools(
         })
         .connect_with(connect)
         .await
-        .map_err(pool_error)?;
-    Ok((write, read))
+        .map_err(pool_error)
 }
 
 /// sqlx pings a connection when it is released, so acquiring need not ping

@@ -209,31 +209,22 @@ async fn not_found_unless_exists(conn: &mut AnyConnection, seq: i64) -> Applied 
 
 /// Counts a failed attempt of a pending entry.
 pub(crate) async fn record_failure(conn: &mut AnyConnection, seq: i64, error: &str, now: i64) -> Applied {
-    let done = sqlx::query(
-        "UPDATE outbox SET attempts = attempts + 1, last_error = $2, updated_at = $3 \
-         WHERE seq = $1 AND status = 'pending'",
-    )
-    .bind(seq)
-    .bind(clip(error))
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
-    if done.rows_affected() == 0 {
-        return not_found_unless_exists(conn, seq).await;
-    }
-    Ok(Ok(Reply::Unit))
+    let sql = "UPDATE outbox SET attempts = attempts + 1, last_error = $2, updated_at = $3 \
+               WHERE seq = $1 AND status = 'pending'";
+    update_pending(conn, sql, seq, error, now).await
 }
 
 /// Parks a pending entry as failed; its payload stays for inspection.
 pub(crate) async fn dead_letter(conn: &mut AnyConnection, seq: i64, error: &str, now: i64) -> Applied {
-    let done = sqlx::query(
-        "UPDATE outbox SET status = 'failed', last_error = $2, updated_at = $3 WHERE seq = $1 AND status = 'pending'",
-    )
-    .bind(seq)
-    .bind(clip(error))
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
+    let sql = "UPDATE outbox SET status = 'failed', last_error = $2, updated_at = $3 \
+               WHERE seq = $1 AND status = 'pending'";
+    update_pending(conn, sql, seq, error, now).await
+}
+
+/// Runs an update of a pending entry (binding seq, error, now); an entry no
+/// longer pending is left alone, an unknown one is `NotFound`.
+async fn update_pending(conn: &mut AnyConnection, sql: &'static str, seq: i64, error: &str, now: i64) -> Applied {
+    let done = sqlx::query(sql).bind(seq).bind(clip(error)).bind(now).execute(&mut *conn).await?;
     if done.rows_affected() == 0 {
         return not_found_unless_exists(conn, seq).await;
     }
