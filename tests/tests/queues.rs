@@ -101,3 +101,22 @@ async fn queues_keep_order_survive_panics_and_do_not_block_each_other() {
     }
     queues.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sweeper_delivers_entries_nobody_woke() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> =
+        Arc::new(SqlStore::connect(&format!("sqlite://{}/s.db", dir.path().display())).await.unwrap());
+    store.upsert_tenant(&Tenant::new(TenantId::new("fk").unwrap(), "FK")).await.unwrap();
+    let recorder = Arc::new(Recorder::default());
+    let queues = Queues::new(store.clone(), recorder.clone(), RetryPolicy::default());
+    queues.spawn_sweeper(Duration::from_millis(100));
+    // Stored after start-up and never woken, as if its wake had been lost.
+    store.enqueue(NewOutboxEntry::new(Direction::ToRemote, portal("lost"), "l0", "ok".into())).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !recorder.delivered.lock().unwrap().contains_key("lost") {
+        assert!(tokio::time::Instant::now() < deadline, "the sweeper never woke the queue");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    queues.shutdown();
+}
