@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::BridgeError;
 use crate::event::{InboundEvent, OutboundEvent, SendReceipt};
-use crate::ids::{AdapterKind, TenantId};
+use crate::ids::{AdapterKind, RemoteRoomId, TenantId};
 
 /// Which event kinds a platform supports natively.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,6 +103,23 @@ pub trait MatrixMedia: Send + Sync {
     async fn download(&self, mxc: &str) -> Result<MediaBytes, BridgeError>;
 }
 
+/// The portals of one adapter of one tenant, as the store knows them.
+#[async_trait]
+pub trait PortalDirectory: Send + Sync {
+    /// Remote rooms that have a portal (linked or created).
+    async fn rooms(&self) -> Result<Vec<RemoteRoomId>, BridgeError>;
+}
+
+/// A directory without portals, for adapters built outside a router.
+pub struct NoPortals;
+
+#[async_trait]
+impl PortalDirectory for NoPortals {
+    async fn rooms(&self) -> Result<Vec<RemoteRoomId>, BridgeError> {
+        Ok(Vec::new())
+    }
+}
+
 /// Everything an adapter gets when it is built.
 #[derive(Clone)]
 #[non_exhaustive]
@@ -115,6 +132,8 @@ pub struct AdapterContext {
     pub sink: Arc<dyn InboundSink>,
     /// Matrix media access.
     pub media: Arc<dyn MatrixMedia>,
+    /// The adapter's portals, e.g. to join their rooms after connecting.
+    pub portals: Arc<dyn PortalDirectory>,
 }
 
 impl AdapterContext {
@@ -125,7 +144,13 @@ impl AdapterContext {
         sink: Arc<dyn InboundSink>,
         media: Arc<dyn MatrixMedia>,
     ) -> Self {
-        Self { tenant, config, sink, media }
+        Self { tenant, config, sink, media, portals: Arc::new(NoPortals) }
+    }
+
+    /// Sets the portal directory.
+    pub fn with_portals(mut self, portals: Arc<dyn PortalDirectory>) -> Self {
+        self.portals = portals;
+        self
     }
 }
 
@@ -164,6 +189,11 @@ pub trait AdapterFactory: Send + Sync {
 
     /// Checks a config without building anything, naming the bad key.
     fn validate(&self, config: &serde_json::Value) -> Result<(), String>;
+
+    /// Checks that a remote room id is in this platform's notation.
+    fn validate_room(&self, _room: &RemoteRoomId) -> Result<(), String> {
+        Ok(())
+    }
 
     /// Builds an adapter for one tenant.
     fn build(&self, ctx: AdapterContext) -> Result<Arc<dyn Adapter>, BridgeError>;

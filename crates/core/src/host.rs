@@ -132,7 +132,8 @@ impl AdapterHost {
             config.config,
             self.router.sink(tenant.clone(), kind.clone()),
             self.media.clone(),
-        );
+        )
+        .with_portals(self.router.portal_directory(tenant.clone(), kind.clone()));
         let adapter = factory.build(ctx).map_err(start_err)?;
         if let Some(old) = self.running.remove(tenant, kind) {
             old.stop().await;

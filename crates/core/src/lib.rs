@@ -5,6 +5,7 @@
 //! the router that moves events between the two sides.
 
 pub mod adapter;
+pub mod backoff;
 pub mod degrade;
 pub mod error;
 pub mod event;
@@ -19,8 +20,10 @@ pub mod store;
 pub mod txn;
 
 pub use adapter::{
-    Ack, Adapter, AdapterContext, AdapterFactory, Capabilities, InboundSink, MatrixMedia, MediaBytes, RemoteMedia,
+    Ack, Adapter, AdapterContext, AdapterFactory, Capabilities, InboundSink, MatrixMedia, MediaBytes, NoPortals,
+    PortalDirectory, RemoteMedia,
 };
+pub use backoff::Backoff;
 pub use error::{BridgeError, InvalidId, StoreError};
 pub use event::{
     Attachment, EventBody, InboundEvent, MatrixEvent, MatrixSender, MediaSource, Membership, Message, OutboundEvent,

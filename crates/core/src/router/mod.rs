@@ -8,6 +8,7 @@
 //! events before the homeserver gets its 200, then wakes the queues.
 
 mod delivery;
+mod names;
 mod recent;
 pub mod refs;
 mod to_matrix;
@@ -18,10 +19,10 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
-use crate::adapter::{Ack, InboundSink};
+use crate::adapter::{Ack, InboundSink, PortalDirectory};
 use crate::error::BridgeError;
 use crate::event::{InboundEvent, MatrixEvent};
-use crate::ids::{AdapterKind, MatrixRoomId, MatrixUserId, PortalKey, TenantId};
+use crate::ids::{AdapterKind, MatrixRoomId, MatrixUserId, PortalKey, RemoteRoomId, TenantId};
 use crate::matrix::{AppserviceHandler, GhostProfile, MatrixSide};
 use crate::naming::Namer;
 use crate::queue::{Queues, RetryPolicy};
@@ -70,6 +71,11 @@ impl Router {
 
     /// The sink an adapter of `kind` for `tenant` pushes into.
     pub fn sink(&self, tenant: TenantId, kind: AdapterKind) -> Arc<dyn InboundSink> {
+        Arc::new(TenantSink { router: self.clone(), tenant, kind })
+    }
+
+    /// The portal directory of one adapter of one tenant.
+    pub fn portal_directory(&self, tenant: TenantId, kind: AdapterKind) -> Arc<dyn PortalDirectory> {
         Arc::new(TenantSink { router: self.clone(), tenant, kind })
     }
 
@@ -215,5 +221,13 @@ impl InboundSink for TenantSink {
             }
             None => Ok(Ack::Duplicate),
         }
+    }
+}
+
+#[async_trait]
+impl PortalDirectory for TenantSink {
+    async fn rooms(&self) -> Result<Vec<RemoteRoomId>, BridgeError> {
+        let portals = self.router.inner.store.portals(&self.tenant).await?;
+        Ok(portals.into_iter().filter(|p| p.key.kind == self.kind).map(|p| p.key.room).collect())
     }
 }
