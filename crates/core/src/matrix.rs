@@ -61,6 +61,11 @@ pub trait MatrixSide: Send + Sync {
     /// Makes sure `user` is joined to `room` (the bot invites it first if needed).
     async fn ensure_joined(&self, room: &MatrixRoomId, user: &MatrixUserId) -> Result<(), BridgeError>;
 
+    /// A member's display name in a room, for naming them on the remote side.
+    async fn display_name(&self, _room: &MatrixRoomId, _user: &MatrixUserId) -> Result<Option<String>, BridgeError> {
+        Ok(None)
+    }
+
     /// Uploads media as `user`; returns the `mxc://` URI.
     async fn upload(&self, user: &MatrixUserId, name: &str, media: MediaBytes) -> Result<String, BridgeError>;
 

@@ -12,6 +12,7 @@ use crate::ids::{AdapterKind, MatrixEventId, MatrixRoomId, MatrixUserId, PortalK
 use crate::matrix::{BridgeInfo, GhostProfile, MatrixSide, RoomSpec};
 use crate::naming::Namer;
 use crate::queue::Deliver;
+use crate::router::names::DisplayNames;
 use crate::router::recent::RecentMappings;
 use crate::running::RunningAdapters;
 use crate::store::{Direction, Ghost, MessageMapping, OutboxEntry, Portal, Store};
@@ -26,6 +27,8 @@ pub(crate) struct Delivery {
     ghosts: Mutex<HashMap<MatrixUserId, Ghost>>,
     /// Mappings delivered but not yet committed by the queue.
     recent: RecentMappings,
+    /// Matrix users' display names per room.
+    pub(crate) names: DisplayNames,
 }
 
 #[async_trait]
@@ -59,6 +62,7 @@ impl Delivery {
             rooms: Mutex::new(HashMap::new()),
             ghosts: Mutex::new(HashMap::new()),
             recent: RecentMappings::default(),
+            names: DisplayNames::default(),
         }
     }
 

@@ -21,13 +21,14 @@ impl Delivery {
         };
         let caps = adapter.capabilities();
         let bodies = self.map_to_remote(portal, &event).await?;
+        let sender = self.names.sender_of(self.matrix.as_ref(), &event).await;
         let mut mappings = Vec::new();
         for (part, (body, mapping)) in bodies.into_iter().enumerate() {
             let Some(body) = degrade(body, &caps) else { continue };
             let outbound = OutboundEvent {
                 room: portal.room.clone(),
                 txn_id: txn_id(&["out", portal.tenant.as_str(), event.event_id.as_str(), &part.to_string()]),
-                sender: MatrixSender { user_id: event.sender.clone(), display_name: None },
+                sender: sender.clone(),
                 target: target_of(&event),
                 body,
             };
@@ -64,6 +65,7 @@ impl Delivery {
         let Some(adapter) = self.adapters.get(&portal.tenant, &portal.kind) else {
             return Ok(());
         };
+        let sender = self.names.sender_of(self.matrix.as_ref(), event).await;
         for (body, _) in self.map_to_remote(portal, event).await? {
             let Some(body) = degrade(body, &adapter.capabilities()) else {
                 continue;
@@ -71,7 +73,7 @@ impl Delivery {
             let outbound = OutboundEvent {
                 room: portal.room.clone(),
                 txn_id: txn_id(&["out", portal.tenant.as_str(), event.event_id.as_str()]),
-                sender: MatrixSender { user_id: event.sender.clone(), display_name: None },
+                sender: sender.clone(),
                 target: None,
                 body,
             };

@@ -5,6 +5,7 @@
 
 mod http;
 mod media;
+mod members;
 mod rooms;
 mod send;
 
@@ -183,6 +184,10 @@ impl MatrixSide for MatrixClient {
 
     async fn ensure_joined(&self, room: &MatrixRoomId, user: &MatrixUserId) -> Result<(), BridgeError> {
         self.join(room, user).await
+    }
+
+    async fn display_name(&self, room: &MatrixRoomId, user: &MatrixUserId) -> Result<Option<String>, BridgeError> {
+        self.display_name_in(room, user).await
     }
 
     async fn upload(&self, user: &MatrixUserId, name: &str, media: MediaBytes) -> Result<String, BridgeError> {
