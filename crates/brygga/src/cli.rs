@@ -5,11 +5,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use brygga_core::{AdapterFactory, MatrixUserId, TenantId};
+use brygga_core::{AdapterFactory, MatrixRoomId, MatrixUserId, RemoteRoomId, TenantId};
 use clap::{Parser, Subcommand};
 
 use crate::app;
 use crate::config::{Config, LogFormat};
+use crate::portals::{self, LinkRequest};
 use crate::registration;
 use crate::tenants;
 
@@ -42,6 +43,32 @@ enum Command {
     /// Turns adapters on and off per tenant.
     #[command(subcommand)]
     Adapter(AdapterCommand),
+    /// Links Matrix rooms to remote rooms.
+    #[command(subcommand)]
+    Portal(PortalCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PortalCommand {
+    /// Links an existing Matrix room (the bridge bot must be invited) to a remote room.
+    Link {
+        /// Tenant id.
+        tenant: TenantId,
+        /// Adapter kind.
+        kind: String,
+        /// The remote room, e.g. an XMPP group chat JID.
+        remote: RemoteRoomId,
+        /// The Matrix room id (`!…`).
+        room: MatrixRoomId,
+        /// The remote room's name.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Lists a tenant's portals.
+    List {
+        /// Tenant id.
+        tenant: TenantId,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -169,6 +196,17 @@ async fn execute(command: Command, config: Config, factories: Vec<Arc<dyn Adapte
         Command::Adapter(AdapterCommand::Disable { tenant, kind }) => {
             let kind = tenants::set_adapter(store, &parts.host, &tenant, &kind, false, None).await?;
             println!("adapter {kind} disabled for {tenant}");
+        }
+        Command::Portal(PortalCommand::Link { tenant, kind, remote, room, name }) => {
+            let request = LinkRequest { tenant: &tenant, kind: &kind, remote: &remote, room: &room, name };
+            let key = portals::link(store, &parts.host, parts.matrix.as_ref(), request).await?;
+            println!("linked {room} to {key}");
+        }
+        Command::Portal(PortalCommand::List { tenant }) => {
+            for portal in store.portals(&tenant).await? {
+                let room = portal.room_id.map(|r| r.to_string()).unwrap_or_else(|| "-".into());
+                println!("{}\t{}\t{room}\t{}", portal.key.kind, portal.key.room, portal.name.unwrap_or_default());
+            }
         }
         Command::Adapter(AdapterCommand::List) => {
             for config in store.adapter_configs(None).await? {
