@@ -1,14 +1,11 @@
 //! One end-to-end environment: a real Synapse, the fake remote network and
 //! the test bridge as a separate process that tests can SIGKILL and restart.
 
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::Duration;
-
-use brygga_harness::process::ProcessGuard;
+use brygga_harness::TempDir;
 use brygga_harness::synapse::{Synapse, SynapseOptions};
-use brygga_harness::{TempDir, ports, random_hex};
 
+pub use crate::bridge::bridge_binary;
+use crate::bridge::{BridgeProcess, BridgeSetup};
 use crate::matrix_user::MatrixUser;
 use crate::remote::FakeRemote;
 
@@ -19,6 +16,39 @@ pub enum Backend {
     Sqlite,
     /// A fresh database in the harness's PostgreSQL cluster.
     Postgres,
+}
+
+impl Backend {
+    /// The store URL for a bridge whose files live in `dir`.
+    pub async fn database_url(self, dir: &TempDir) -> String {
+        match self {
+            Backend::Sqlite => format!("sqlite://{}/bridge.db", dir.path().display()),
+            Backend::Postgres => tokio::task::spawn_blocking(brygga_harness::postgres::fresh_database_url)
+                .await
+                .expect("postgres harness"),
+        }
+    }
+}
+
+/// Starts Synapse with the bridge's registration on the setup's port and
+/// registers `@alice:localhost`.
+pub async fn start_synapse(setup: &BridgeSetup, registration: String) -> (Synapse, MatrixUser) {
+    let hs_port = setup.hs_port;
+    let synapse = tokio::task::spawn_blocking(move || {
+        Synapse::start(SynapseOptions {
+            registration_yaml: Some(registration),
+            port: Some(hs_port),
+            relaxed_rate_limits: true,
+            ..Default::default()
+        })
+    })
+    .await
+    .expect("synapse thread")
+    .expect("Synapse starts");
+    let (user_id, token) =
+        tokio::task::block_in_place(|| synapse.register_user("alice", "alice-password")).expect("register alice");
+    let alice = MatrixUser::new(&synapse.base_url(), &user_id, &token);
+    (synapse, alice)
 }
 
 /// A running environment; dropping it stops everything.
@@ -35,11 +65,8 @@ pub struct TestEnv {
     pub as_token: String,
     /// Where the bridge listens for the homeserver.
     pub appservice_url: String,
-    bridge: Option<ProcessGuard>,
-    config_path: PathBuf,
-    admin_url: String,
-    starts: u32,
-    dir: TempDir,
+    bridge: BridgeProcess,
+    _dir: TempDir,
 }
 
 /// The tenants every environment has: each with the loopback adapter on its
@@ -51,17 +78,7 @@ impl TestEnv {
     pub async fn start(backend: Backend) -> Self {
         let dir = TempDir::new("brygga-e2e").expect("temp dir");
         let remote = FakeRemote::start().await;
-        let hs_port = ports::free_port();
-        let as_port = ports::free_port();
-        let admin_port = ports::free_port();
-        let db_url = match backend {
-            Backend::Sqlite => format!("sqlite://{}/bridge.db", dir.path().display()),
-            Backend::Postgres => tokio::task::spawn_blocking(brygga_harness::postgres::fresh_database_url)
-                .await
-                .expect("postgres harness"),
-        };
-        let hs_token = random_hex(20);
-        let as_token = random_hex(20);
+        let setup = BridgeSetup::new(backend.database_url(&dir).await);
         // Tenant tv's platform can only reply: its portals exercise degradation.
         let tenants: String = TENANTS
             .iter()
@@ -73,95 +90,34 @@ impl TestEnv {
                 )
             })
             .collect();
-        let config = format!(
-            "homeserver: {{ url: \"http://127.0.0.1:{hs_port}\", server_name: \"localhost\" }}\n\
-             appservice:\n  id: brygga\n  listen: \"127.0.0.1:{as_port}\"\n  url: \"http://127.0.0.1:{as_port}\"\n  \
-             as_token: \"{as_token}\"\n  hs_token: \"{hs_token}\"\n  bot_localpart: brygga\n\
-             database: {{ url: \"{db_url}\" }}\n\
-             admin: {{ listen: \"127.0.0.1:{admin_port}\" }}\n\
-             logging: {{ level: \"info,brygga_core=debug\" }}\n\
-             tenants:\n{tenants}"
-        );
-        let config_path = dir.path().join("config.yaml");
-        std::fs::write(&config_path, config).expect("write config");
-        let registration_path = dir.path().join("registration.yaml");
-        let output = Command::new(bridge_binary())
-            .arg("-c")
-            .arg(&config_path)
-            .arg("generate-registration")
-            .arg("-o")
-            .arg(&registration_path)
-            .output()
-            .expect("run generate-registration");
-        assert!(output.status.success(), "generate-registration failed: {}", String::from_utf8_lossy(&output.stderr));
-        let registration = std::fs::read_to_string(&registration_path).expect("registration written");
-        let synapse = tokio::task::spawn_blocking(move || {
-            Synapse::start(SynapseOptions {
-                registration_yaml: Some(registration),
-                port: Some(hs_port),
-                relaxed_rate_limits: true,
-                ..Default::default()
-            })
-        })
-        .await
-        .expect("synapse thread")
-        .expect("Synapse starts");
-        let base = synapse.base_url();
-        let (user_id, token) =
-            tokio::task::block_in_place(|| synapse.register_user("alice", "alice-password")).expect("register alice");
-        let alice = MatrixUser::new(&base, &user_id, &token);
-        let mut env = Self {
+        let mut bridge = BridgeProcess::new(dir.path(), &setup.config(&tenants), setup.admin_port);
+        let (synapse, alice) = start_synapse(&setup, bridge.registration()).await;
+        bridge.start().await;
+        Self {
             remote,
             alice,
             synapse,
-            hs_token,
-            as_token,
-            appservice_url: format!("http://127.0.0.1:{as_port}"),
-            bridge: None,
-            config_path,
-            admin_url: format!("http://127.0.0.1:{admin_port}"),
-            starts: 0,
-            dir,
-        };
-        env.start_bridge().await;
-        env
+            hs_token: setup.hs_token.clone(),
+            as_token: setup.as_token.clone(),
+            appservice_url: format!("http://127.0.0.1:{}", setup.as_port),
+            bridge,
+            _dir: dir,
+        }
     }
 
-    /// Starts the bridge process and waits until its admin listener answers.
+    /// Starts the bridge process again and waits until it is healthy.
     pub async fn start_bridge(&mut self) {
-        assert!(self.bridge.is_none(), "bridge already running");
-        self.starts += 1;
-        let log = std::fs::File::create(self.dir.path().join(format!("bridge-{}.log", self.starts))).expect("log file");
-        let mut command = Command::new(bridge_binary());
-        command.arg("-c").arg(&self.config_path).arg("run").stdout(Stdio::null()).stderr(log);
-        let guard = ProcessGuard::spawn("brygga-test-bridge", &mut command, "").expect("spawn bridge");
-        self.bridge = Some(guard);
-        let health = format!("{}/health", self.admin_url);
-        let client = reqwest::Client::new();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(response) = client.get(&health).send().await
-                && response.status().is_success()
-            {
-                return;
-            }
-            if let Some(status) = self.bridge.as_mut().and_then(ProcessGuard::exited) {
-                panic!("bridge exited with {status}:\n{}", self.bridge_log());
-            }
-            assert!(tokio::time::Instant::now() < deadline, "bridge never became healthy:\n{}", self.bridge_log());
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        self.bridge.start().await;
     }
 
     /// Kills the bridge with SIGKILL: no shutdown code runs.
     pub fn kill_bridge(&mut self) {
-        // Dropping the guard sends SIGKILL and reaps the process.
-        drop(self.bridge.take().expect("bridge running"));
+        self.bridge.kill();
     }
 
     /// The current bridge log, for failure messages.
     pub fn bridge_log(&self) -> String {
-        brygga_harness::tail(&self.dir.path().join(format!("bridge-{}.log", self.starts)), 60)
+        self.bridge.log()
     }
 
     /// The portal alias of a remote room of a tenant.
@@ -176,18 +132,8 @@ impl TestEnv {
 
     /// The admin listener base URL.
     pub fn admin_url(&self) -> &str {
-        &self.admin_url
+        self.bridge.admin_url()
     }
-}
-
-/// The test bridge binary built from this package. Cargo builds a package's
-/// binaries before its integration tests, next to their `deps/` folder.
-pub fn bridge_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("target profile dir");
-    let binary = profile_dir.join("brygga-test-bridge");
-    assert!(binary.exists(), "{} missing: run the tests through cargo", binary.display());
-    binary
 }
 
 /// Builders for remote events in tests.

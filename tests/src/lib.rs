@@ -2,6 +2,7 @@
 //! adapter, a running environment (Synapse + bridge process) and a Matrix
 //! test client. None of this is shipped.
 
+pub mod bridge;
 pub mod env;
 pub mod loopback;
 pub mod matrix_user;
