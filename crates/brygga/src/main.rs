@@ -1,8 +1,8 @@
-//! The `brygga` binary.
+//! The `brygga` binary, with every shipped adapter.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 fn main() -> ExitCode {
-    // Adapter crates register their factories here as they are added.
-    brygga::main_with(Vec::new())
+    brygga::main_with(vec![Arc::new(brygga_xmpp::XmppFactory)])
 }

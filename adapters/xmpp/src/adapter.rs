@@ -1,0 +1,175 @@
+//! The XMPP adapter of one tenant: a component connection, a listener seat
+//! in every bridged group chat, and a puppet seat per Matrix user who speaks.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use brygga_core::{
+    Adapter, BridgeError, Capabilities, InboundSink, MatrixUserId, OutboundEvent, PortalDirectory, SendReceipt,
+};
+use tokio_util::sync::CancellationToken;
+use tokio_xmpp::jid::{BareJid, FullJid};
+use tokio_xmpp::minidom::Element;
+
+use crate::config::XmppConfig;
+use crate::link::Link;
+use crate::muc::{Rooms, Seat};
+use crate::{inbound, stanzas};
+
+/// How long a join may take before the send is retried.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(15);
+/// How often the portal list is re-read, so rooms linked at run time get a listener.
+const PORTAL_REFRESH: Duration = Duration::from_secs(30);
+
+/// State shared by the adapter's tasks.
+pub(crate) struct Shared {
+    pub(crate) config: XmppConfig,
+    pub(crate) sink: Arc<dyn InboundSink>,
+    pub(crate) portals: Arc<dyn PortalDirectory>,
+    pub(crate) rooms: Mutex<Rooms>,
+    /// The listener's JID: the component domain with a resource.
+    pub(crate) listener: FullJid,
+    pub(crate) domain: BareJid,
+    link: Mutex<Option<Link>>,
+}
+
+/// One tenant's XMPP adapter.
+pub(crate) struct XmppAdapter {
+    shared: Arc<Shared>,
+    stop: Mutex<Option<CancellationToken>>,
+}
+
+impl XmppAdapter {
+    pub(crate) fn new(config: XmppConfig, sink: Arc<dyn InboundSink>, portals: Arc<dyn PortalDirectory>) -> Self {
+        let domain = config.link().domain;
+        let listener = domain.with_resource_str("bridge").expect("a static resource is valid");
+        let shared =
+            Shared { config, sink, portals, rooms: Mutex::default(), listener, domain, link: Mutex::new(None) };
+        Self { shared: Arc::new(shared), stop: Mutex::new(None) }
+    }
+}
+
+#[async_trait]
+impl Adapter for XmppAdapter {
+    fn capabilities(&self) -> Capabilities {
+        let mut caps = Capabilities::none();
+        caps.membership = true;
+        caps
+    }
+
+    async fn start(&self) -> Result<(), BridgeError> {
+        let cancel = CancellationToken::new();
+        let (link, inbound) = Link::spawn(self.shared.config.link(), cancel.child_token());
+        *self.shared.link.lock().expect("link poisoned") = Some(link.clone());
+        tokio::spawn(inbound::dispatch(self.shared.clone(), link.clone(), inbound, cancel.child_token()));
+        tokio::spawn(keep_listening(self.shared.clone(), link, cancel.child_token()));
+        if let Some(old) = self.stop.lock().expect("stop poisoned").replace(cancel) {
+            old.cancel();
+        }
+        Ok(())
+    }
+
+    async fn stop(&self) {
+        if let Some(cancel) = self.stop.lock().expect("stop poisoned").take() {
+            cancel.cancel();
+        }
+    }
+
+    async fn send(&self, event: &OutboundEvent) -> Result<SendReceipt, BridgeError> {
+        let link = self.shared.link().ok_or_else(|| BridgeError::transient("XMPP adapter not started"))?;
+        crate::outbound::send(&self.shared, &link, event).await
+    }
+}
+
+impl Shared {
+    fn link(&self) -> Option<Link> {
+        self.link.lock().expect("link poisoned").clone()
+    }
+
+    /// Seats `jid` in `room` under `nick` (or the nick it already has) and
+    /// returns the nick the room gave it.
+    pub(crate) async fn seat(&self, link: &Link, room: &BareJid, jid: &FullJid, nick: &str) -> Result<String, BridgeError> {
+        let generation = link.state().borrow().generation;
+        let seat = {
+            let mut rooms = self.rooms.lock().expect("rooms poisoned");
+            rooms.sync_generation(generation);
+            rooms.seat(room, jid)
+        };
+        let waiter = match seat {
+            Seat::Taken(nick) => return Ok(nick),
+            Seat::Wait(rx) => rx,
+            Seat::Join(rx) => {
+                let occupant = room.with_resource_str(nick).map_err(|_| BridgeError::permanent("invalid nick"))?;
+                if let Err(err) = link.send(stanzas::join(jid, &occupant)).await {
+                    self.rooms.lock().expect("rooms poisoned").left(room, jid, Some("not sent"));
+                    return Err(err);
+                }
+                rx
+            }
+        };
+        match tokio::time::timeout(JOIN_TIMEOUT, waiter).await {
+            Ok(Ok(Ok(nick))) => Ok(nick),
+            Ok(Ok(Err(condition))) => Err(BridgeError::transient(format!("joining {room} failed: {condition}"))),
+            Ok(Err(_)) => Err(BridgeError::transient(format!("joining {room} was interrupted"))),
+            Err(_) => {
+                self.rooms.lock().expect("rooms poisoned").left(room, jid, Some("timed out"));
+                Err(BridgeError::transient(format!("joining {room} timed out")))
+            }
+        }
+    }
+
+    /// Seats the listener in a bridged room.
+    pub(crate) async fn listen(&self, link: &Link, room: &BareJid) -> Result<(), BridgeError> {
+        let nick = self.config.bot_nick.clone();
+        self.seat(link, room, &self.listener.clone(), &nick).await.map(|_| ())
+    }
+
+    /// The Matrix user behind one of our puppet JIDs.
+    pub(crate) fn puppet_owner(&self, jid: &BareJid) -> Option<MatrixUserId> {
+        crate::puppet::matrix_user_of(&self.domain, jid)
+    }
+
+    /// Writes an element, logging (not failing) when the link is down.
+    pub(crate) async fn send_quietly(&self, link: &Link, element: Element) {
+        if let Err(err) = link.send(element).await {
+            tracing::debug!(error = %err, "XMPP stanza not sent");
+        }
+    }
+}
+
+/// Keeps the listener in every portal room: after each (re)connect and
+/// periodically, for portals linked while running.
+async fn keep_listening(shared: Arc<Shared>, link: Link, cancel: CancellationToken) {
+    let mut state = link.state();
+    let mut refresh = tokio::time::interval(PORTAL_REFRESH);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            changed = state.changed() => if changed.is_err() { return },
+            _ = refresh.tick() => {}
+        }
+        if !state.borrow().connected {
+            continue;
+        }
+        let rooms = match shared.portals.rooms().await {
+            Ok(rooms) => rooms,
+            Err(err) => {
+                tracing::warn!(error = %err, "listing XMPP portals failed");
+                continue;
+            }
+        };
+        for room in rooms {
+            let Ok(room) = BareJid::new(room.as_str()) else {
+                tracing::warn!(room = %room, "portal room is not a bare JID");
+                continue;
+            };
+            let (shared, link) = (shared.clone(), link.clone());
+            tokio::spawn(async move {
+                if let Err(err) = shared.listen(&link, &room).await {
+                    tracing::warn!(room = %room, error = %err, "listener could not join");
+                }
+            });
+        }
+    }
+}

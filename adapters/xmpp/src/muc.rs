@@ -1,0 +1,192 @@
+//! What the adapter knows about each bridged group chat: which of our JIDs
+//! sit in it under which nick, who else is there, and who waits for what.
+//!
+//! Everything here belongs to one connection: a new link generation starts
+//! from nothing, because the server forgets a component's occupants when
+//! the component goes away.
+
+use std::collections::HashMap;
+
+use tokio::sync::oneshot;
+use tokio_xmpp::jid::{BareJid, FullJid};
+
+/// Result of a join: the nick the room gave us, or the error condition.
+pub(crate) type JoinResult = Result<String, String>;
+
+/// One room's state.
+#[derive(Default)]
+struct Room {
+    /// Our JIDs that are in, with their nicks.
+    seats: HashMap<FullJid, String>,
+    /// Joins in progress, with their waiters.
+    joining: HashMap<FullJid, Vec<oneshot::Sender<JoinResult>>>,
+    /// Other occupants by nick, with the sessions the room reported.
+    occupants: HashMap<String, Occupant>,
+}
+
+/// Someone in the room who is not us.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Occupant {
+    /// The real bare JID, when the room shows it.
+    pub(crate) real_jid: Option<BareJid>,
+}
+
+/// All rooms of one connection generation.
+#[derive(Default)]
+pub(crate) struct Rooms {
+    generation: u64,
+    rooms: HashMap<BareJid, Room>,
+    /// Our messages waiting for the room to reflect them: (room, id) -> stanza id.
+    reflections: HashMap<(BareJid, String), oneshot::Sender<Option<String>>>,
+}
+
+/// What a caller must do to get a seat.
+pub(crate) enum Seat {
+    /// Already in, under this nick.
+    Taken(String),
+    /// Wait for the join someone else started.
+    Wait(oneshot::Receiver<JoinResult>),
+    /// Send the join presence, then wait.
+    Join(oneshot::Receiver<JoinResult>),
+}
+
+impl Rooms {
+    /// Forgets everything when the link reconnected.
+    pub(crate) fn sync_generation(&mut self, generation: u64) {
+        if self.generation != generation {
+            self.generation = generation;
+            self.rooms.clear();
+            self.reflections.clear();
+        }
+    }
+
+    /// Starts or joins the wait for `jid`'s seat in `room`.
+    pub(crate) fn seat(&mut self, room: &BareJid, jid: &FullJid) -> Seat {
+        let state = self.rooms.entry(room.clone()).or_default();
+        if let Some(nick) = state.seats.get(jid) {
+            return Seat::Taken(nick.clone());
+        }
+        let (tx, rx) = oneshot::channel();
+        match state.joining.get_mut(jid) {
+            Some(waiters) => {
+                waiters.push(tx);
+                Seat::Wait(rx)
+            }
+            None => {
+                state.joining.insert(jid.clone(), vec![tx]);
+                Seat::Join(rx)
+            }
+        }
+    }
+
+    /// Our JID's self-presence (status 110) arrived: the join is complete.
+    pub(crate) fn joined(&mut self, room: &BareJid, jid: &FullJid, nick: &str) {
+        let state = self.rooms.entry(room.clone()).or_default();
+        state.seats.insert(jid.clone(), nick.to_owned());
+        for waiter in state.joining.remove(jid).unwrap_or_default() {
+            let _ = waiter.send(Ok(nick.to_owned()));
+        }
+    }
+
+    /// A join failed, or our JID left or was removed.
+    pub(crate) fn left(&mut self, room: &BareJid, jid: &FullJid, error: Option<&str>) {
+        let Some(state) = self.rooms.get_mut(room) else { return };
+        state.seats.remove(jid);
+        let why = error.unwrap_or("left the room").to_owned();
+        for waiter in state.joining.remove(jid).unwrap_or_default() {
+            let _ = waiter.send(Err(why.clone()));
+        }
+    }
+
+    /// Whether `nick` is one of our own seats in `room` (its messages are echoes).
+    pub(crate) fn is_ours(&self, room: &BareJid, nick: &str) -> bool {
+        self.rooms.get(room).is_some_and(|r| r.seats.values().any(|n| n == nick))
+    }
+
+    /// The nick `jid` sits under in `room`.
+    pub(crate) fn nick_of(&self, room: &BareJid, jid: &FullJid) -> Option<String> {
+        self.rooms.get(room)?.seats.get(jid).cloned()
+    }
+
+    /// Records another occupant's presence; returns whether they were new.
+    pub(crate) fn occupant_present(&mut self, room: &BareJid, nick: &str, occupant: Occupant) -> bool {
+        let state = self.rooms.entry(room.clone()).or_default();
+        state.occupants.insert(nick.to_owned(), occupant).is_none()
+    }
+
+    /// Records an occupant leaving; returns what we knew of them.
+    pub(crate) fn occupant_gone(&mut self, room: &BareJid, nick: &str) -> Option<Occupant> {
+        self.rooms.get_mut(room)?.occupants.remove(nick)
+    }
+
+    /// What we know of an occupant.
+    pub(crate) fn occupant(&self, room: &BareJid, nick: &str) -> Option<&Occupant> {
+        self.rooms.get(room)?.occupants.get(nick)
+    }
+
+    /// Waits for the room to reflect our message with this id.
+    pub(crate) fn expect_reflection(&mut self, room: &BareJid, id: &str) -> oneshot::Receiver<Option<String>> {
+        let (tx, rx) = oneshot::channel();
+        self.reflections.insert((room.clone(), id.to_owned()), tx);
+        rx
+    }
+
+    /// The room reflected one of our messages; returns whether someone waited.
+    pub(crate) fn reflected(&mut self, room: &BareJid, id: &str, stanza_id: Option<String>) -> bool {
+        match self.reflections.remove(&(room.clone(), id.to_owned())) {
+            Some(waiter) => waiter.send(stanza_id).is_ok(),
+            None => false,
+        }
+    }
+
+    /// Stops waiting for a reflection (after a timeout).
+    pub(crate) fn forget_reflection(&mut self, room: &BareJid, id: &str) {
+        self.reflections.remove(&(room.clone(), id.to_owned()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn room() -> BareJid {
+        BareJid::new("room@conference.localhost").unwrap()
+    }
+
+    fn me() -> FullJid {
+        FullJid::new("al@matrix.localhost/matrix").unwrap()
+    }
+
+    #[test]
+    fn one_join_serves_every_waiter() {
+        let mut rooms = Rooms::default();
+        let Seat::Join(mut first) = rooms.seat(&room(), &me()) else { panic!("first caller must join") };
+        let Seat::Wait(mut second) = rooms.seat(&room(), &me()) else { panic!("second caller must wait") };
+        rooms.joined(&room(), &me(), "Al");
+        assert_eq!(first.try_recv().unwrap(), Ok("Al".to_owned()));
+        assert_eq!(second.try_recv().unwrap(), Ok("Al".to_owned()));
+        assert!(matches!(rooms.seat(&room(), &me()), Seat::Taken(n) if n == "Al"));
+        assert!(rooms.is_ours(&room(), "Al"));
+    }
+
+    #[test]
+    fn failed_joins_and_new_generations_forget_seats() {
+        let mut rooms = Rooms::default();
+        let Seat::Join(mut rx) = rooms.seat(&room(), &me()) else { panic!() };
+        rooms.left(&room(), &me(), Some("conflict"));
+        assert_eq!(rx.try_recv().unwrap(), Err("conflict".to_owned()));
+        rooms.joined(&room(), &me(), "Al");
+        rooms.sync_generation(2);
+        assert!(!rooms.is_ours(&room(), "Al"));
+        assert!(matches!(rooms.seat(&room(), &me()), Seat::Join(_)));
+    }
+
+    #[test]
+    fn reflections_reach_their_waiter_once() {
+        let mut rooms = Rooms::default();
+        let mut rx = rooms.expect_reflection(&room(), "m1");
+        assert!(rooms.reflected(&room(), "m1", Some("s1".into())));
+        assert_eq!(rx.try_recv().unwrap(), Some("s1".into()));
+        assert!(!rooms.reflected(&room(), "m1", None));
+    }
+}

@@ -1,0 +1,252 @@
+//! Reading inbound stanzas: each element is classified on its own, leniently,
+//! so a malformed or hostile stanza is skipped without touching the others.
+
+use tokio_xmpp::jid::{BareJid, FullJid, Jid};
+use tokio_xmpp::minidom::Element;
+use tokio_xmpp::parsers::ns;
+
+/// What the adapter acts on.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Inbound {
+    /// A message in a group chat, from one occupant.
+    GroupMessage(GroupMessage),
+    /// An occupant's presence in a group chat.
+    Occupant(OccupantPresence),
+    /// An iq request addressed to us.
+    IqRequest { from: Jid, to: Jid, id: String, kind: IqKind, payload: Option<Element> },
+    /// Something we do not handle (logged at debug level by the caller).
+    Ignored(&'static str),
+}
+
+/// Whether an iq asks or sets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum IqKind {
+    Get,
+    Set,
+}
+
+/// A group chat message as the occupant `room/nick` sent it.
+#[derive(Debug, PartialEq)]
+pub(crate) struct GroupMessage {
+    /// The room's bare JID.
+    pub(crate) room: BareJid,
+    /// The sender's nick.
+    pub(crate) nick: String,
+    /// Which of our JIDs received this copy.
+    pub(crate) to: Jid,
+    /// The sender's `id` attribute.
+    pub(crate) id: Option<String>,
+    /// XEP-0359 stanza id assigned by the room.
+    pub(crate) stanza_id: Option<String>,
+    /// XEP-0359 origin id set by the sender.
+    pub(crate) origin_id: Option<String>,
+    /// The plain body.
+    pub(crate) body: Option<String>,
+    /// Room subject, when this message sets it.
+    pub(crate) subject: Option<String>,
+    /// True for history replayed on join (XEP-0203 delay).
+    pub(crate) delayed: bool,
+}
+
+/// One occupant's presence.
+#[derive(Debug, PartialEq)]
+pub(crate) struct OccupantPresence {
+    /// The room's bare JID.
+    pub(crate) room: BareJid,
+    /// The occupant's nick.
+    pub(crate) nick: String,
+    /// Which of our JIDs received it.
+    pub(crate) to: Jid,
+    /// False for `type="unavailable"`.
+    pub(crate) available: bool,
+    /// The error condition of a `type="error"` presence (a failed join).
+    pub(crate) error: Option<String>,
+    /// MUC status codes (110 self, 307 kicked, 301 banned, 303 nick change…).
+    pub(crate) codes: Vec<u16>,
+    /// The occupant's real JID, when the room shows it.
+    pub(crate) real_jid: Option<BareJid>,
+    /// The new nick, for a nick change (303).
+    pub(crate) new_nick: Option<String>,
+    /// `show` (away, chat, dnd, xa).
+    pub(crate) show: Option<String>,
+    /// Free-text status.
+    pub(crate) status: Option<String>,
+    /// Reason given for a kick or ban.
+    pub(crate) reason: Option<String>,
+}
+
+/// Classifies one element read from the component stream.
+pub(crate) fn classify(element: &Element) -> Inbound {
+    if element.ns() != ns::COMPONENT {
+        return Inbound::Ignored("not a stanza");
+    }
+    match element.name() {
+        "message" => message(element),
+        "presence" => presence(element),
+        "iq" => iq(element),
+        _ => Inbound::Ignored("unknown stanza"),
+    }
+}
+
+fn jid_attr(element: &Element, name: &str) -> Option<Jid> {
+    element.attr(name).and_then(|v| Jid::new(v).ok())
+}
+
+/// `room@service/nick` split into room and nick.
+fn occupant(from: &Jid) -> Option<(BareJid, String)> {
+    let full: &FullJid = from.try_as_full().ok()?;
+    Some((full.to_bare(), full.resource().as_str().to_owned()))
+}
+
+fn child_text(element: &Element, name: &str, namespace: &str) -> Option<String> {
+    element.get_child(name, namespace).map(Element::text)
+}
+
+fn message(element: &Element) -> Inbound {
+    let (Some(from), Some(to)) = (jid_attr(element, "from"), jid_attr(element, "to")) else {
+        return Inbound::Ignored("message without valid from/to");
+    };
+    match element.attr("type") {
+        Some("groupchat") => {}
+        Some("error") => return Inbound::Ignored("message error"),
+        _ => return Inbound::Ignored("one-to-one message"),
+    }
+    let Some((room, nick)) = occupant(&from) else {
+        return Inbound::Ignored("group message from the room itself");
+    };
+    let stanza_id = element
+        .children()
+        .filter(|c| c.is("stanza-id", ns::SID))
+        .find(|c| c.attr("by").and_then(|by| BareJid::new(by).ok()).as_ref() == Some(&room))
+        .and_then(|c| c.attr("id").map(str::to_owned));
+    Inbound::GroupMessage(GroupMessage {
+        room,
+        nick,
+        to,
+        id: element.attr("id").map(str::to_owned),
+        stanza_id,
+        origin_id: element.get_child("origin-id", ns::SID).and_then(|c| c.attr("id").map(str::to_owned)),
+        body: child_text(element, "body", ns::COMPONENT),
+        subject: child_text(element, "subject", ns::COMPONENT),
+        delayed: element.has_child("delay", ns::DELAY),
+    })
+}
+
+fn presence(element: &Element) -> Inbound {
+    let (Some(from), Some(to)) = (jid_attr(element, "from"), jid_attr(element, "to")) else {
+        return Inbound::Ignored("presence without valid from/to");
+    };
+    let Some((room, nick)) = occupant(&from) else {
+        return Inbound::Ignored("presence not from an occupant");
+    };
+    let kind = element.attr("type");
+    let error = (kind == Some("error")).then(|| {
+        element
+            .get_child("error", ns::COMPONENT)
+            .and_then(|e| e.children().next())
+            .map(|c| c.name().to_owned())
+            .unwrap_or_else(|| "undefined-condition".into())
+    });
+    let muc = element.get_child("x", ns::MUC_USER);
+    if muc.is_none() && error.is_none() {
+        return Inbound::Ignored("presence without MUC data");
+    }
+    let codes = muc
+        .map(|x| x.children().filter(|c| c.name() == "status").filter_map(|c| c.attr("code")?.parse().ok()).collect())
+        .unwrap_or_default();
+    let item = muc.and_then(|x| x.get_child("item", ns::MUC_USER));
+    Inbound::Occupant(OccupantPresence {
+        room,
+        nick,
+        to,
+        available: kind.is_none(),
+        error,
+        codes,
+        real_jid: item.and_then(|i| i.attr("jid")).and_then(|j| Jid::new(j).ok()).map(|j| j.to_bare()),
+        new_nick: item.and_then(|i| i.attr("nick")).map(str::to_owned),
+        show: child_text(element, "show", ns::COMPONENT),
+        status: child_text(element, "status", ns::COMPONENT),
+        reason: item.and_then(|i| i.get_child("reason", ns::MUC_USER)).map(Element::text),
+    })
+}
+
+fn iq(element: &Element) -> Inbound {
+    let (Some(from), Some(to), Some(id)) = (jid_attr(element, "from"), jid_attr(element, "to"), element.attr("id"))
+    else {
+        return Inbound::Ignored("iq without valid from/to/id");
+    };
+    let kind = match element.attr("type") {
+        Some("get") => IqKind::Get,
+        Some("set") => IqKind::Set,
+        _ => return Inbound::Ignored("iq answer without a waiter"),
+    };
+    Inbound::IqRequest { from, to, id: id.to_owned(), kind, payload: element.children().next().cloned() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(xml: &str) -> Element {
+        xml.parse().expect("test XML parses")
+    }
+
+    #[test]
+    fn group_messages_carry_the_rooms_stanza_id_only() {
+        let el = parse(
+            "<message xmlns='jabber:component:accept' type='groupchat' id='m1' \
+             from='room@conference.localhost/Bob' to='bot@matrix.localhost/bridge'>\
+             <body>hi</body>\
+             <stanza-id xmlns='urn:xmpp:sid:0' by='evil@localhost' id='forged'/>\
+             <stanza-id xmlns='urn:xmpp:sid:0' by='room@conference.localhost' id='s1'/>\
+             <origin-id xmlns='urn:xmpp:sid:0' id='o1'/></message>",
+        );
+        let Inbound::GroupMessage(m) = classify(&el) else { panic!("not a group message") };
+        assert_eq!(m.room.as_str(), "room@conference.localhost");
+        assert_eq!(m.nick, "Bob");
+        assert_eq!(m.stanza_id.as_deref(), Some("s1"));
+        assert_eq!(m.origin_id.as_deref(), Some("o1"));
+        assert_eq!(m.body.as_deref(), Some("hi"));
+        assert!(!m.delayed);
+    }
+
+    #[test]
+    fn occupant_presences_carry_codes_and_real_jids() {
+        let el = parse(
+            "<presence xmlns='jabber:component:accept' from='room@conference.localhost/Bob' \
+             to='bot@matrix.localhost/bridge' type='unavailable'>\
+             <x xmlns='http://jabber.org/protocol/muc#user'>\
+             <item affiliation='none' role='none' jid='bob@localhost/phone'><reason>spam</reason></item>\
+             <status code='307'/></x></presence>",
+        );
+        let Inbound::Occupant(p) = classify(&el) else { panic!("not an occupant presence") };
+        assert!(!p.available);
+        assert_eq!(p.codes, vec![307]);
+        assert_eq!(p.real_jid.unwrap().as_str(), "bob@localhost");
+        assert_eq!(p.reason.as_deref(), Some("spam"));
+    }
+
+    #[test]
+    fn join_errors_are_reported() {
+        let el = parse(
+            "<presence xmlns='jabber:component:accept' from='room@conference.localhost/Al' \
+             to='al@matrix.localhost/matrix' type='error'>\
+             <error type='cancel'><conflict xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></presence>",
+        );
+        let Inbound::Occupant(p) = classify(&el) else { panic!("not an occupant presence") };
+        assert_eq!(p.error.as_deref(), Some("conflict"));
+    }
+
+    #[test]
+    fn malformed_stanzas_are_ignored() {
+        for xml in [
+            "<message xmlns='jabber:component:accept' type='groupchat' from='@@@' to='x@y'><body>x</body></message>",
+            "<message xmlns='jabber:component:accept' type='groupchat' to='x@y'/>",
+            "<presence xmlns='jabber:component:accept' from='room@conference.localhost' to='x@y'/>",
+            "<iq xmlns='jabber:component:accept' type='get' from='a@b' to='c@d'/>",
+            "<weird xmlns='urn:example'/>",
+        ] {
+            assert!(matches!(classify(&parse(xml)), Inbound::Ignored(_)), "{xml}");
+        }
+    }
+}
