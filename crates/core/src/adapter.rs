@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::BridgeError;
 use crate::event::{InboundEvent, OutboundEvent, SendReceipt};
 use crate::ids::{AdapterKind, RemoteRoomId, TenantId};
+use crate::naming::RoomAliasCodec;
 
 /// Which event kinds a platform supports natively.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -176,6 +177,11 @@ pub trait Adapter: Send + Sync {
     /// Delivers one event. Must be idempotent on `event.txn_id`.
     async fn send(&self, event: &OutboundEvent) -> Result<SendReceipt, BridgeError>;
 
+    /// Whether a room asked for by alias exists and may be bridged on demand.
+    async fn accepts_room(&self, _room: &RemoteRoomId) -> bool {
+        false
+    }
+
     /// Remote media access, when the platform has files.
     fn media(&self) -> Option<&dyn RemoteMedia> {
         None
@@ -193,6 +199,11 @@ pub trait AdapterFactory: Send + Sync {
     /// Checks that a remote room id is in this platform's notation.
     fn validate_room(&self, _room: &RemoteRoomId) -> Result<(), String> {
         Ok(())
+    }
+
+    /// The adapter's own spelling of room ids in portal aliases, if any.
+    fn room_aliases(&self) -> Option<Arc<dyn RoomAliasCodec>> {
+        None
     }
 
     /// Builds an adapter for one tenant.

@@ -42,6 +42,8 @@ pub struct RoomSpec {
     pub name: Option<String>,
     /// Users to invite at creation.
     pub invite: Vec<MatrixUserId>,
+    /// Anyone who knows the alias may join (rooms created on an alias query).
+    pub public: bool,
     /// Bridge info state.
     pub bridge: BridgeInfo,
 }

@@ -4,7 +4,10 @@
 //! `a-z 0-9 . -` pass through, `_` becomes `__`, an upper-case letter `X`
 //! becomes `_x`, and every other byte becomes `=hh`.
 
-use crate::ids::{AdapterKind, MatrixUserId, PortalKey, RemoteUserId, TenantId};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::ids::{AdapterKind, MatrixUserId, PortalKey, RemoteRoomId, RemoteUserId, TenantId};
 
 /// Escapes any string into a valid localpart fragment.
 pub fn escape(raw: &str) -> String {
@@ -110,6 +113,12 @@ impl Template {
 
     /// Parses a localpart back into kind, tenant and the unescaped id.
     pub fn parse(&self, localpart: &str) -> Option<(AdapterKind, TenantId, String)> {
+        let (kind, tenant, raw) = self.parse_raw(localpart)?;
+        Some((kind, tenant, unescape(raw)?))
+    }
+
+    /// Parses a localpart into kind, tenant and the id as written (still escaped).
+    pub fn parse_raw<'a>(&self, localpart: &'a str) -> Option<(AdapterKind, TenantId, &'a str)> {
         let mut rest = localpart;
         let mut kind = None;
         let mut tenant = None;
@@ -120,8 +129,7 @@ impl Template {
             rest = rest.strip_prefix(literal)?;
             template = &template[open..];
             if template == "{id}" {
-                let id = unescape(rest)?;
-                return Some((kind?, tenant?, id));
+                return Some((kind?, tenant?, rest));
             }
             let close = template.find('}')?;
             let name = &template[1..close];
@@ -140,18 +148,45 @@ impl Template {
     }
 }
 
+/// How an adapter writes its room ids in portal aliases, where the generic
+/// escaping would be unfriendly to type (e.g. `room_server` for a JID).
+pub trait RoomAliasCodec: Send + Sync {
+    /// The alias fragment of a room, in the localpart alphabet.
+    fn encode(&self, room: &RemoteRoomId) -> Option<String>;
+    /// The room behind an alias fragment.
+    fn decode(&self, fragment: &str) -> Option<RemoteRoomId>;
+}
+
 /// Names ghosts and portal aliases for one homeserver.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Namer {
     server_name: String,
     ghosts: Template,
     aliases: Template,
+    codecs: BTreeMap<AdapterKind, Arc<dyn RoomAliasCodec>>,
+}
+
+impl std::fmt::Debug for Namer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Namer")
+            .field("server_name", &self.server_name)
+            .field("ghosts", &self.ghosts)
+            .field("aliases", &self.aliases)
+            .field("codecs", &self.codecs.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 impl Namer {
     /// Builds a namer from user and alias templates.
     pub fn new(server_name: impl Into<String>, ghosts: Template, aliases: Template) -> Self {
-        Self { server_name: server_name.into(), ghosts, aliases }
+        Self { server_name: server_name.into(), ghosts, aliases, codecs: BTreeMap::new() }
+    }
+
+    /// Uses an adapter's own spelling of room ids in its portal aliases.
+    pub fn with_codec(mut self, kind: AdapterKind, codec: Arc<dyn RoomAliasCodec>) -> Self {
+        self.codecs.insert(kind, codec);
+        self
     }
 
     /// The homeserver name.
@@ -176,12 +211,20 @@ impl Namer {
 
     /// The alias localpart of a portal room.
     pub fn portal_alias(&self, key: &PortalKey) -> String {
-        self.aliases.render(&key.kind, &key.tenant, key.room.as_str())
+        match self.codecs.get(&key.kind).and_then(|c| c.encode(&key.room)) {
+            Some(fragment) => format!("{}{fragment}", self.aliases.prefix(&key.kind, &key.tenant)),
+            None => self.aliases.render(&key.kind, &key.tenant, key.room.as_str()),
+        }
     }
 
-    /// Parses an alias localpart back into kind, tenant and remote room.
-    pub fn parse_alias(&self, localpart: &str) -> Option<(AdapterKind, TenantId, String)> {
-        self.aliases.parse(localpart)
+    /// The portal an alias localpart names, if it is one of ours.
+    pub fn portal_of_alias(&self, localpart: &str) -> Option<PortalKey> {
+        let (kind, tenant, fragment) = self.aliases.parse_raw(localpart)?;
+        let room = match self.codecs.get(&kind) {
+            Some(codec) => codec.decode(fragment)?,
+            None => RemoteRoomId::new(unescape(fragment)?).ok()?,
+        };
+        Some(PortalKey::new(tenant, kind, room))
     }
 
     /// Regex of one adapter's ghosts of one tenant, for the registration file.
@@ -267,5 +310,38 @@ mod tests {
         let n = namer();
         let ns = n.ghost_namespace(&AdapterKind::new("xmpp").unwrap(), &TenantId::new("fk").unwrap());
         assert_eq!(ns, "@xmpp_fk_.*:hub\\.example");
+    }
+}
+
+#[cfg(test)]
+mod codec_tests {
+    use super::*;
+
+    /// Writes `a@b` as `a_b`.
+    struct AtAsUnderscore;
+
+    impl RoomAliasCodec for AtAsUnderscore {
+        fn encode(&self, room: &RemoteRoomId) -> Option<String> {
+            let (node, domain) = room.as_str().split_once('@')?;
+            Some(format!("{}_{domain}", escape(node)))
+        }
+        fn decode(&self, fragment: &str) -> Option<RemoteRoomId> {
+            let (node, domain) = fragment.rsplit_once('_')?;
+            RemoteRoomId::new(format!("{}@{domain}", unescape(node)?)).ok()
+        }
+    }
+
+    #[test]
+    fn adapters_can_spell_their_rooms_in_aliases() {
+        let kind = AdapterKind::new("xmpp").unwrap();
+        let namer = Namer::new("hs", Template::new("{kind}_{tenant}_{id}").unwrap(), Template::new("{kind}_{tenant}_{id}").unwrap())
+            .with_codec(kind.clone(), Arc::new(AtAsUnderscore));
+        let key = PortalKey::new(TenantId::new("fk").unwrap(), kind, RemoteRoomId::new("my_room@conf.example").unwrap());
+        let alias = namer.portal_alias(&key);
+        assert_eq!(alias, "xmpp_fk_my__room_conf.example");
+        assert_eq!(namer.portal_of_alias(&alias), Some(key));
+        let other = PortalKey::new(TenantId::new("fk").unwrap(), AdapterKind::new("rc").unwrap(), RemoteRoomId::new("G@x").unwrap());
+        assert_eq!(namer.portal_of_alias(&namer.portal_alias(&other)), Some(other));
+        assert_eq!(namer.portal_of_alias("xmpp_fk_nounderscore"), None);
     }
 }

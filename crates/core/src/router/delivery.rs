@@ -80,6 +80,16 @@ impl Delivery {
 
     /// The portal's Matrix room, created (idempotently, by alias) if missing.
     pub(crate) async fn ensure_room(&self, key: &PortalKey, name: Option<&str>) -> Result<MatrixRoomId, BridgeError> {
+        self.ensure_room_with(key, name, false).await
+    }
+
+    /// Like [`Delivery::ensure_room`]; a `public` room is joinable by anyone who knows its alias.
+    pub(crate) async fn ensure_room_with(
+        &self,
+        key: &PortalKey,
+        name: Option<&str>,
+        public: bool,
+    ) -> Result<MatrixRoomId, BridgeError> {
         if let Some(room) = self.existing_room(key).await? {
             return Ok(room);
         }
@@ -92,6 +102,7 @@ impl Delivery {
             alias_localpart: self.namer.portal_alias(key),
             name: name.map(str::to_owned),
             invite: tenant.settings.invite.clone(),
+            public,
             bridge: BridgeInfo {
                 kind: key.kind.clone(),
                 tenant: key.tenant.clone(),

@@ -188,10 +188,31 @@ impl AppserviceHandler for Router {
         }
     }
 
-    async fn alias_exists(&self, _alias: &str) -> bool {
-        // Portals are created by the bridge (which creates their aliases) or
-        // linked by an admin; joining a remote room by alias is per adapter.
-        false
+    async fn alias_exists(&self, alias: &str) -> bool {
+        let Some((localpart, server)) = alias.strip_prefix('#').and_then(|a| a.split_once(':')) else {
+            return false;
+        };
+        let Some(key) = self.namer().portal_of_alias(localpart).filter(|_| server == self.namer().server_name())
+        else {
+            return false;
+        };
+        // Only rooms of an adapter that runs for the tenant get a portal on demand.
+        let Some(adapter) = self.inner.delivery.adapters.get(&key.tenant, &key.kind) else {
+            return false;
+        };
+        if !adapter.accepts_room(&key.room).await {
+            return false;
+        }
+        match self.inner.delivery.ensure_room_with(&key, None, true).await {
+            Ok(room) => {
+                tracing::info!(portal = %key, room = %room, "portal created on an alias query");
+                true
+            }
+            Err(err) => {
+                tracing::warn!(portal = %key, error = %err, "creating a portal on an alias query failed");
+                false
+            }
+        }
     }
 }
 

@@ -101,7 +101,7 @@ impl MatrixClient {
         let mut request = create_room::v3::Request::new();
         request.room_alias_name = Some(spec.alias_localpart.clone());
         request.name.clone_from(&spec.name);
-        request.preset = Some(RoomPreset::PrivateChat);
+        request.preset = Some(if spec.public { RoomPreset::PublicChat } else { RoomPreset::PrivateChat });
         request.is_direct = false;
         request.invite = spec.invite.iter().filter_map(|u| OwnedUserId::try_from(u.as_str()).ok()).collect();
         request.initial_state = bridge_state(&spec.bridge, &self.bot)
