@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use brygga_core::{
-    Adapter, BridgeError, Capabilities, InboundSink, MatrixUserId, OutboundEvent, PortalDirectory, SendReceipt,
+    Adapter, BridgeError, Capabilities, InboundSink, MatrixUserId, OutboundEvent, PortalDirectory, RemoteRoomId,
+    SendReceipt,
 };
 use tokio_util::sync::CancellationToken;
-use tokio_xmpp::jid::{BareJid, FullJid};
+use tokio_xmpp::jid::{BareJid, FullJid, Jid};
 use tokio_xmpp::minidom::Element;
 
 use crate::config::XmppConfig;
@@ -73,6 +74,22 @@ impl Adapter for XmppAdapter {
     async fn stop(&self) {
         if let Some(cancel) = self.stop.lock().expect("stop poisoned").take() {
             cancel.cancel();
+        }
+    }
+
+    async fn accepts_room(&self, room: &RemoteRoomId) -> bool {
+        let Ok(jid) = BareJid::new(room.as_str()) else { return false };
+        if jid.node().is_none() || !self.shared.config.allows_muc(jid.domain().as_str()) {
+            return false;
+        }
+        let Some(link) = self.shared.link() else { return false };
+        let query = stanzas::disco_info_query(&self.shared.listener, &Jid::from(jid), &link.fresh_id("disco"));
+        match link.iq(query).await {
+            Ok(answer) => crate::stanza::is_conference(&answer),
+            Err(err) => {
+                tracing::debug!(room = %room, error = %err, "room discovery failed");
+                false
+            }
         }
     }
 

@@ -20,6 +20,9 @@ pub(crate) struct XmppConfig {
     /// Nick of the bridge's listener in each bridged group chat.
     #[serde(default = "default_bot_nick")]
     pub(crate) bot_nick: String,
+    /// Group chat services whose rooms Matrix users may open by alias; empty allows any.
+    #[serde(default)]
+    pub(crate) muc_domains: Vec<String>,
     /// Longest message body accepted from XMPP, in bytes; longer ones are refused.
     #[serde(default = "default_max_body_bytes")]
     pub(crate) max_body_bytes: usize,
@@ -57,6 +60,11 @@ impl XmppConfig {
             return Err("key `max_body_bytes` must be at least 1024".into());
         }
         Ok(config)
+    }
+
+    /// Whether Matrix users may open rooms of this group chat service by alias.
+    pub(crate) fn allows_muc(&self, domain: &str) -> bool {
+        self.muc_domains.is_empty() || self.muc_domains.iter().any(|d| d == domain)
     }
 
     /// Where and as whom to connect.

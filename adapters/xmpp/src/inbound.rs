@@ -39,6 +39,7 @@ pub(crate) async fn dispatch(
         let events = match classify(&element) {
             Inbound::GroupMessage(message) => group_message(&shared, message),
             Inbound::Occupant(presence) => occupant(&shared, presence),
+            Inbound::DirectMessage(_) => Vec::new(),
             Inbound::IqRequest { from, to, id, kind, payload } => {
                 answer_iq(&shared, &link, &from, &to, &id, kind, payload.as_ref()).await;
                 Vec::new()
@@ -96,7 +97,7 @@ fn group_message(shared: &Shared, message: GroupMessage) -> Vec<InboundEvent> {
     if message.delayed {
         return Vec::new();
     }
-    let Some(body) = message.body else { return Vec::new() };
+    let Some(body) = message.payload.body else { return Vec::new() };
     if body.len() > shared.config.max_body_bytes {
         tracing::warn!(room = %message.room, bytes = body.len(), "oversized XMPP message refused");
         return Vec::new();

@@ -7,17 +7,20 @@
 //! seat whose copy of the room's traffic is read.
 
 mod adapter;
+mod aliases;
 mod config;
 mod inbound;
 mod link;
 mod muc;
 mod outbound;
+mod payload;
 mod puppet;
 mod stanza;
 mod stanzas;
 
 use std::sync::Arc;
 
+use brygga_core::naming::RoomAliasCodec;
 use brygga_core::{Adapter, AdapterContext, AdapterFactory, AdapterKind, BridgeError, RemoteRoomId};
 use tokio_xmpp::jid::BareJid;
 
@@ -41,6 +44,10 @@ impl AdapterFactory for XmppFactory {
             Ok(jid) if jid.node().is_some() => Ok(()),
             _ => Err("expected the bare JID of a group chat, like room@conference.example.org".into()),
         }
+    }
+
+    fn room_aliases(&self) -> Option<Arc<dyn RoomAliasCodec>> {
+        Some(Arc::new(aliases::JidAliases))
     }
 
     fn build(&self, ctx: AdapterContext) -> Result<Arc<dyn Adapter>, BridgeError> {

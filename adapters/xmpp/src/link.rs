@@ -98,7 +98,6 @@ impl Link {
     }
 
     /// A fresh stanza id, unique for this process.
-    #[allow(dead_code)] // for one-to-one chats, which land next
     pub(crate) fn fresh_id(&self, prefix: &str) -> String {
         format!("{prefix}-{}", self.next_id.fetch_add(1, Ordering::Relaxed))
     }
@@ -116,7 +115,6 @@ impl Link {
         done.await.map_err(|_| BridgeError::transient("XMPP connection lost while sending"))?
     }
 
-    #[allow(dead_code)] // for one-to-one chats, which land next
     /// Sends an iq (with an id from [`Link::fresh_id`]) and waits for its result or error element.
     pub(crate) async fn iq(&self, iq: Element) -> Result<Element, BridgeError> {
         let id = iq.attr("id").ok_or_else(|| BridgeError::permanent("iq without an id"))?.to_owned();

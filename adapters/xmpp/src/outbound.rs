@@ -31,6 +31,8 @@ pub(crate) async fn send(shared: &Shared, link: &Link, event: &OutboundEvent) ->
             Ok(SendReceipt::one(RemoteMessageId::new(id).map_err(|e| BridgeError::permanent(e.to_string()))?))
         }
         EventBody::Membership { membership: Membership::Join, display_name, .. } => {
+            // A portal opened by alias has no listener yet: the first join brings it.
+            shared.listen(link, &room).await?;
             let nick = nick_for(&event.sender.user_id, display_name.as_deref());
             shared.seat(link, &room, &puppet, &nick).await?;
             Ok(SendReceipt::default())

@@ -5,11 +5,15 @@ use tokio_xmpp::jid::{BareJid, FullJid, Jid};
 use tokio_xmpp::minidom::Element;
 use tokio_xmpp::parsers::ns;
 
+use crate::payload::{self, Payload};
+
 /// What the adapter acts on.
 #[derive(Debug, PartialEq)]
 pub(crate) enum Inbound {
     /// A message in a group chat, from one occupant.
     GroupMessage(GroupMessage),
+    /// A one-to-one message to one of our JIDs.
+    DirectMessage(DirectMessage),
     /// An occupant's presence in a group chat.
     Occupant(OccupantPresence),
     /// An iq request addressed to us.
@@ -40,12 +44,27 @@ pub(crate) struct GroupMessage {
     pub(crate) stanza_id: Option<String>,
     /// XEP-0359 origin id set by the sender.
     pub(crate) origin_id: Option<String>,
-    /// The plain body.
-    pub(crate) body: Option<String>,
+    /// What it says.
+    pub(crate) payload: Payload,
     /// Room subject, when this message sets it.
     pub(crate) subject: Option<String>,
     /// True for history replayed on join (XEP-0203 delay).
     pub(crate) delayed: bool,
+}
+
+/// A one-to-one message.
+#[derive(Debug, PartialEq)]
+pub(crate) struct DirectMessage {
+    /// The sender.
+    pub(crate) from: Jid,
+    /// Which of our JIDs it was sent to.
+    pub(crate) to: BareJid,
+    /// The sender's `id` attribute.
+    pub(crate) id: Option<String>,
+    /// XEP-0359 origin id set by the sender.
+    pub(crate) origin_id: Option<String>,
+    /// What it says.
+    pub(crate) payload: Payload,
 }
 
 /// One occupant's presence.
@@ -109,7 +128,17 @@ fn message(element: &Element) -> Inbound {
     match element.attr("type") {
         Some("groupchat") => {}
         Some("error") => return Inbound::Ignored("message error"),
-        _ => return Inbound::Ignored("one-to-one message"),
+        Some("headline") => return Inbound::Ignored("headline"),
+        // chat, normal, or none (which means normal)
+        _ => {
+            return Inbound::DirectMessage(DirectMessage {
+                from,
+                to: to.to_bare(),
+                id: element.attr("id").map(str::to_owned),
+                origin_id: origin_id(element),
+                payload: payload::read(element),
+            });
+        }
     }
     let Some((room, nick)) = occupant(&from) else {
         return Inbound::Ignored("group message from the room itself");
@@ -125,11 +154,15 @@ fn message(element: &Element) -> Inbound {
         to,
         id: element.attr("id").map(str::to_owned),
         stanza_id,
-        origin_id: element.get_child("origin-id", ns::SID).and_then(|c| c.attr("id").map(str::to_owned)),
-        body: child_text(element, "body", ns::COMPONENT),
+        origin_id: origin_id(element),
+        payload: payload::read(element),
         subject: child_text(element, "subject", ns::COMPONENT),
         delayed: element.has_child("delay", ns::DELAY),
     })
+}
+
+fn origin_id(element: &Element) -> Option<String> {
+    element.get_child("origin-id", ns::SID).and_then(|c| c.attr("id").map(str::to_owned))
 }
 
 fn presence(element: &Element) -> Inbound {
@@ -183,6 +216,14 @@ fn iq(element: &Element) -> Inbound {
     Inbound::IqRequest { from, to, id: id.to_owned(), kind, payload: element.children().next().cloned() }
 }
 
+/// Whether a disco#info answer describes a group chat room.
+pub(crate) fn is_conference(answer: &Element) -> bool {
+    answer.attr("type") == Some("result")
+        && answer.get_child("query", ns::DISCO_INFO).is_some_and(|q| {
+            q.children().any(|c| c.is("identity", ns::DISCO_INFO) && c.attr("category") == Some("conference"))
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,7 +247,7 @@ mod tests {
         assert_eq!(m.nick, "Bob");
         assert_eq!(m.stanza_id.as_deref(), Some("s1"));
         assert_eq!(m.origin_id.as_deref(), Some("o1"));
-        assert_eq!(m.body.as_deref(), Some("hi"));
+        assert_eq!(m.payload.body.as_deref(), Some("hi"));
         assert!(!m.delayed);
     }
 
@@ -224,6 +265,18 @@ mod tests {
         assert_eq!(p.codes, vec![307]);
         assert_eq!(p.real_jid.unwrap().as_str(), "bob@localhost");
         assert_eq!(p.reason.as_deref(), Some("spam"));
+    }
+
+    #[test]
+    fn chat_messages_are_direct() {
+        let el = parse(
+            "<message xmlns='jabber:component:accept' type='chat' id='c1' from='bob@localhost/phone' \
+             to='alice\\3alocalhost@matrix.localhost'><body>psst</body></message>",
+        );
+        let Inbound::DirectMessage(m) = classify(&el) else { panic!("not a direct message") };
+        assert_eq!(m.from.as_str(), "bob@localhost/phone");
+        assert_eq!(m.to.as_str(), "alice\\3alocalhost@matrix.localhost");
+        assert_eq!(m.payload.body.as_deref(), Some("psst"));
     }
 
     #[test]

@@ -47,6 +47,12 @@ pub(crate) fn group_message(from: &FullJid, room: &Jid, id: &str, body: &str) ->
         .build()
 }
 
+/// A disco#info query from `from` to `to`.
+pub(crate) fn disco_info_query(from: &FullJid, to: &Jid, id: &str) -> Element {
+    let iq = attr(attr(Element::builder("iq", ns::COMPONENT), "from", from.as_str()), "to", to.as_str());
+    attr(attr(iq, "id", id), "type", "get").append(Element::builder("query", ns::DISCO_INFO).build()).build()
+}
+
 /// An empty iq result.
 pub(crate) fn iq_result(from: &Jid, to: &Jid, id: &str) -> Element {
     let iq = attr(attr(Element::builder("iq", ns::COMPONENT), "from", from.as_str()), "to", to.as_str());
