@@ -1,9 +1,10 @@
-//! Test harness for brygga: starts real servers (Synapse, PostgreSQL) on
+//! Test harness for brygga: starts real servers (Synapse, PostgreSQL, Prosody) on
 //! 127.0.0.1 with free ports and throwaway directories, and stops them by PID
 //! when dropped, also when a test panics.
 //!
 //! The servers are installed by `cargo xtask test`, which also sets
-//! `BRYGGA_SYNAPSE_VENV` and `BRYGGA_PG_BIN` for the tests it runs.
+//! `BRYGGA_SYNAPSE_VENV` and `BRYGGA_PG_BIN` for the tests it runs, and
+//! `BRYGGA_XMPP_VENV` (slixmpp for the XMPP test client) next to Debian's Prosody.
 //!
 //! ```no_run
 //! use brygga_harness::synapse::{Synapse, SynapseOptions};
@@ -19,6 +20,7 @@ pub mod http;
 pub mod ports;
 pub mod postgres;
 pub mod process;
+pub mod prosody;
 pub mod synapse;
 
 use std::fmt;
