@@ -1,6 +1,6 @@
 //! End-to-end test support: the fake remote network, the loopback test
-//! adapter, a running environment (Synapse + bridge process) and a Matrix
-//! test client. None of this is shipped.
+//! adapter, a running environment (Synapse + bridge process), a Matrix
+//! test client and an XMPP test client. None of this is shipped.
 
 pub mod bridge;
 pub mod env;
@@ -8,6 +8,7 @@ pub mod loopback;
 pub mod matrix_user;
 pub mod remote;
 pub mod store_suite;
+pub mod xmpp_user;
 
 /// Instantiates async scenario functions `fn(Backend)` as two tests each, in
 /// modules `sqlite` and `postgres`.
