@@ -169,6 +169,19 @@ impl MatrixUser {
         response.bytes().await.expect("download body").to_vec()
     }
 
+    /// Creates a private room inviting `invite`; returns its id.
+    pub async fn create_room(&self, name: &str, invite: &[&str]) -> String {
+        let body = serde_json::json!({"name": name, "preset": "private_chat", "invite": invite});
+        let value = self.ok(reqwest::Method::POST, "/createRoom", Some(body)).await;
+        value["room_id"].as_str().expect("room_id").to_owned()
+    }
+
+    /// Sets the user's display name.
+    pub async fn set_display_name(&self, name: &str) {
+        let path = format!("/profile/{}/displayname", enc(&self.user_id));
+        self.ok(reqwest::Method::PUT, &path, Some(serde_json::json!({"displayname": name}))).await;
+    }
+
     /// A user's profile.
     pub async fn profile(&self, user: &str) -> Value {
         self.ok(reqwest::Method::GET, &format!("/profile/{}", enc(user)), None).await

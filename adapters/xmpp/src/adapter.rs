@@ -106,7 +106,13 @@ impl Shared {
 
     /// Seats `jid` in `room` under `nick` (or the nick it already has) and
     /// returns the nick the room gave it.
-    pub(crate) async fn seat(&self, link: &Link, room: &BareJid, jid: &FullJid, nick: &str) -> Result<String, BridgeError> {
+    pub(crate) async fn seat(
+        &self,
+        link: &Link,
+        room: &BareJid,
+        jid: &FullJid,
+        nick: &str,
+    ) -> Result<String, BridgeError> {
         let generation = link.state().borrow().generation;
         let seat = {
             let mut rooms = self.rooms.lock().expect("rooms poisoned");

@@ -6,8 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use brygga_core::{
-    EventBody, InboundEvent, Membership, Message, RemoteMessageId, RemoteRoomId, RemoteSender,
-    RemoteUserId, Text,
+    EventBody, InboundEvent, Membership, Message, RemoteMessageId, RemoteRoomId, RemoteSender, RemoteUserId, Text,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -82,7 +81,7 @@ async fn push(shared: &Shared, event: InboundEvent, cancel: &CancellationToken) 
 
 fn group_message(shared: &Shared, message: GroupMessage) -> Vec<InboundEvent> {
     // Every seat of ours gets a copy; the listener's is the one we read.
-    if message.to != Jid::from(shared.listener.clone()) {
+    if message.to.try_as_full().ok() != Some(&shared.listener) {
         return Vec::new();
     }
     {

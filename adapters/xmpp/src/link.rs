@@ -108,10 +108,7 @@ impl Link {
             return Err(BridgeError::transient("XMPP server not connected"));
         }
         let (written, done) = oneshot::channel();
-        self.out
-            .send(Outgoing { element, written })
-            .await
-            .map_err(|_| BridgeError::transient("XMPP link stopped"))?;
+        self.out.send(Outgoing { element, written }).await.map_err(|_| BridgeError::transient("XMPP link stopped"))?;
         done.await.map_err(|_| BridgeError::transient("XMPP connection lost while sending"))?
     }
 
@@ -307,11 +304,8 @@ async fn connect(config: &LinkConfig) -> Result<Stream, BridgeError> {
         .connect(&jid, ns::COMPONENT, timeouts)
         .await
         .map_err(|e| BridgeError::transient(format!("connecting to {}: {e}", config.address)))?;
-    let stream_id = pending
-        .take_header()
-        .id
-        .ok_or_else(|| BridgeError::transient("the server sent no stream id"))?
-        .into_owned();
+    let stream_id =
+        pending.take_header().id.ok_or_else(|| BridgeError::transient("the server sent no stream id"))?.into_owned();
     let mut stream: Stream = pending.skip_features();
     let handshake: Element = Handshake::from_stream_id_and_password(stream_id, &config.secret).into();
     stream.send(&handshake).await.map_err(|e| BridgeError::transient(format!("sending the handshake: {e}")))?;

@@ -198,12 +198,18 @@ mod tests {
             "<retract xmlns='urn:xmpp:message-retract:1' id='s1'>\
              <moderated xmlns='urn:xmpp:message-moderate:1' by='room@c/mod'/><reason>spam</reason></retract>",
         ));
-        assert_eq!(moderated.retraction, Some(Retraction { id: "s1".into(), moderated: true, reason: Some("spam".into()) }));
+        assert_eq!(
+            moderated.retraction,
+            Some(Retraction { id: "s1".into(), moderated: true, reason: Some("spam".into()) })
+        );
         let old = read(&message(
             "<apply-to xmlns='urn:xmpp:fasten:0' id='s2'><moderated xmlns='urn:xmpp:message-moderate:0' by='x'>\
              <retract xmlns='urn:xmpp:message-retract:0'/><reason>off topic</reason></moderated></apply-to>",
         ));
-        assert_eq!(old.retraction, Some(Retraction { id: "s2".into(), moderated: true, reason: Some("off topic".into()) }));
+        assert_eq!(
+            old.retraction,
+            Some(Retraction { id: "s2".into(), moderated: true, reason: Some("off topic".into()) })
+        );
     }
 
     #[test]
@@ -228,7 +234,8 @@ mod tests {
 
     #[test]
     fn receipts_and_markers_name_the_message_read() {
-        let p = read(&message("<displayed xmlns='urn:xmpp:chat-markers:0' id='s9'/><request xmlns='urn:xmpp:receipts'/>"));
+        let p =
+            read(&message("<displayed xmlns='urn:xmpp:chat-markers:0' id='s9'/><request xmlns='urn:xmpp:receipts'/>"));
         assert_eq!(p.read_up_to.as_deref(), Some("s9"));
         assert!(p.wants_receipt);
     }

@@ -23,7 +23,8 @@ pub(crate) fn xml_safe(text: &str) -> String {
 pub(crate) fn join(from: &FullJid, occupant: &FullJid) -> Element {
     let history = attr(Element::builder("history", ns::MUC), "maxstanzas", "0").build();
     let x = Element::builder("x", ns::MUC).append(history).build();
-    let presence = attr(attr(Element::builder("presence", ns::COMPONENT), "from", from.as_str()), "to", occupant.as_str());
+    let presence =
+        attr(attr(Element::builder("presence", ns::COMPONENT), "from", from.as_str()), "to", occupant.as_str());
     presence.append(x).build()
 }
 
