@@ -49,12 +49,10 @@ pub async fn assemble(config: &Config, factories: Vec<Arc<dyn AdapterFactory>>) 
     let store = open_store(config).await?;
     let matrix = matrix_client(config)?;
     let running = RunningAdapters::default();
-    let namer = factories
-        .iter()
-        .fold(config.namer(), |namer, f| match f.room_aliases() {
-            Some(codec) => namer.with_codec(f.kind(), codec),
-            None => namer,
-        });
+    let namer = factories.iter().fold(config.namer(), |namer, f| match f.room_aliases() {
+        Some(codec) => namer.with_codec(f.kind(), codec),
+        None => namer,
+    });
     let router = Router::new(store.clone(), matrix.clone(), namer, running.clone(), RetryPolicy::default());
     let host = Arc::new(AdapterHost::new(factories, running, store.clone(), router.clone(), matrix.clone()));
     Ok(Parts { store, host, router, matrix })

@@ -334,13 +334,22 @@ mod codec_tests {
     #[test]
     fn adapters_can_spell_their_rooms_in_aliases() {
         let kind = AdapterKind::new("xmpp").unwrap();
-        let namer = Namer::new("hs", Template::new("{kind}_{tenant}_{id}").unwrap(), Template::new("{kind}_{tenant}_{id}").unwrap())
-            .with_codec(kind.clone(), Arc::new(AtAsUnderscore));
-        let key = PortalKey::new(TenantId::new("fk").unwrap(), kind, RemoteRoomId::new("my_room@conf.example").unwrap());
+        let namer = Namer::new(
+            "hs",
+            Template::new("{kind}_{tenant}_{id}").unwrap(),
+            Template::new("{kind}_{tenant}_{id}").unwrap(),
+        )
+        .with_codec(kind.clone(), Arc::new(AtAsUnderscore));
+        let key =
+            PortalKey::new(TenantId::new("fk").unwrap(), kind, RemoteRoomId::new("my_room@conf.example").unwrap());
         let alias = namer.portal_alias(&key);
         assert_eq!(alias, "xmpp_fk_my__room_conf.example");
         assert_eq!(namer.portal_of_alias(&alias), Some(key));
-        let other = PortalKey::new(TenantId::new("fk").unwrap(), AdapterKind::new("rc").unwrap(), RemoteRoomId::new("G@x").unwrap());
+        let other = PortalKey::new(
+            TenantId::new("fk").unwrap(),
+            AdapterKind::new("rc").unwrap(),
+            RemoteRoomId::new("G@x").unwrap(),
+        );
         assert_eq!(namer.portal_of_alias(&namer.portal_alias(&other)), Some(other));
         assert_eq!(namer.portal_of_alias("xmpp_fk_nounderscore"), None);
     }

@@ -192,8 +192,7 @@ impl AppserviceHandler for Router {
         let Some((localpart, server)) = alias.strip_prefix('#').and_then(|a| a.split_once(':')) else {
             return false;
         };
-        let Some(key) = self.namer().portal_of_alias(localpart).filter(|_| server == self.namer().server_name())
-        else {
+        let Some(key) = self.namer().portal_of_alias(localpart).filter(|_| server == self.namer().server_name()) else {
             return false;
         };
         // Only rooms of an adapter that runs for the tenant get a portal on demand.
