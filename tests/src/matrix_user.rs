@@ -169,6 +169,38 @@ impl MatrixUser {
         response.bytes().await.expect("download body").to_vec()
     }
 
+    /// Waits for an invite from `inviter`; returns the room id.
+    pub async fn wait_invite(&self, inviter: &str, timeout: Duration) -> String {
+        let deadline = tokio::time::Instant::now() + timeout;
+        // Synapse caches identical initial syncs for a while: follow the since token.
+        let mut since = String::new();
+        loop {
+            let path = if since.is_empty() {
+                "/sync?timeout=0".to_owned()
+            } else {
+                format!("/sync?timeout=1000&since={since}")
+            };
+            let (status, sync) = self.call(reqwest::Method::GET, &path, None).await;
+            assert_eq!(status, 200, "sync failed: {sync}");
+            let invites = sync["rooms"]["invite"].as_object().cloned().unwrap_or_default();
+            for (room, state) in invites {
+                let events = state["invite_state"]["events"].as_array().cloned().unwrap_or_default();
+                if events.iter().any(|e| e["type"] == "m.room.member" && e["sender"] == inviter) {
+                    return room;
+                }
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no invite from {inviter} within {timeout:?}");
+            since = sync["next_batch"].as_str().unwrap_or_default().to_owned();
+        }
+    }
+
+    /// Creates a direct chat with `peer`; returns its id.
+    pub async fn create_dm(&self, peer: &str) -> String {
+        let body = serde_json::json!({"preset": "trusted_private_chat", "is_direct": true, "invite": [peer]});
+        let value = self.ok(reqwest::Method::POST, "/createRoom", Some(body)).await;
+        value["room_id"].as_str().expect("room_id").to_owned()
+    }
+
     /// Creates a private room inviting `invite`; returns its id.
     pub async fn create_room(&self, name: &str, invite: &[&str]) -> String {
         let body = serde_json::json!({"name": name, "preset": "private_chat", "invite": invite});

@@ -100,6 +100,7 @@ impl Drop for XmppEnv {
         if std::thread::panicking() {
             eprintln!("---- bridge log (last lines) ----\n{}", self.bridge.log());
             eprintln!("---- prosody log (last lines) ----\n{}", self.prosody.log_tail(40));
+            eprintln!("---- synapse log (last lines) ----\n{}", brygga_harness::tail(&self.synapse.log_path(), 40));
         }
     }
 }

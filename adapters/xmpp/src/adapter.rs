@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use brygga_core::{
-    Adapter, BridgeError, Capabilities, InboundSink, MatrixUserId, OutboundEvent, PortalDirectory, RemoteRoomId,
-    SendReceipt,
+    Adapter, BridgeError, Capabilities, InboundSink, MatrixUserId, OutboundEvent, PortalDirectory, RemoteMedia,
+    RemoteRoomId, RemoteUserId, SendReceipt,
 };
 use tokio_util::sync::CancellationToken;
 use tokio_xmpp::jid::{BareJid, FullJid, Jid};
@@ -15,6 +15,7 @@ use tokio_xmpp::minidom::Element;
 
 use crate::config::XmppConfig;
 use crate::link::Link;
+use crate::media::LinkFetcher;
 use crate::muc::{Rooms, Seat};
 use crate::{inbound, stanzas};
 
@@ -38,16 +39,22 @@ pub(crate) struct Shared {
 /// One tenant's XMPP adapter.
 pub(crate) struct XmppAdapter {
     shared: Arc<Shared>,
+    fetcher: LinkFetcher,
     stop: Mutex<Option<CancellationToken>>,
 }
 
 impl XmppAdapter {
-    pub(crate) fn new(config: XmppConfig, sink: Arc<dyn InboundSink>, portals: Arc<dyn PortalDirectory>) -> Self {
+    pub(crate) fn new(
+        config: XmppConfig,
+        sink: Arc<dyn InboundSink>,
+        portals: Arc<dyn PortalDirectory>,
+    ) -> Result<Self, BridgeError> {
+        let fetcher = LinkFetcher::new(config.max_file_bytes)?;
         let domain = config.link().domain;
         let listener = domain.with_resource_str("bridge").expect("a static resource is valid");
         let shared =
             Shared { config, sink, portals, rooms: Mutex::default(), listener, domain, link: Mutex::new(None) };
-        Self { shared: Arc::new(shared), stop: Mutex::new(None) }
+        Ok(Self { shared: Arc::new(shared), fetcher, stop: Mutex::new(None) })
     }
 }
 
@@ -55,8 +62,25 @@ impl XmppAdapter {
 impl Adapter for XmppAdapter {
     fn capabilities(&self) -> Capabilities {
         let mut caps = Capabilities::none();
+        caps.edits = true;
+        caps.redactions = true;
+        caps.replies = true;
         caps.membership = true;
+        caps.typing = true;
+        caps.read_receipts = true;
         caps
+    }
+
+    fn direct_room(&self, remote: &RemoteUserId, matrix: &MatrixUserId) -> Option<RemoteRoomId> {
+        crate::direct::room_id(&crate::direct::contact_of(remote, &self.shared.domain)?, matrix)
+    }
+
+    fn direct_peer(&self, room: &RemoteRoomId) -> Option<MatrixUserId> {
+        crate::direct::parse(room).map(|(_, user)| user)
+    }
+
+    fn media(&self) -> Option<&dyn RemoteMedia> {
+        Some(&self.fetcher)
     }
 
     async fn start(&self) -> Result<(), BridgeError> {

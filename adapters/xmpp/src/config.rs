@@ -20,6 +20,9 @@ pub(crate) struct XmppConfig {
     /// Nick of the bridge's listener in each bridged group chat.
     #[serde(default = "default_bot_nick")]
     pub(crate) bot_nick: String,
+    /// Largest file fetched from XMPP links for Matrix, in bytes.
+    #[serde(default = "default_max_file_bytes")]
+    pub(crate) max_file_bytes: u64,
     /// Group chat services whose rooms Matrix users may open by alias; empty allows any.
     #[serde(default)]
     pub(crate) muc_domains: Vec<String>,
@@ -30,6 +33,10 @@ pub(crate) struct XmppConfig {
 
 fn default_bot_nick() -> String {
     "Matrix bridge".into()
+}
+
+fn default_max_file_bytes() -> u64 {
+    16 * 1024 * 1024
 }
 
 fn default_max_body_bytes() -> usize {

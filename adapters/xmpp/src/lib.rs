@@ -9,8 +9,10 @@
 mod adapter;
 mod aliases;
 mod config;
+mod direct;
 mod inbound;
 mod link;
+mod media;
 mod muc;
 mod outbound;
 mod payload;
@@ -52,6 +54,6 @@ impl AdapterFactory for XmppFactory {
 
     fn build(&self, ctx: AdapterContext) -> Result<Arc<dyn Adapter>, BridgeError> {
         let config = config::XmppConfig::parse(&ctx.config).map_err(BridgeError::permanent)?;
-        Ok(Arc::new(adapter::XmppAdapter::new(config, ctx.sink, ctx.portals)))
+        Ok(Arc::new(adapter::XmppAdapter::new(config, ctx.sink, ctx.portals)?))
     }
 }

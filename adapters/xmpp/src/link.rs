@@ -130,7 +130,6 @@ impl Link {
         result
     }
 
-    #[allow(dead_code)] // for one-to-one chats, which land next
     /// Returns once the server has processed everything written before it:
     /// a ping round trip on the same ordered stream.
     pub(crate) async fn barrier(&self) -> Result<(), BridgeError> {

@@ -5,6 +5,8 @@ use tokio_xmpp::minidom::rxml::NcName;
 use tokio_xmpp::minidom::{Element, ElementBuilder};
 use tokio_xmpp::parsers::ns;
 
+use crate::payload::xmlns;
+
 /// Sets an attribute by a static name.
 fn attr(builder: ElementBuilder, name: &'static str, value: impl Into<String>) -> ElementBuilder {
     let name = NcName::try_from(name).expect("static attribute names are valid");
@@ -38,14 +40,72 @@ pub(crate) fn leave(from: &FullJid, occupant: &Jid, status: Option<&str>) -> Ele
     presence.build()
 }
 
-/// A group chat message with a body; `id` doubles as XEP-0359 origin id.
-pub(crate) fn group_message(from: &FullJid, room: &Jid, id: &str, body: &str) -> Element {
-    let mut message = attr(Element::builder("message", ns::COMPONENT), "from", from.as_str());
-    message = attr(attr(attr(message, "to", room.as_str()), "type", "groupchat"), "id", id);
-    message
-        .append(Element::builder("body", ns::COMPONENT).append(xml_safe(body)).build())
-        .append(attr(Element::builder("origin-id", ns::SID), "id", id).build())
-        .build()
+/// A message stanza under construction; `id` doubles as XEP-0359 origin id.
+pub(crate) struct MessageBuilder(ElementBuilder);
+
+/// What a retraction says to clients that do not understand it.
+const RETRACT_FALLBACK: &str =
+    "This person attempted to retract a previous message, but it's unsupported by your client.";
+
+impl MessageBuilder {
+    /// A message of `kind` (`groupchat` or `chat`).
+    pub(crate) fn new(from: &FullJid, to: &Jid, kind: &str, id: &str) -> Self {
+        let message = attr(Element::builder("message", ns::COMPONENT), "from", from.as_str());
+        let message = attr(attr(attr(message, "to", to.as_str()), "type", kind), "id", id);
+        Self(message.append(attr(Element::builder("origin-id", ns::SID), "id", id).build()))
+    }
+
+    fn child(self, child: Element) -> Self {
+        Self(self.0.append(child))
+    }
+
+    /// The plain body.
+    pub(crate) fn body(self, text: &str) -> Self {
+        self.child(Element::builder("body", ns::COMPONENT).append(xml_safe(text)).build())
+    }
+
+    /// XEP-0308: corrects the message with this id.
+    pub(crate) fn replaces(self, id: &str) -> Self {
+        self.child(attr(Element::builder("replace", ns::MESSAGE_CORRECT), "id", id).build())
+    }
+
+    /// XEP-0424: retracts the message with this id, with a fallback body and a store hint.
+    pub(crate) fn retracts(self, id: &str) -> Self {
+        self.child(attr(Element::builder("retract", xmlns::RETRACT), "id", id).build())
+            .child(attr(Element::builder("fallback", xmlns::FALLBACK), "for", xmlns::RETRACT).build())
+            .body(RETRACT_FALLBACK)
+            .child(Element::builder("store", xmlns::HINTS).build())
+    }
+
+    /// XEP-0461: replies to the message with this id.
+    pub(crate) fn replies_to(self, id: &str) -> Self {
+        self.child(attr(Element::builder("reply", xmlns::REPLY), "id", id).build())
+    }
+
+    /// XEP-0085: a chat state, e.g. `composing`.
+    pub(crate) fn chat_state(self, state: &'static str) -> Self {
+        self.child(Element::builder(state, ns::CHATSTATES).build())
+    }
+
+    /// XEP-0333: the message with this id was displayed.
+    pub(crate) fn displayed(self, id: &str) -> Self {
+        self.child(attr(Element::builder("displayed", xmlns::CHAT_MARKERS), "id", id).build())
+    }
+
+    /// XEP-0333: asks for displayed markers.
+    pub(crate) fn markable(self) -> Self {
+        self.child(Element::builder("markable", xmlns::CHAT_MARKERS).build())
+    }
+
+    /// XEP-0334: not worth archiving (chat states, markers).
+    pub(crate) fn no_store(self) -> Self {
+        self.child(Element::builder("no-store", xmlns::HINTS).build())
+    }
+
+    /// The finished element.
+    pub(crate) fn build(self) -> Element {
+        self.0.build()
+    }
 }
 
 /// A disco#info query from `from` to `to`.
@@ -81,12 +141,24 @@ mod tests {
     fn group_messages_carry_body_and_origin_id() {
         let from = FullJid::new("al@matrix.localhost/matrix").unwrap();
         let room = Jid::new("room@conference.localhost").unwrap();
-        let el = group_message(&from, &room, "m1", "hi <b>\u{1}");
+        let el = MessageBuilder::new(&from, &room, "groupchat", "m1").body("hi <b>\u{1}").build();
         assert_eq!(el.attr("type"), Some("groupchat"));
         assert_eq!(el.get_child("body", ns::COMPONENT).unwrap().text(), "hi <b>");
         assert_eq!(el.get_child("origin-id", ns::SID).unwrap().attr("id"), Some("m1"));
         let xml = String::from(&el);
         assert!(xml.contains("&lt;b&gt;"), "{xml}");
+    }
+
+    #[test]
+    fn retractions_carry_a_fallback_and_a_store_hint() {
+        let from = FullJid::new("al@matrix.localhost/matrix").unwrap();
+        let to = Jid::new("bob@localhost").unwrap();
+        let el = MessageBuilder::new(&from, &to, "chat", "r1").retracts("m1").build();
+        assert_eq!(el.get_child("retract", xmlns::RETRACT).unwrap().attr("id"), Some("m1"));
+        assert!(el.has_child("store", xmlns::HINTS));
+        assert!(el.get_child("body", ns::COMPONENT).unwrap().text().contains("retract"));
+        let parsed = crate::payload::read(&el);
+        assert_eq!(parsed.retraction.unwrap().id, "m1");
     }
 
     #[test]

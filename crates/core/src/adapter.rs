@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::BridgeError;
 use crate::event::{InboundEvent, OutboundEvent, SendReceipt};
-use crate::ids::{AdapterKind, RemoteRoomId, TenantId};
+use crate::ids::{AdapterKind, MatrixUserId, RemoteRoomId, RemoteUserId, TenantId};
 use crate::naming::RoomAliasCodec;
 
 /// Which event kinds a platform supports natively.
@@ -176,6 +176,17 @@ pub trait Adapter: Send + Sync {
 
     /// Delivers one event. Must be idempotent on `event.txn_id`.
     async fn send(&self, event: &OutboundEvent) -> Result<SendReceipt, BridgeError>;
+
+    /// The remote room of a direct chat between a remote user and a Matrix
+    /// user, when the platform has direct chats with that user.
+    fn direct_room(&self, _remote: &RemoteUserId, _matrix: &MatrixUserId) -> Option<RemoteRoomId> {
+        None
+    }
+
+    /// The Matrix user a remote room is a direct chat with, if it is one.
+    fn direct_peer(&self, _room: &RemoteRoomId) -> Option<MatrixUserId> {
+        None
+    }
 
     /// Whether a room asked for by alias exists and may be bridged on demand.
     async fn accepts_room(&self, _room: &RemoteRoomId) -> bool {

@@ -34,7 +34,7 @@ pub use ids::{
     AdapterKind, MatrixEventId, MatrixRoomId, MatrixUserId, PortalKey, RemoteMessageId, RemoteRoomId, RemoteUserId,
     TenantId,
 };
-pub use matrix::{AppserviceHandler, BridgeInfo, GhostProfile, MatrixSide, RoomSpec};
+pub use matrix::{AppserviceHandler, BridgeInfo, DirectRoom, GhostProfile, MatrixSide, RoomSpec};
 pub use queue::{Queues, RetryPolicy};
 pub use router::Router;
 pub use running::RunningAdapters;

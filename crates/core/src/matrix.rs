@@ -33,6 +33,15 @@ pub struct BridgeInfo {
     pub room_name: Option<String>,
 }
 
+/// The two sides of a direct chat's Matrix room.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectRoom {
+    /// The ghost that creates the room.
+    pub ghost: MatrixUserId,
+    /// The Matrix user it is for.
+    pub peer: MatrixUserId,
+}
+
 /// A portal room to create, idempotently.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoomSpec {
@@ -44,6 +53,8 @@ pub struct RoomSpec {
     pub invite: Vec<MatrixUserId>,
     /// Anyone who knows the alias may join (rooms created on an alias query).
     pub public: bool,
+    /// For a direct chat: created by the remote user's ghost for one Matrix user.
+    pub direct: Option<DirectRoom>,
     /// Bridge info state.
     pub bridge: BridgeInfo,
 }

@@ -17,6 +17,7 @@ fn ghost() -> MatrixUserId {
 fn spec() -> RoomSpec {
     RoomSpec {
         public: false,
+        direct: None,
         alias_localpart: "xmpp_fk_lobby".into(),
         name: Some("Lobby".into()),
         invite: vec![MatrixUserId::new("@alice:hs").unwrap()],

@@ -9,13 +9,24 @@ use async_trait::async_trait;
 use crate::error::BridgeError;
 use crate::event::RemoteSender;
 use crate::ids::{AdapterKind, MatrixEventId, MatrixRoomId, MatrixUserId, PortalKey, RemoteMessageId, TenantId};
-use crate::matrix::{BridgeInfo, GhostProfile, MatrixSide, RoomSpec};
+use crate::matrix::{BridgeInfo, DirectRoom, GhostProfile, MatrixSide, RoomSpec};
 use crate::naming::Namer;
 use crate::queue::Deliver;
 use crate::router::names::DisplayNames;
 use crate::router::recent::RecentMappings;
 use crate::running::RunningAdapters;
 use crate::store::{Direction, Ghost, MessageMapping, OutboxEntry, Portal, Store};
+
+/// How to make a portal room that does not exist yet.
+#[derive(Default)]
+pub(crate) struct NewRoom<'a> {
+    /// Room name.
+    pub(crate) name: Option<&'a str>,
+    /// Joinable by anyone who knows its alias (portals opened by alias).
+    pub(crate) public: bool,
+    /// A direct chat, made by a ghost for one Matrix user.
+    pub(crate) direct: Option<DirectRoom>,
+}
 
 /// Delivers outbox entries in either direction.
 pub(crate) struct Delivery {
@@ -78,18 +89,14 @@ impl Delivery {
         Ok(room)
     }
 
-    /// The portal's Matrix room, created (idempotently, by alias) if missing.
-    pub(crate) async fn ensure_room(&self, key: &PortalKey, name: Option<&str>) -> Result<MatrixRoomId, BridgeError> {
-        self.ensure_room_with(key, name, false).await
+    /// Records the portal's Matrix room (a direct chat opened from Matrix).
+    pub(crate) fn remember_room(&self, key: &PortalKey, room: &MatrixRoomId) {
+        self.rooms.lock().expect("room cache poisoned").insert(key.clone(), room.clone());
     }
 
-    /// Like [`Delivery::ensure_room`]; a `public` room is joinable by anyone who knows its alias.
-    pub(crate) async fn ensure_room_with(
-        &self,
-        key: &PortalKey,
-        name: Option<&str>,
-        public: bool,
-    ) -> Result<MatrixRoomId, BridgeError> {
+    /// The portal's Matrix room, created (idempotently, by alias) if missing.
+    pub(crate) async fn ensure_room(&self, key: &PortalKey, new: NewRoom<'_>) -> Result<MatrixRoomId, BridgeError> {
+        let NewRoom { name, public, direct } = new;
         if let Some(room) = self.existing_room(key).await? {
             return Ok(room);
         }
@@ -103,6 +110,7 @@ impl Delivery {
             name: name.map(str::to_owned),
             invite: tenant.settings.invite.clone(),
             public,
+            direct,
             bridge: BridgeInfo {
                 kind: key.kind.clone(),
                 tenant: key.tenant.clone(),

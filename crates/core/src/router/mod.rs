@@ -21,13 +21,13 @@ use async_trait::async_trait;
 
 use crate::adapter::{Ack, InboundSink, PortalDirectory};
 use crate::error::BridgeError;
-use crate::event::{InboundEvent, MatrixEvent};
+use crate::event::{EventBody, InboundEvent, MatrixEvent, Membership};
 use crate::ids::{AdapterKind, MatrixRoomId, MatrixUserId, PortalKey, RemoteRoomId, TenantId};
 use crate::matrix::{AppserviceHandler, GhostProfile, MatrixSide};
 use crate::naming::Namer;
 use crate::queue::{Queues, RetryPolicy};
 use crate::running::RunningAdapters;
-use crate::store::{Direction, NewOutboxEntry, Store, TxnOutcome};
+use crate::store::{Direction, NewOutboxEntry, Portal, Store, TxnOutcome};
 
 use delivery::Delivery;
 
@@ -108,6 +108,27 @@ impl Router {
         user == self.inner.delivery.matrix.bot_user_id() || self.namer().parse_ghost(user).is_some()
     }
 
+    /// A Matrix user invited a ghost into a room that is no portal: when the
+    /// ghost's platform has direct chats, the room becomes their direct chat.
+    async fn direct_chat_invite(&self, event: &MatrixEvent) -> Result<Option<PortalKey>, BridgeError> {
+        let EventBody::Membership { membership: Membership::Invite, .. } = &event.body else { return Ok(None) };
+        let Some(ghost) = event.state_key.as_deref().and_then(|s| MatrixUserId::new(s).ok()) else {
+            return Ok(None);
+        };
+        let Some((kind, tenant, remote)) = self.namer().parse_ghost(&ghost) else { return Ok(None) };
+        let Some(adapter) = self.inner.delivery.adapters.get(&tenant, &kind) else { return Ok(None) };
+        let Some(remote_room) = adapter.direct_room(&remote, &event.sender) else { return Ok(None) };
+        let key = PortalKey::new(tenant, kind, remote_room);
+        // A new DM with the same person replaces the old room.
+        let mut portal = self.inner.store.portal(&key).await?.unwrap_or_else(|| Portal::new(key.clone()));
+        portal.room_id = Some(event.room_id.clone());
+        self.inner.store.upsert_portal(&portal).await?;
+        self.inner.delivery.remember_room(&key, &event.room_id);
+        self.inner.portals_by_room.lock().expect("portal cache poisoned").insert(event.room_id.clone(), key.clone());
+        tracing::info!(portal = %key, room = %event.room_id, "direct chat opened from Matrix");
+        Ok(Some(key))
+    }
+
     async fn portal_of_room(&self, room: &MatrixRoomId) -> Result<Option<PortalKey>, BridgeError> {
         if let Some(key) = self.inner.portals_by_room.lock().expect("portal cache poisoned").get(room) {
             return Ok(Some(key.clone()));
@@ -128,9 +149,15 @@ impl AppserviceHandler for Router {
             if self.is_bridge_user(&event.sender) {
                 continue;
             }
-            let Some(portal) = self.portal_of_room(&event.room_id).await? else {
-                tracing::debug!(room = %event.room_id, kind = event.body.kind_name(), "event outside any portal skipped");
-                continue;
+            let portal = match self.portal_of_room(&event.room_id).await? {
+                Some(portal) => portal,
+                None => match self.direct_chat_invite(&event).await? {
+                    Some(portal) => portal,
+                    None => {
+                        tracing::debug!(room = %event.room_id, kind = event.body.kind_name(), "event outside any portal skipped");
+                        continue;
+                    }
+                },
             };
             let payload = serde_json::to_string(&event).map_err(|e| BridgeError::permanent(e.to_string()))?;
             entries.push(NewOutboxEntry::new(Direction::ToRemote, portal, event.event_id.as_str(), payload));
@@ -202,7 +229,8 @@ impl AppserviceHandler for Router {
         if !adapter.accepts_room(&key.room).await {
             return false;
         }
-        match self.inner.delivery.ensure_room_with(&key, None, true).await {
+        let new = delivery::NewRoom { public: true, ..Default::default() };
+        match self.inner.delivery.ensure_room(&key, new).await {
             Ok(room) => {
                 tracing::info!(portal = %key, room = %room, "portal created on an alias query");
                 true

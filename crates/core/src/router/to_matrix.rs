@@ -4,7 +4,8 @@
 use crate::error::BridgeError;
 use crate::event::{Attachment, EventBody, InboundEvent, MediaSource, Membership, Message, Text};
 use crate::ids::{MatrixEventId, MatrixRoomId, MatrixUserId, PortalKey, RemoteMessageId};
-use crate::router::delivery::Delivery;
+use crate::matrix::DirectRoom;
+use crate::router::delivery::{Delivery, NewRoom};
 use crate::router::refs::reaction_identity;
 use crate::store::{MappingKind, MessageMapping, OutboxEntry};
 use crate::txn::txn_id;
@@ -14,8 +15,14 @@ impl Delivery {
         let event: InboundEvent = serde_json::from_str(&entry.payload)
             .map_err(|e| BridgeError::permanent(format!("stored inbound event does not decode: {e}")))?;
         let portal = &entry.portal;
-        let room = self.ensure_room(portal, event.room_name.as_deref()).await?;
         let ghost = self.ensure_ghost(&portal.tenant, &portal.kind, &event.sender).await?;
+        let direct = self
+            .adapters
+            .get(&portal.tenant, &portal.kind)
+            .and_then(|adapter| adapter.direct_peer(&portal.room))
+            .map(|peer| DirectRoom { ghost: ghost.clone(), peer });
+        let new = NewRoom { name: event.room_name.as_deref(), direct, ..NewRoom::default() };
+        let room = self.ensure_room(portal, new).await?;
         // Joining a ghost only to have it leave would be noise in the room.
         let leaving = matches!(event.body, EventBody::Membership { membership: Membership::Leave, .. });
         if !leaving {

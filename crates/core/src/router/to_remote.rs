@@ -3,7 +3,7 @@
 
 use crate::degrade::degrade;
 use crate::error::BridgeError;
-use crate::event::{EventBody, MatrixEvent, MatrixSender, Message, OutboundEvent, SendReceipt};
+use crate::event::{EventBody, MatrixEvent, MatrixSender, Membership, Message, OutboundEvent, SendReceipt};
 use crate::ids::{MatrixEventId, MatrixUserId, PortalKey, RemoteMessageId};
 use crate::router::delivery::Delivery;
 use crate::router::refs::{parse_reaction_identity, reaction_identity};
@@ -19,6 +19,11 @@ impl Delivery {
             // Disabled or not yet started: keep it queued until it runs.
             return Err(BridgeError::transient(format!("adapter {} of {} is not running", portal.kind, portal.tenant)));
         };
+        if let Some(ghost) = self.invited_ghost(portal, &event) {
+            // Our ghost was invited (a direct chat, or into a portal): it accepts.
+            self.matrix.ensure_joined(&event.room_id, &ghost).await?;
+            return Ok(Vec::new());
+        }
         let caps = adapter.capabilities();
         let bodies = self.map_to_remote(portal, &event).await?;
         let sender = self.names.sender_of(self.matrix.as_ref(), &event).await;
@@ -148,6 +153,14 @@ impl Delivery {
                 one(body.ok_or_else(|| BridgeError::permanent("unsupported event kind"))?, Mapping::None)
             }
         }
+    }
+
+    /// The ghost of this portal's adapter that `event` invites, if any.
+    fn invited_ghost(&self, portal: &PortalKey, event: &MatrixEvent) -> Option<MatrixUserId> {
+        let EventBody::Membership { membership: Membership::Invite, .. } = &event.body else { return None };
+        let target = MatrixUserId::new(event.state_key.as_deref()?).ok()?;
+        let (kind, tenant, _) = self.namer.parse_ghost(&target)?;
+        (kind == portal.kind && tenant == portal.tenant).then_some(target)
     }
 
     async fn first_remote(

@@ -106,10 +106,21 @@ impl MatrixClient {
         request.invite = spec.invite.iter().filter_map(|u| OwnedUserId::try_from(u.as_str()).ok()).collect();
         request.initial_state = bridge_state(&spec.bridge, &self.bot)
             .map_err(|_| super::CallError::Invalid("cannot encode bridge state".into()))?;
-        let response = self.http.call("create room", request, None, Versions::Modern).await?;
+        // A direct chat is the ghost's own room with one Matrix user, as clients expect of a DM.
+        let mut creator = self.bot.clone();
+        if let Some(direct) = &spec.direct {
+            request.preset = Some(RoomPreset::TrustedPrivateChat);
+            request.is_direct = true;
+            request.invite = OwnedUserId::try_from(direct.peer.as_str()).ok().into_iter().collect();
+            creator = direct.ghost.clone();
+        }
+        let as_user =
+            OwnedUserId::try_from(creator.as_str()).map_err(|_| super::CallError::Invalid("bad creator".into()))?;
+        let on_behalf = (creator != self.bot).then_some(&*as_user);
+        let response = self.http.call("create room", request, on_behalf, Versions::Modern).await?;
         let room = response.room_id;
         if let Ok(core) = to_core_room(room.clone()) {
-            self.remember_joined(&core, &self.bot, true);
+            self.remember_joined(&core, &creator, true);
         }
         Ok(room)
     }

@@ -1,0 +1,143 @@
+//! XMPP to Matrix: every stanza the component receives is classified and
+//! either settles one of our own waits (joins, reflections), answers an iq,
+//! or becomes events pushed durably into the bridge.
+
+mod direct;
+mod group;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use brygga_core::{EventBody, InboundEvent, Message, RemoteMessageId, Text};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_xmpp::jid::Jid;
+use tokio_xmpp::minidom::Element;
+use tokio_xmpp::parsers::ns;
+
+use crate::adapter::Shared;
+use crate::link::Link;
+use crate::payload::{ChatState, Payload};
+use crate::stanza::{Inbound, IqKind, classify};
+use crate::stanzas;
+
+/// Reads inbound stanzas until cancelled.
+pub(crate) async fn dispatch(
+    shared: Arc<Shared>,
+    link: Link,
+    mut inbound: mpsc::Receiver<Element>,
+    cancel: CancellationToken,
+) {
+    loop {
+        let element = tokio::select! {
+            _ = cancel.cancelled() => return,
+            element = inbound.recv() => match element {
+                Some(element) => element,
+                None => return,
+            },
+        };
+        let events = match classify(&element) {
+            Inbound::GroupMessage(message) => group::message(&shared, message),
+            Inbound::Occupant(presence) => group::occupant(&shared, presence),
+            Inbound::DirectMessage(message) => direct::message(&shared, message),
+            Inbound::IqRequest { from, to, id, kind, payload } => {
+                answer_iq(&shared, &link, &from, &to, &id, kind, payload.as_ref()).await;
+                Vec::new()
+            }
+            Inbound::Ignored(why) => {
+                tracing::debug!(why, "XMPP stanza ignored");
+                Vec::new()
+            }
+        };
+        for event in events {
+            if !push(&shared, event, &cancel).await {
+                return;
+            }
+        }
+    }
+}
+
+/// Pushes until the store takes it: a stanza the server already delivered
+/// cannot be asked for again, so it is never dropped for a transient error.
+async fn push(shared: &Shared, event: InboundEvent, cancel: &CancellationToken) -> bool {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match shared.sink.push(event.clone()).await {
+            Ok(_) => return true,
+            Err(err) if err.is_transient() => {
+                tracing::warn!(error = %err, "storing an XMPP event failed; retrying");
+            }
+            Err(err) => {
+                tracing::error!(error = %err, kind = event.body.kind_name(), "XMPP event refused by the bridge");
+                return true;
+            }
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return false,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(10));
+    }
+}
+
+async fn answer_iq(
+    shared: &Shared,
+    link: &Link,
+    from: &Jid,
+    to: &Jid,
+    id: &str,
+    kind: IqKind,
+    payload: Option<&Element>,
+) {
+    let is_ping = kind == IqKind::Get && payload.is_some_and(|p| p.is("ping", ns::PING));
+    let answer = if is_ping {
+        stanzas::iq_result(to, from, id)
+    } else {
+        stanzas::iq_error(to, from, id, "cancel", "service-unavailable")
+    };
+    shared.send_quietly(link, answer).await;
+}
+
+/// Whether a message's body is within the configured limit.
+pub(super) fn body_fits(shared: &Shared, payload: &Payload) -> bool {
+    payload.body.as_ref().is_none_or(|b| b.len() <= shared.config.max_body_bytes)
+}
+
+/// A unique id for an event the remote side gave none (presence, typing).
+pub(super) fn ephemeral_id() -> RemoteMessageId {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();
+    let id = format!("local:{nanos}:{}", NEXT.fetch_add(1, Ordering::Relaxed));
+    RemoteMessageId::new(id).expect("a short ASCII id is valid")
+}
+
+/// What a message says, as a bridge event; `id` turns the message ids the
+/// stanza refers to into the ids the bridge knows those messages by.
+pub(super) fn body_of(
+    payload: Payload,
+    id: impl Fn(&str) -> Option<RemoteMessageId>,
+) -> Option<EventBody<RemoteMessageId>> {
+    if let Some(retraction) = payload.retraction {
+        return Some(EventBody::Redaction { target: id(&retraction.id)?, reason: retraction.reason });
+    }
+    if let Some(replace) = &payload.replace {
+        let body = payload.body?;
+        return Some(EventBody::Edit { target: id(replace)?, text: Text::plain(body) });
+    }
+    if payload.body.is_some() || !payload.oob_urls.is_empty() {
+        let mut message = Message::text(Text::plain(payload.body.unwrap_or_default()));
+        message.reply_to = payload.reply_to.as_deref().and_then(&id);
+        message.attachments = payload.oob_urls.iter().map(|url| crate::media::attachment(url)).collect();
+        return Some(EventBody::Message(message));
+    }
+    if let Some(up_to) = payload.read_up_to.as_deref().and_then(&id) {
+        return Some(EventBody::ReadReceipt { up_to });
+    }
+    match payload.chat_state? {
+        ChatState::Composing => Some(EventBody::Typing { typing: true }),
+        ChatState::Active | ChatState::Paused | ChatState::Inactive | ChatState::Gone => {
+            Some(EventBody::Typing { typing: false })
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! Matrix to XMPP: each event becomes a stanza from the sender's puppet,
+//! in a group chat or a one-to-one chat.
+
+mod direct;
+mod group;
+
+use brygga_core::{BridgeError, EventBody, OutboundEvent, RemoteMessageId, SendReceipt};
+
+use crate::adapter::Shared;
+use crate::link::Link;
+use crate::stanzas::MessageBuilder;
+
+/// Delivers one event.
+pub(crate) async fn send(shared: &Shared, link: &Link, event: &OutboundEvent) -> Result<SendReceipt, BridgeError> {
+    match crate::direct::parse(&event.room) {
+        Some((contact, user)) => direct::send(shared, link, event, &contact, &user).await,
+        None => group::send(shared, link, event).await,
+    }
+}
+
+/// How sure a send must be before it counts as done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Delivery {
+    /// Confirmed by the server (reflection or barrier), retried otherwise.
+    Durable,
+    /// Best effort: typing and read markers.
+    Ephemeral,
+}
+
+/// The stanza id of a Matrix-originated stanza, stable across retries so the
+/// other side can recognise a repeat.
+fn message_id(txn_id: &str) -> String {
+    txn_id.to_owned()
+}
+
+/// Fills a message stanza for an event; `None` for events without one.
+fn compose(builder: MessageBuilder, body: &EventBody<RemoteMessageId>) -> Option<(MessageBuilder, Delivery)> {
+    let built = match body {
+        EventBody::Message(message) => {
+            let text = if message.emote { format!("/me {}", message.text.body) } else { message.text.body.clone() };
+            let mut builder = builder.markable();
+            if let Some(reply_to) = &message.reply_to {
+                builder = builder.replies_to(reply_to.as_str());
+            }
+            (builder.body(&text), Delivery::Durable)
+        }
+        EventBody::Edit { target, text } => (builder.replaces(target.as_str()).body(&text.body), Delivery::Durable),
+        EventBody::Redaction { target, .. } => (builder.retracts(target.as_str()), Delivery::Durable),
+        EventBody::Typing { typing } => {
+            let state = if *typing { "composing" } else { "paused" };
+            (builder.chat_state(state).no_store(), Delivery::Ephemeral)
+        }
+        EventBody::ReadReceipt { up_to } => (builder.displayed(up_to.as_str()).no_store(), Delivery::Ephemeral),
+        _ => return None,
+    };
+    Some(built)
+}
+
+/// What the bridge records for a delivered event: new messages get their id.
+fn receipt(body: &EventBody<RemoteMessageId>, id: &str) -> Result<SendReceipt, BridgeError> {
+    match body {
+        EventBody::Message(_) => {
+            Ok(SendReceipt::one(RemoteMessageId::new(id).map_err(|e| BridgeError::permanent(e.to_string()))?))
+        }
+        _ => Ok(SendReceipt::default()),
+    }
+}
