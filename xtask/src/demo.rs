@@ -1,7 +1,9 @@
-//! `cargo xtask demo`: Synapse plus the bridge, registered and pinged, for a person to try.
+//! `cargo xtask demo`: Synapse, Prosody and the bridge with a demo tenant and one
+//! linked room, for a person to chat across from any Matrix and any XMPP client.
 
 use crate::{cargo, install};
 use brygga_harness::process::ProcessGuard;
+use brygga_harness::prosody::{Prosody, ProsodyOptions};
 use brygga_harness::synapse::{Synapse, SynapseOptions};
 use brygga_harness::{http, ports::free_port, random_hex, tail, workspace_root};
 use std::path::{Path, PathBuf};
@@ -9,8 +11,19 @@ use std::process::{Command, ExitCode, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// Runs the demo until Ctrl-C, SIGTERM or end of stdin. Ctrl-C and SIGTERM
-/// end this process at once; the harness's reapers then stop Synapse and the bridge.
+/// The demo tenant.
+const TENANT: &str = "demo";
+/// The tenant's XMPP component domain.
+const COMPONENT: &str = "matrix.localhost";
+/// The XMPP user, registered on `localhost`.
+const XMPP_USER: &str = "bob";
+/// The group chat linked to the demo's Matrix room.
+const LOBBY: &str = "lobby@conference.localhost";
+/// What the bridge logs once its XMPP component is online.
+const CONNECTED: &str = "XMPP component connected";
+
+/// Runs the demo until Ctrl-C, SIGTERM or end of stdin. Ctrl-C and SIGTERM end
+/// this process at once; the harness's reapers then stop Synapse, Prosody and the bridge.
 pub fn run() -> Result<ExitCode, String> {
     install::ensure_all()?;
     let root = workspace_root();
@@ -24,10 +37,24 @@ pub fn run() -> Result<ExitCode, String> {
     for name in ["brygga.db", "brygga.db-wal", "brygga.db-shm"] {
         let _ = std::fs::remove_file(dir.join(name));
     }
+    let log = dir.join("brygga.log");
+
+    let component_secret = random_hex(16);
+    let bob_password = random_hex(8);
+    println!("xtask: starting Prosody");
+    let mut prosody = Prosody::start(ProsodyOptions {
+        components: vec![(COMPONENT.to_owned(), component_secret.clone())],
+        users: vec![(XMPP_USER.to_owned(), bob_password.clone())],
+        ..Default::default()
+    })
+    .map_err(|e| e.to_string())?;
+    println!("xtask: Prosody is listening on 127.0.0.1:{} (clients)", prosody.c2s_port());
+
     let ports = distinct_free_ports();
     let as_token = random_hex(32);
     let config = dir.join("config.yaml");
-    write(&config, &bridge_config(&dir, ports, &as_token))?;
+    let xmpp = XmppSettings { component_port: prosody.component_port(), secret: &component_secret };
+    write(&config, &bridge_config(&dir, ports, &as_token, &xmpp))?;
 
     let registration = dir.join("registration.yaml");
     install::run(Command::new(&bin).arg("generate-registration").arg("-c").arg(&config).arg("-o").arg(&registration))?;
@@ -42,11 +69,11 @@ pub fn run() -> Result<ExitCode, String> {
     })
     .map_err(|e| e.to_string())?;
     let password = random_hex(8);
-    let (alice, _) = hs.register_user("alice", &password).map_err(|e| e.to_string())?;
+    let (alice, alice_token) = hs.register_user("alice", &password).map_err(|e| e.to_string())?;
 
-    println!("xtask: starting the bridge (log: {})", dir.join("brygga.log").display());
+    println!("xtask: starting the bridge (log: {})", log.display());
     let mut bridge = start_bridge(&bin, &dir, &config)?;
-    wait_healthy(&mut bridge, ports[2], &dir.join("brygga.log"))?;
+    wait_healthy(&mut bridge, ports[2], &log)?;
 
     let ping_url = format!("{}/_matrix/client/v1/appservice/brygga/ping", hs.base_url());
     let auth = format!("Bearer {as_token}");
@@ -55,23 +82,58 @@ pub fn run() -> Result<ExitCode, String> {
     let pinged = ping.status == 200;
     println!("xtask: appservice ping: HTTP {} {}", ping.status, ping.body.trim());
 
+    let connected = wait_for_log(&mut bridge, &log, CONNECTED, Duration::from_secs(30))?;
+    println!("xtask: XMPP component {COMPONENT}: {}", if connected { "connected" } else { "NOT connected" });
+
+    let matrix = MatrixClient { base_url: hs.base_url(), token: alice_token };
+    let room = matrix.create_room("Lobby", &["@brygga:localhost"])?;
+    println!("xtask: Alice created {room}; linking it to {LOBBY}");
+    let linked = link_room(&bin, &dir, &config, &room)?;
+    println!("xtask: {linked}");
+    // The first message seats the bridge in the group chat at once (it would otherwise join
+    // on its next portal refresh), and greets both sides.
+    matrix.send_text(
+        &room,
+        &format!("Welcome to the brygga demo: this room is bridged to the XMPP group chat {LOBBY}."),
+    )?;
+
+    let c2s = prosody.c2s_port();
     println!();
     println!("==== brygga demo is running ====");
+    println!("Matrix (log in with any Matrix client, e.g. Element, using the homeserver URL):");
     println!("  Homeserver URL: {}   (server name: {})", hs.base_url(), hs.server_name());
     println!("  User:           {alice}   (or just: alice)");
     println!("  Password:       {password}");
+    println!("  Room:           {room}   (\"Lobby\", already joined, bridged to {LOBBY})");
+    println!("XMPP (log in with any XMPP client that lets you set the server address):");
+    println!("  Server:         127.0.0.1, port {c2s}   (XMPP domain: localhost)");
+    println!("  Encryption:     none needed: plain TCP logins are allowed (STARTTLS is offered with a");
+    println!("                  self-signed certificate; accept it or turn TLS off in the client)");
+    println!("  JID:            {XMPP_USER}@localhost");
+    println!("  Password:       {bob_password}");
+    println!("  Group chat:     {LOBBY}   (join with any nickname)");
     println!(
-        "  Bridge:         registered as appservice `brygga`; {}",
-        if pinged { "ping round-trip OK" } else { "ping FAILED, see the bridge log" }
+        "  Gajim:          add the account, \"Advanced\" -> host 127.0.0.1, port {c2s}, connection type \"Plain\""
     );
-    println!("  Bridge admin:   http://127.0.0.1:{}/health and /metrics", ports[2]);
-    println!("  Files:          {} (config, registration, brygga.log)", dir.display());
-    println!("  Log in with any Matrix client (e.g. Element) using the homeserver URL above.");
+    println!("  Profanity:      /connect {XMPP_USER}@localhost server 127.0.0.1 port {c2s} tls disable");
+    println!("More group chats: any group chat on conference.localhost opens from Matrix by joining");
+    println!("  #xmpp_{TENANT}_<room>_conference.localhost:localhost   (e.g. after bob joins");
+    println!("  coffee@conference.localhost, Alice joins #xmpp_{TENANT}_coffee_conference.localhost:localhost)");
+    println!(
+        "Bridge:           registered as appservice `brygga`; {}; XMPP component {COMPONENT} {}",
+        if pinged { "ping round-trip OK" } else { "ping FAILED, see the bridge log" },
+        if connected { "connected" } else { "NOT connected, see the bridge log" }
+    );
+    println!("Bridge admin:     http://127.0.0.1:{}/health and /metrics", ports[2]);
+    println!("Files:            {} (config, registration, brygga.log)", dir.display());
+    println!("Prosody log:      {}", prosody.log_path().display());
     println!("Press Ctrl-C (or end stdin) to stop.");
 
-    let code = wait_for_stop(&mut bridge, &dir.join("brygga.log"));
-    println!("xtask: stopping the bridge and Synapse");
+    let code = wait_for_stop(&mut bridge, &mut prosody, &log);
+    println!("xtask: stopping the bridge, Prosody and Synapse");
     bridge.stop(Duration::from_secs(10));
+    prosody.stop();
+    drop(prosody);
     drop(hs);
     Ok(code)
 }
@@ -86,7 +148,13 @@ fn distinct_free_ports() -> [u16; 3] {
     }
 }
 
-fn bridge_config(dir: &Path, [hs_port, as_port, admin_port]: [u16; 3], as_token: &str) -> String {
+/// Where the demo tenant's XMPP component connects.
+struct XmppSettings<'a> {
+    component_port: u16,
+    secret: &'a str,
+}
+
+fn bridge_config(dir: &Path, [hs_port, as_port, admin_port]: [u16; 3], as_token: &str, xmpp: &XmppSettings) -> String {
     let hs_token = random_hex(32);
     format!(
         r#"homeserver: {{ url: "http://127.0.0.1:{hs_port}", server_name: "localhost" }}
@@ -101,11 +169,21 @@ database: {{ url: "sqlite://{db}" }}
 admin: {{ listen: "127.0.0.1:{admin_port}" }}
 logging: {{ level: info, format: pretty }}
 tenants:
-  - id: demo
+  - id: {TENANT}
     display_name: "Demo agency"
     invite: ["@alice:localhost"]
+    adapters:
+      xmpp:
+        config:
+          server: "127.0.0.1:{component_port}"
+          domain: "{COMPONENT}"
+          secret: "{secret}"
+          server_domain: "localhost"
+          muc_domains: ["conference.localhost"]
 "#,
-        db = dir.join("brygga.db").display()
+        db = dir.join("brygga.db").display(),
+        component_port = xmpp.component_port,
+        secret = xmpp.secret,
     )
 }
 
@@ -134,8 +212,107 @@ fn wait_healthy(bridge: &mut ProcessGuard, admin_port: u16, log: &Path) -> Resul
     }
 }
 
-/// Blocks until stdin ends (success) or the bridge dies (failure).
-fn wait_for_stop(bridge: &mut ProcessGuard, log: &Path) -> ExitCode {
+/// Waits until the bridge's log mentions `needle`; `Ok(false)` if it did not within `timeout`.
+fn wait_for_log(bridge: &mut ProcessGuard, log: &Path, needle: &str, timeout: Duration) -> Result<bool, String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if std::fs::read_to_string(log).is_ok_and(|text| text.contains(needle)) {
+            return Ok(true);
+        }
+        if let Some(status) = bridge.exited() {
+            return Err(format!("the bridge exited ({status}); log tail:\n{}", tail(log, 30)));
+        }
+        if Instant::now() > deadline {
+            eprintln!("xtask: the bridge did not log {needle:?} within {timeout:?}; log tail:\n{}", tail(log, 30));
+            return Ok(false);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Links `room` to the lobby group chat with the bridge's CLI; returns what it printed.
+fn link_room(bin: &Path, dir: &Path, config: &Path, room: &str) -> Result<String, String> {
+    let out = Command::new(bin)
+        .arg("-c")
+        .arg(config)
+        .args(["portal", "link", TENANT, "xmpp", LOBBY, room, "--name", "lobby"])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("running brygga portal link: {e}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    if out.status.success() && stdout.contains("linked") {
+        Ok(stdout)
+    } else {
+        Err(format!("brygga portal link failed ({}): {stdout}\n{}", out.status, String::from_utf8_lossy(&out.stderr)))
+    }
+}
+
+/// Alice's side of the client-server API, just what the demo needs.
+struct MatrixClient {
+    base_url: String,
+    token: String,
+}
+
+impl MatrixClient {
+    /// Creates a private room named `name` inviting `invite`; returns its id.
+    fn create_room(&self, name: &str, invite: &[&str]) -> Result<String, String> {
+        let invite: Vec<String> = invite.iter().map(|u| json_str(u)).collect();
+        let body =
+            format!(r#"{{"name": {}, "preset": "private_chat", "invite": [{}]}}"#, json_str(name), invite.join(", "));
+        let reply = self.call("POST", "/_matrix/client/v3/createRoom", &body)?;
+        let json = reply.json().map_err(|e| e.to_string())?;
+        json["room_id"].as_str().map(str::to_owned).ok_or_else(|| format!("createRoom answered: {}", reply.body))
+    }
+
+    /// Sends a text message to `room`.
+    fn send_text(&self, room: &str, text: &str) -> Result<(), String> {
+        let path = format!("/_matrix/client/v3/rooms/{}/send/m.room.message/demo-{}", path_escape(room), random_hex(8));
+        let body = format!(r#"{{"msgtype": "m.text", "body": {}}}"#, json_str(text));
+        self.call("PUT", &path, &body).map(drop)
+    }
+
+    /// One authenticated request; anything but HTTP 200 is an error.
+    fn call(&self, method: &str, path: &str, body: &str) -> Result<http::Response, String> {
+        let auth = format!("Bearer {}", self.token);
+        let headers = [("Authorization", auth.as_str()), ("Content-Type", "application/json")];
+        let url = format!("{}{path}", self.base_url);
+        let reply = http::request(method, &url, &headers, Some(body)).map_err(|e| e.to_string())?;
+        if reply.status == 200 {
+            Ok(reply)
+        } else {
+            Err(format!("{method} {path}: HTTP {}: {}", reply.status, reply.body.trim()))
+        }
+    }
+}
+
+/// A JSON string literal (the demo's strings are plain text).
+fn json_str(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Percent-escapes everything but unreserved characters, for one URL path segment.
+fn path_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => char::from(b).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Blocks until stdin ends (success) or the bridge or Prosody dies (failure).
+fn wait_for_stop(bridge: &mut ProcessGuard, prosody: &mut Prosody, log: &Path) -> ExitCode {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
@@ -147,6 +324,10 @@ fn wait_for_stop(bridge: &mut ProcessGuard, log: &Path) -> ExitCode {
         }
         if let Some(status) = bridge.exited() {
             eprintln!("xtask: the bridge exited ({status}); log tail:\n{}", tail(log, 30));
+            return ExitCode::FAILURE;
+        }
+        if !prosody.is_running() {
+            eprintln!("xtask: Prosody exited; log tail:\n{}", prosody.log_tail(30));
             return ExitCode::FAILURE;
         }
     }
