@@ -14,6 +14,9 @@ use crate::matrix_user::MatrixUser;
 /// XMPP users registered on `localhost`, with their passwords.
 pub const XMPP_USERS: [(&str, &str); 3] = [("bob", "bob-pw"), ("carol", "carol-pw"), ("dave", "dave-pw")];
 
+/// How long the bridge waits before bridging an occupant's leave, in tests.
+pub const LEAVE_GRACE_SECS: u64 = 3;
+
 /// The bridge bot's Matrix id.
 pub const BOT: &str = "@brygga:localhost";
 
@@ -47,7 +50,7 @@ impl XmppEnv {
             .map(|t| {
                 format!(
                     "  - id: {t}\n    adapters:\n      xmpp:\n        config: {{ server: \"127.0.0.1:{}\", domain: \"{}\", \
-                     secret: \"{}\", server_domain: \"localhost\" }}\n",
+                     secret: \"{}\", server_domain: \"localhost\", leave_grace_secs: {LEAVE_GRACE_SECS} }}\n",
                     prosody.component_port(),
                     component_domain(t),
                     secret(t),

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use brygga_e2e::env::Backend;
-use brygga_e2e::xmpp_env::{XmppEnv, ghost_id};
+use brygga_e2e::xmpp_env::{LEAVE_GRACE_SECS, XmppEnv, ghost_id};
 use brygga_e2e::xmpp_user::XmppUser;
 use serde_json::Value;
 
@@ -29,11 +29,12 @@ async fn group_chat_text_travels_both_ways_with_puppets_and_ghosts() {
     assert_eq!(got["from"], format!("{muc}/Alice A."), "{got}");
     assert_eq!(got["msg_type"], "groupchat");
 
-    // XMPP to Matrix: Bob's ghost speaks, named after his nick.
+    // XMPP to Matrix: Bob's ghost speaks, named after his nick. The room
+    // vouches for occupant ids, so the ghost is his occupant id, not his nick.
     bob.send_groupchat(muc, "hello from xmpp").await;
     let event = env.matrix_sees(&room, "hello from xmpp").await;
-    let bob_ghost = ghost_id("fk", &format!("{muc}/Bob"));
-    assert_eq!(event["sender"], bob_ghost.as_str(), "{event}");
+    let bob_ghost = event["sender"].as_str().expect("sender").to_owned();
+    assert!(bob_ghost.starts_with(&ghost_id("fk", &format!("{muc}#"))[..30]), "{bob_ghost}");
     assert_eq!(env.alice.profile(&bob_ghost).await["displayname"], "Bob");
 
     // Nothing echoes: Alice's message is not bridged back, Bob sees it once.
@@ -48,6 +49,78 @@ async fn group_chat_text_travels_both_ways_with_puppets_and_ghosts() {
     assert_eq!(texts, ["hello from matrix", "hello from xmpp"]);
     let copies = bob.events_seen().iter().filter(|e| body_is("hello from matrix")(e)).count();
     assert_eq!(copies, 1);
+
+    // Presence and a nick change reach the same ghost.
+    // Presence in a group chat is directed at the room.
+    bob.must("presence", serde_json::json!({"show": "away", "status": "at lunch", "to": format!("{muc}/Bob")})).await;
+    let presence = wait_presence(&env, &bob_ghost, "unavailable").await;
+    assert_eq!(presence["status_msg"], "at lunch");
+    bob.join_muc(muc, "Robert").await;
+    wait_display_name(&env, &bob_ghost, "Robert").await;
+
+    // A leave is bridged once the grace period has passed.
+    bob.leave_muc(muc).await;
+    env.alice
+        .wait_timeline(&room, WAIT, "Bob's ghost leaving", |t| membership_of(t, &bob_ghost) == Some("leave"))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn several_sessions_and_brief_absences_do_not_churn_membership() {
+    let env = XmppEnv::start(Backend::Sqlite, &["fk"]).await;
+    let muc = "sessions@conference.localhost";
+    let room = env.linked_room("fk", muc).await;
+    env.alice.send_text(&room, "bridge, join please").await;
+    let phone = XmppUser::connect(&env.prosody, "dave", "dave-pw").await;
+    let laptop = XmppUser::connect(&env.prosody, "dave", "dave-pw").await;
+    phone.join_muc(muc, "Dave").await;
+    laptop.join_muc(muc, "Dave").await;
+    phone.send_groupchat(muc, "from the phone").await;
+    let event = env.matrix_sees(&room, "from the phone").await;
+    let dave_ghost = event["sender"].as_str().unwrap().to_owned();
+
+    // One session leaving is no leave; a quick leave and return is none either.
+    phone.leave_muc(muc).await;
+    laptop.leave_muc(muc).await;
+    laptop.join_muc(muc, "Dave").await;
+    tokio::time::sleep(Duration::from_secs(LEAVE_GRACE_SECS + 2)).await;
+    let timeline = env.alice.timeline(&room).await;
+    let changes: Vec<&str> = timeline
+        .iter()
+        .filter(|e| e["type"] == "m.room.member" && e["state_key"] == dave_ghost.as_str())
+        .filter_map(|e| e["content"]["membership"].as_str())
+        .collect();
+    assert_eq!(changes, ["invite", "join"], "Dave's ghost churned: {changes:?}");
+}
+
+/// The latest membership of `user` in a timeline.
+fn membership_of<'a>(timeline: &'a [Value], user: &str) -> Option<&'a str> {
+    timeline
+        .iter()
+        .filter(|e| e["type"] == "m.room.member" && e["state_key"] == user)
+        .filter_map(|e| e["content"]["membership"].as_str())
+        .next_back()
+}
+
+async fn wait_presence(env: &XmppEnv, user: &str, state: &str) -> Value {
+    let path = format!("/_matrix/client/v3/presence/{}/status", brygga_e2e::matrix_user::enc(user));
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (_, presence) = env.alice.raw(reqwest::Method::GET, &path.replace("/_matrix/client/v3", ""), None).await;
+        if presence["presence"] == state {
+            return presence;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "presence of {user} never became {state}: {presence}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn wait_display_name(env: &XmppEnv, user: &str, name: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while env.alice.profile(user).await["displayname"] != name {
+        assert!(tokio::time::Instant::now() < deadline, "{user} was never renamed to {name}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -98,4 +171,30 @@ async fn one_to_one_chats_work_in_both_directions() {
     carol.send_chat(alice_puppet, "hello alice").await;
     let answer = env.matrix_sees(&dm, "hello alice").await;
     assert_eq!(answer["sender"], carol_ghost.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn matrix_users_open_group_chats_by_alias() {
+    let env = XmppEnv::start(Backend::Sqlite, &["fk"]).await;
+    let bob = XmppUser::connect(&env.prosody, "bob", "bob-pw").await;
+    bob.join_muc("coffee@conference.localhost", "Bob").await;
+
+    // The alias of a room that exists opens a portal at once; one that does not is refused.
+    let started = std::time::Instant::now();
+    let alias = "#xmpp_fk_coffee_conference.localhost:localhost";
+    let (status, joined) =
+        env.alice.raw(reqwest::Method::POST, &format!("/join/{}", brygga_e2e::matrix_user::enc(alias)), None).await;
+    assert_eq!(status, 200, "{joined}");
+    assert!(started.elapsed() < Duration::from_secs(10), "opening took {:?}", started.elapsed());
+    let room = joined["room_id"].as_str().unwrap().to_owned();
+    let missing = "#xmpp_fk_nosuchroom_conference.localhost:localhost";
+    let (status, _) =
+        env.alice.raw(reqwest::Method::POST, &format!("/join/{}", brygga_e2e::matrix_user::enc(missing)), None).await;
+    assert_eq!(status, 404);
+
+    env.alice.send_text(&room, "coffee, anyone?").await;
+    let got = bob.wait_for(WAIT, body_is("coffee, anyone?")).await;
+    assert_eq!(got["from"], "coffee@conference.localhost/alice");
+    bob.send_groupchat("coffee@conference.localhost", "yes please").await;
+    env.matrix_sees(&room, "yes please").await;
 }

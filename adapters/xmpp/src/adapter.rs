@@ -66,6 +66,7 @@ impl Adapter for XmppAdapter {
         caps.redactions = true;
         caps.replies = true;
         caps.membership = true;
+        caps.presence = true;
         caps.typing = true;
         caps.read_receipts = true;
         caps
@@ -166,8 +167,20 @@ impl Shared {
         }
     }
 
-    /// Seats the listener in a bridged room.
+    /// Seats the listener in a bridged room, after learning whether the room
+    /// vouches for occupant ids (which decides who its occupants' ghosts are).
     pub(crate) async fn listen(&self, link: &Link, room: &BareJid) -> Result<(), BridgeError> {
+        let generation = link.state().borrow().generation;
+        let known = {
+            let mut rooms = self.rooms.lock().expect("rooms poisoned");
+            rooms.sync_generation(generation);
+            rooms.occupant_ids(room).is_some()
+        };
+        if !known {
+            let query = stanzas::disco_info_query(&self.listener, &Jid::from(room.clone()), &link.fresh_id("disco"));
+            let supported = crate::stanza::has_feature(&link.iq(query).await?, crate::stanza::OCCUPANT_ID);
+            self.rooms.lock().expect("rooms poisoned").set_occupant_ids(room, supported);
+        }
         let nick = self.config.bot_nick.clone();
         self.seat(link, room, &self.listener.clone(), &nick).await.map(|_| ())
     }

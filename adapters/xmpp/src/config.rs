@@ -20,6 +20,10 @@ pub(crate) struct XmppConfig {
     /// Nick of the bridge's listener in each bridged group chat.
     #[serde(default = "default_bot_nick")]
     pub(crate) bot_nick: String,
+    /// Seconds an occupant may be gone before their leave is bridged (a
+    /// brief disconnect is not a leave).
+    #[serde(default = "default_leave_grace_secs")]
+    pub(crate) leave_grace_secs: u64,
     /// Largest file fetched from XMPP links for Matrix, in bytes.
     #[serde(default = "default_max_file_bytes")]
     pub(crate) max_file_bytes: u64,
@@ -33,6 +37,10 @@ pub(crate) struct XmppConfig {
 
 fn default_bot_nick() -> String {
     "Matrix bridge".into()
+}
+
+fn default_leave_grace_secs() -> u64 {
+    15
 }
 
 fn default_max_file_bytes() -> u64 {
@@ -67,6 +75,11 @@ impl XmppConfig {
             return Err("key `max_body_bytes` must be at least 1024".into());
         }
         Ok(config)
+    }
+
+    /// How long a leave waits for the occupant to come back.
+    pub(crate) fn leave_grace(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.leave_grace_secs)
     }
 
     /// Whether Matrix users may open rooms of this group chat service by alias.

@@ -20,15 +20,22 @@ struct Room {
     seats: HashMap<FullJid, String>,
     /// Joins in progress, with their waiters.
     joining: HashMap<FullJid, Vec<oneshot::Sender<JoinResult>>>,
-    /// Other occupants by nick, with the sessions the room reported.
+    /// Other occupants by nick.
     occupants: HashMap<String, Occupant>,
+    /// The room stamps trustworthy XEP-0421 occupant ids.
+    occupant_ids: Option<bool>,
 }
 
 /// Someone in the room who is not us.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Occupant {
-    /// The real bare JID, when the room shows it.
-    pub(crate) real_jid: Option<BareJid>,
+    /// Who they are across nick changes: real JID, room-scoped occupant id,
+    /// or (when the room shows neither) their occupant JID.
+    pub(crate) identity: String,
+    /// The name last bridged for them (their nick).
+    pub(crate) name: String,
+    /// Their `show` and status text.
+    pub(crate) presence: (Option<String>, Option<String>),
 }
 
 /// All rooms of one connection generation.
@@ -38,6 +45,10 @@ pub(crate) struct Rooms {
     rooms: HashMap<BareJid, Room>,
     /// Our messages waiting for the room to reflect them: (room, id) -> stanza id.
     reflections: HashMap<(BareJid, String), oneshot::Sender<Option<String>>>,
+    /// Occupants who went away and may come back before their leave is bridged,
+    /// by (room, identity), with the token of the timer that will bridge it.
+    pending_leaves: HashMap<(BareJid, String), u64>,
+    next_token: u64,
 }
 
 /// What a caller must do to get a seat.
@@ -57,6 +68,7 @@ impl Rooms {
             self.generation = generation;
             self.rooms.clear();
             self.reflections.clear();
+            self.pending_leaves.clear();
         }
     }
 
@@ -108,10 +120,49 @@ impl Rooms {
         self.rooms.get(room)?.seats.get(jid).cloned()
     }
 
-    /// Records another occupant's presence; returns whether they were new.
-    pub(crate) fn occupant_present(&mut self, room: &BareJid, nick: &str, occupant: Occupant) -> bool {
+    /// Records another occupant's presence; returns what we knew of them
+    /// under that nick before. A pending leave of the same person is called off.
+    pub(crate) fn occupant_present(&mut self, room: &BareJid, nick: &str, occupant: Occupant) -> Option<Occupant> {
+        let came_back = self.pending_leaves.remove(&(room.clone(), occupant.identity.clone())).is_some();
         let state = self.rooms.entry(room.clone()).or_default();
-        state.occupants.insert(nick.to_owned(), occupant).is_none()
+        let before = state.occupants.insert(nick.to_owned(), occupant.clone());
+        // Back within the grace period: as if they had never left.
+        before.or_else(|| came_back.then_some(Occupant { presence: (None, None), ..occupant }))
+    }
+
+    /// Moves an occupant to a new nick (status 303), keeping who they are.
+    pub(crate) fn occupant_renamed(&mut self, room: &BareJid, old: &str, new: &str) -> Option<Occupant> {
+        let state = self.rooms.get_mut(room)?;
+        let occupant = state.occupants.remove(old)?;
+        state.occupants.insert(new.to_owned(), occupant.clone());
+        Some(occupant)
+    }
+
+    /// Starts the grace period of someone who left; returns the timer's token.
+    pub(crate) fn leave_pending(&mut self, room: &BareJid, identity: &str) -> u64 {
+        self.next_token += 1;
+        self.pending_leaves.insert((room.clone(), identity.to_owned()), self.next_token);
+        self.next_token
+    }
+
+    /// Whether the leave with this token still stands (they did not come back).
+    pub(crate) fn leave_due(&mut self, room: &BareJid, identity: &str, token: u64) -> bool {
+        let key = (room.clone(), identity.to_owned());
+        if self.pending_leaves.get(&key) == Some(&token) {
+            self.pending_leaves.remove(&key);
+            return true;
+        }
+        false
+    }
+
+    /// Records whether the room stamps occupant ids.
+    pub(crate) fn set_occupant_ids(&mut self, room: &BareJid, supported: bool) {
+        self.rooms.entry(room.clone()).or_default().occupant_ids = Some(supported);
+    }
+
+    /// Whether the room's occupant ids are known (`Some`) and trustworthy (`true`).
+    pub(crate) fn occupant_ids(&self, room: &BareJid) -> Option<bool> {
+        self.rooms.get(room)?.occupant_ids
     }
 
     /// Records an occupant leaving; returns what we knew of them.
@@ -179,6 +230,32 @@ mod tests {
         rooms.sync_generation(2);
         assert!(!rooms.is_ours(&room(), "Al"));
         assert!(matches!(rooms.seat(&room(), &me()), Seat::Join(_)));
+    }
+
+    fn someone(identity: &str) -> Occupant {
+        Occupant { identity: identity.into(), name: "Bob".into(), presence: (None, None) }
+    }
+
+    #[test]
+    fn a_quick_return_calls_off_the_leave() {
+        let mut rooms = Rooms::default();
+        assert_eq!(rooms.occupant_present(&room(), "Bob", someone("bob@localhost")), None);
+        rooms.occupant_gone(&room(), "Bob");
+        let token = rooms.leave_pending(&room(), "bob@localhost");
+        assert!(rooms.occupant_present(&room(), "Bob", someone("bob@localhost")).is_some(), "known again");
+        assert!(!rooms.leave_due(&room(), "bob@localhost", token));
+        rooms.occupant_gone(&room(), "Bob");
+        let token = rooms.leave_pending(&room(), "bob@localhost");
+        assert!(rooms.leave_due(&room(), "bob@localhost", token));
+    }
+
+    #[test]
+    fn renames_keep_the_identity() {
+        let mut rooms = Rooms::default();
+        rooms.occupant_present(&room(), "Bob", someone("room#x1"));
+        assert_eq!(rooms.occupant_renamed(&room(), "Bob", "Robert").unwrap().identity, "room#x1");
+        assert_eq!(rooms.occupant(&room(), "Robert").unwrap().identity, "room#x1");
+        assert!(rooms.occupant(&room(), "Bob").is_none());
     }
 
     #[test]

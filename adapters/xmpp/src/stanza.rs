@@ -44,6 +44,8 @@ pub(crate) struct GroupMessage {
     pub(crate) stanza_id: Option<String>,
     /// XEP-0359 origin id set by the sender.
     pub(crate) origin_id: Option<String>,
+    /// XEP-0421 occupant id (trustworthy only where the room announces the feature).
+    pub(crate) occupant_id: Option<String>,
     /// What it says.
     pub(crate) payload: Payload,
     /// Room subject, when this message sets it.
@@ -86,6 +88,8 @@ pub(crate) struct OccupantPresence {
     pub(crate) real_jid: Option<BareJid>,
     /// The new nick, for a nick change (303).
     pub(crate) new_nick: Option<String>,
+    /// XEP-0421 occupant id (trustworthy only where the room announces the feature).
+    pub(crate) occupant_id: Option<String>,
     /// `show` (away, chat, dnd, xa).
     pub(crate) show: Option<String>,
     /// Free-text status.
@@ -155,6 +159,7 @@ fn message(element: &Element) -> Inbound {
         id: element.attr("id").map(str::to_owned),
         stanza_id,
         origin_id: origin_id(element),
+        occupant_id: occupant_id(element),
         payload: payload::read(element),
         subject: child_text(element, "subject", ns::COMPONENT),
         delayed: element.has_child("delay", ns::DELAY),
@@ -164,6 +169,13 @@ fn message(element: &Element) -> Inbound {
 fn origin_id(element: &Element) -> Option<String> {
     element.get_child("origin-id", ns::SID).and_then(|c| c.attr("id").map(str::to_owned))
 }
+
+fn occupant_id(element: &Element) -> Option<String> {
+    element.get_child("occupant-id", OCCUPANT_ID).and_then(|c| c.attr("id").map(str::to_owned))
+}
+
+/// XEP-0421 anonymous unique occupant identifiers.
+pub(crate) const OCCUPANT_ID: &str = "urn:xmpp:occupant-id:0";
 
 fn presence(element: &Element) -> Inbound {
     let (Some(from), Some(to)) = (jid_attr(element, "from"), jid_attr(element, "to")) else {
@@ -197,6 +209,7 @@ fn presence(element: &Element) -> Inbound {
         codes,
         real_jid: item.and_then(|i| i.attr("jid")).and_then(|j| Jid::new(j).ok()).map(|j| j.to_bare()),
         new_nick: item.and_then(|i| i.attr("nick")).map(str::to_owned),
+        occupant_id: occupant_id(element),
         show: child_text(element, "show", ns::COMPONENT),
         status: child_text(element, "status", ns::COMPONENT),
         reason: item.and_then(|i| i.get_child("reason", ns::MUC_USER)).map(Element::text),
@@ -222,6 +235,14 @@ pub(crate) fn is_conference(answer: &Element) -> bool {
         && answer.get_child("query", ns::DISCO_INFO).is_some_and(|q| {
             q.children().any(|c| c.is("identity", ns::DISCO_INFO) && c.attr("category") == Some("conference"))
         })
+}
+
+/// Whether a disco#info answer announces a feature.
+pub(crate) fn has_feature(answer: &Element, feature: &str) -> bool {
+    answer.attr("type") == Some("result")
+        && answer
+            .get_child("query", ns::DISCO_INFO)
+            .is_some_and(|q| q.children().any(|c| c.is("feature", ns::DISCO_INFO) && c.attr("var") == Some(feature)))
 }
 
 #[cfg(test)]

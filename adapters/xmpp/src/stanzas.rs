@@ -114,18 +114,51 @@ pub(crate) fn disco_info_query(from: &FullJid, to: &Jid, id: &str) -> Element {
     attr(attr(iq, "id", id), "type", "get").append(Element::builder("query", ns::DISCO_INFO).build()).build()
 }
 
+/// A service discovery identity.
+pub(crate) struct Disco<'a> {
+    pub(crate) category: &'a str,
+    pub(crate) kind: &'a str,
+    pub(crate) name: &'a str,
+}
+
+fn iq_reply(from: &Jid, to: &Jid, id: &str, kind: &str) -> ElementBuilder {
+    let iq = attr(attr(Element::builder("iq", ns::COMPONENT), "from", from.as_str()), "to", to.as_str());
+    attr(attr(iq, "id", id), "type", kind)
+}
+
+/// A disco#info result with one identity and the given features.
+pub(crate) fn disco_info(from: &Jid, to: &Jid, id: &str, identity: &Disco<'_>, features: &[&str]) -> Element {
+    let identity = attr(
+        attr(attr(Element::builder("identity", ns::DISCO_INFO), "category", identity.category), "type", identity.kind),
+        "name",
+        identity.name,
+    );
+    let query = features
+        .iter()
+        .map(|f| attr(Element::builder("feature", ns::DISCO_INFO), "var", *f).build())
+        .fold(Element::builder("query", ns::DISCO_INFO).append(identity.build()), |q, f| q.append(f));
+    iq_reply(from, to, id, "result").append(query.build()).build()
+}
+
+/// A disco#items result listing JIDs.
+pub(crate) fn disco_items(from: &Jid, to: &Jid, id: &str, items: &[tokio_xmpp::jid::BareJid]) -> Element {
+    let query = items
+        .iter()
+        .map(|jid| attr(Element::builder("item", ns::DISCO_ITEMS), "jid", jid.as_str()).build())
+        .fold(Element::builder("query", ns::DISCO_ITEMS), |q, i| q.append(i));
+    iq_reply(from, to, id, "result").append(query.build()).build()
+}
+
 /// An empty iq result.
 pub(crate) fn iq_result(from: &Jid, to: &Jid, id: &str) -> Element {
-    let iq = attr(attr(Element::builder("iq", ns::COMPONENT), "from", from.as_str()), "to", to.as_str());
-    attr(attr(iq, "id", id), "type", "result").build()
+    iq_reply(from, to, id, "result").build()
 }
 
 /// An iq error with a defined condition, e.g. `service-unavailable`.
 pub(crate) fn iq_error(from: &Jid, to: &Jid, id: &str, error_type: &str, condition: &str) -> Element {
     let condition = Element::builder(condition, ns::XMPP_STANZAS).build();
     let error = attr(Element::builder("error", ns::COMPONENT), "type", error_type).append(condition).build();
-    let iq = attr(attr(Element::builder("iq", ns::COMPONENT), "from", from.as_str()), "to", to.as_str());
-    attr(attr(iq, "id", id), "type", "error").append(error).build()
+    iq_reply(from, to, id, "error").append(error).build()
 }
 
 #[cfg(test)]

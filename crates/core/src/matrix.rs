@@ -55,6 +55,9 @@ pub struct RoomSpec {
     pub public: bool,
     /// For a direct chat: created by the remote user's ghost for one Matrix user.
     pub direct: Option<DirectRoom>,
+    /// The homeserver just asked the bridge about this alias, so it is free:
+    /// looking it up again would only make the homeserver ask again.
+    pub alias_is_free: bool,
     /// Bridge info state.
     pub bridge: BridgeInfo,
 }

@@ -18,6 +18,7 @@ fn spec() -> RoomSpec {
     RoomSpec {
         public: false,
         direct: None,
+        alias_is_free: false,
         alias_localpart: "xmpp_fk_lobby".into(),
         name: Some("Lobby".into()),
         invite: vec![MatrixUserId::new("@alice:hs").unwrap()],

@@ -1,7 +1,11 @@
 //! Group chats to Matrix: occupants' messages and presences, read from the
 //! listener's copy of the room's traffic.
 
-use brygga_core::{EventBody, InboundEvent, Membership, RemoteMessageId, RemoteRoomId, RemoteSender, RemoteUserId};
+use std::sync::Arc;
+
+use brygga_core::{
+    EventBody, InboundEvent, Membership, Presence, RemoteMessageId, RemoteRoomId, RemoteSender, RemoteUserId,
+};
 use tokio_xmpp::jid::{BareJid, FullJid};
 
 use crate::adapter::Shared;
@@ -38,7 +42,9 @@ pub(super) fn message(shared: &Shared, message: GroupMessage) -> Vec<InboundEven
             return Vec::new();
         }
     };
-    let Some(sender) = sender(shared, &message.room, &message.nick) else { return Vec::new() };
+    let Some(sender) = sender(shared, &message.room, &message.nick, message.occupant_id.as_deref()) else {
+        return Vec::new();
+    };
     let Ok(room) = RemoteRoomId::new(message.room.as_str()) else { return Vec::new() };
     vec![InboundEvent { room, event_id, sender, body, room_name: None }]
 }
@@ -54,68 +60,127 @@ fn event_id(room: &BareJid, nick: &str, stanza_id: Option<&str>, id: Option<&str
     RemoteMessageId::new(id).ok()
 }
 
-/// The ghost identity of an occupant: their real JID when the room shows
-/// it, else their occupant JID.
-fn sender(shared: &Shared, room: &BareJid, nick: &str) -> Option<RemoteSender> {
-    let real = shared.rooms.lock().expect("rooms poisoned").occupant(room, nick).and_then(|o| o.real_jid.clone());
-    let id = match real {
-        Some(jid) => jid.to_string(),
-        None => format!("{room}/{nick}"),
-    };
-    let mut sender = RemoteSender::new(RemoteUserId::new(id).ok()?);
+/// Who an occupant is across nick changes: their real JID when the room
+/// shows it, else the room's occupant id (only where the room vouches for
+/// it: elsewhere anyone could claim one), else their occupant JID.
+fn identity(shared: &Shared, room: &BareJid, nick: &str, real: Option<&BareJid>, occupant_id: Option<&str>) -> String {
+    if let Some(jid) = real {
+        return jid.to_string();
+    }
+    let trusted = shared.rooms.lock().expect("rooms poisoned").occupant_ids(room) == Some(true);
+    match occupant_id {
+        Some(id) if trusted => format!("{room}#{id}"),
+        _ => format!("{room}/{nick}"),
+    }
+}
+
+/// The sender of a message from `nick`: the identity the room's presence
+/// gave them, else one from the message itself.
+fn sender(shared: &Shared, room: &BareJid, nick: &str, occupant_id: Option<&str>) -> Option<RemoteSender> {
+    let known = shared.rooms.lock().expect("rooms poisoned").occupant(room, nick).map(|o| o.identity.clone());
+    let id = known.unwrap_or_else(|| identity(shared, room, nick, None, occupant_id));
+    ghost(&id, nick)
+}
+
+fn ghost(identity: &str, nick: &str) -> Option<RemoteSender> {
+    let mut sender = RemoteSender::new(RemoteUserId::new(identity).ok()?);
     sender.display_name = Some(nick.to_owned());
     Some(sender)
 }
 
-pub(super) fn occupant(shared: &Shared, presence: OccupantPresence) -> Vec<InboundEvent> {
+/// Bridges an occupant's presence: joins, leaves (after a grace period, so a
+/// brief disconnect is no leave-and-rejoin), kicks, bans, nick changes and
+/// show/status.
+pub(super) fn occupant(shared: &Arc<Shared>, presence: OccupantPresence) -> Vec<InboundEvent> {
     let Ok(to) = FullJid::try_from(presence.to.clone()) else { return Vec::new() };
-    let is_listener = to == shared.listener;
-    let self_presence = presence.codes.contains(&110);
-    let mut rooms = shared.rooms.lock().expect("rooms poisoned");
-    if let Some(error) = &presence.error {
-        rooms.left(&presence.room, &to, Some(error));
-        return Vec::new();
-    }
-    if self_presence {
-        if presence.available {
-            rooms.joined(&presence.room, &to, &presence.nick);
-        } else {
-            rooms.left(&presence.room, &to, Some("removed from the room"));
-        }
-        return Vec::new();
-    }
-    // Occupants are read from the listener's copy only; our own seats are not occupants.
-    if !is_listener || rooms.is_ours(&presence.room, &presence.nick) {
-        return Vec::new();
-    }
-    if let Some(real) = &presence.real_jid
-        && shared.puppet_owner(real).is_some()
+    let room = presence.room.clone();
     {
+        let mut rooms = shared.rooms.lock().expect("rooms poisoned");
+        if let Some(error) = &presence.error {
+            rooms.left(&room, &to, Some(error));
+            return Vec::new();
+        }
+        if presence.codes.contains(&110) {
+            if presence.available {
+                rooms.joined(&room, &to, &presence.nick);
+            } else {
+                rooms.left(&room, &to, Some("removed from the room"));
+            }
+            return Vec::new();
+        }
+        // Occupants are read from the listener's copy only; our own seats are not occupants.
+        if to != shared.listener || rooms.is_ours(&room, &presence.nick) {
+            return Vec::new();
+        }
+    }
+    if presence.real_jid.as_ref().is_some_and(|real| shared.puppet_owner(real).is_some()) {
         return Vec::new();
     }
-    let membership = if presence.available {
-        let occupant = Occupant { real_jid: presence.real_jid.clone() };
-        if !rooms.occupant_present(&presence.room, &presence.nick, occupant) {
-            return Vec::new();
-        }
-        Membership::Join
-    } else {
-        if rooms.occupant_gone(&presence.room, &presence.nick).is_none() {
-            return Vec::new();
-        }
-        match () {
-            _ if presence.codes.contains(&301) => Membership::Ban,
-            _ if presence.codes.contains(&307) => Membership::Kick,
-            _ => Membership::Leave,
-        }
+    let Ok(remote_room) = RemoteRoomId::new(room.as_str()) else { return Vec::new() };
+    let event = |identity: &str, body| {
+        ghost(identity, &presence.nick).map(|sender| InboundEvent {
+            room: remote_room.clone(),
+            event_id: super::ephemeral_id(),
+            sender,
+            body,
+            room_name: None,
+        })
     };
-    drop(rooms);
-    let Some(mut sender) = sender(shared, &presence.room, &presence.nick) else { return Vec::new() };
-    if let Some(real) = &presence.real_jid {
-        sender.id = RemoteUserId::new(real.as_str()).unwrap_or(sender.id);
+    if !presence.available {
+        let mut rooms = shared.rooms.lock().expect("rooms poisoned");
+        if presence.codes.contains(&303)
+            && let Some(new_nick) = &presence.new_nick
+        {
+            rooms.occupant_renamed(&room, &presence.nick, new_nick);
+            return Vec::new();
+        }
+        let Some(gone) = rooms.occupant_gone(&room, &presence.nick) else { return Vec::new() };
+        let removal = match () {
+            _ if presence.codes.contains(&301) => Some(Membership::Ban),
+            _ if presence.codes.contains(&307) => Some(Membership::Kick),
+            _ => None,
+        };
+        if let Some(membership) = removal {
+            let body = EventBody::Membership { membership, display_name: None, reason: presence.reason.clone() };
+            return event(&gone.identity, body).into_iter().collect();
+        }
+        let token = rooms.leave_pending(&room, &gone.identity);
+        drop(rooms);
+        let body = EventBody::Membership { membership: Membership::Leave, display_name: None, reason: None };
+        if let Some(leave) = event(&gone.identity, body) {
+            tokio::spawn(leave_after_grace(shared.clone(), room, gone.identity, token, leave));
+        }
+        return Vec::new();
     }
-    let Ok(room) = RemoteRoomId::new(presence.room.as_str()) else { return Vec::new() };
-    let event_id = super::ephemeral_id();
-    let body = EventBody::Membership { membership, display_name: Some(presence.nick.clone()), reason: presence.reason };
-    vec![InboundEvent { room, event_id, sender, body, room_name: None }]
+    let identity = identity(shared, &room, &presence.nick, presence.real_jid.as_ref(), presence.occupant_id.as_deref());
+    let shown = (presence.show.clone(), presence.status.clone());
+    let occupant = Occupant { identity: identity.clone(), name: presence.nick.clone(), presence: shown.clone() };
+    let before = shared.rooms.lock().expect("rooms poisoned").occupant_present(&room, &presence.nick, occupant);
+    let mut events = Vec::new();
+    if before.as_ref().is_none_or(|b| b.name != presence.nick) {
+        let body = EventBody::Membership {
+            membership: Membership::Join,
+            display_name: Some(presence.nick.clone()),
+            reason: None,
+        };
+        events.extend(event(&identity, body));
+    }
+    if before.as_ref().map_or(shown.0.is_some() || shown.1.is_some(), |b| b.presence != shown) {
+        let state = match shown.0.as_deref() {
+            None | Some("chat") => Presence::Online,
+            Some(_) => Presence::Unavailable,
+        };
+        events.extend(event(&identity, EventBody::Presence { presence: state, status: shown.1 }));
+    }
+    events
+}
+
+/// Bridges a leave unless the occupant came back within the grace period.
+async fn leave_after_grace(shared: Arc<Shared>, room: BareJid, identity: String, token: u64, leave: InboundEvent) {
+    tokio::time::sleep(shared.config.leave_grace()).await;
+    if shared.rooms.lock().expect("rooms poisoned").leave_due(&room, &identity, token) {
+        if let Err(err) = shared.sink.push(leave).await {
+            tracing::warn!(room = %room, error = %err, "bridging a leave failed");
+        }
+    }
 }

@@ -4,6 +4,7 @@
 
 mod direct;
 mod group;
+mod iq;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,15 +13,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use brygga_core::{EventBody, InboundEvent, Message, RemoteMessageId, Text};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tokio_xmpp::jid::Jid;
 use tokio_xmpp::minidom::Element;
-use tokio_xmpp::parsers::ns;
 
 use crate::adapter::Shared;
 use crate::link::Link;
 use crate::payload::{ChatState, Payload};
-use crate::stanza::{Inbound, IqKind, classify};
-use crate::stanzas;
+use crate::stanza::{Inbound, classify};
 
 /// Reads inbound stanzas until cancelled.
 pub(crate) async fn dispatch(
@@ -42,7 +40,8 @@ pub(crate) async fn dispatch(
             Inbound::Occupant(presence) => group::occupant(&shared, presence),
             Inbound::DirectMessage(message) => direct::message(&shared, message),
             Inbound::IqRequest { from, to, id, kind, payload } => {
-                answer_iq(&shared, &link, &from, &to, &id, kind, payload.as_ref()).await;
+                let answer = iq::answer(&shared, &from, &to, &id, kind, payload.as_ref()).await;
+                shared.send_quietly(&link, answer).await;
                 Vec::new()
             }
             Inbound::Ignored(why) => {
@@ -79,24 +78,6 @@ async fn push(shared: &Shared, event: InboundEvent, cancel: &CancellationToken) 
         }
         delay = (delay * 2).min(Duration::from_secs(10));
     }
-}
-
-async fn answer_iq(
-    shared: &Shared,
-    link: &Link,
-    from: &Jid,
-    to: &Jid,
-    id: &str,
-    kind: IqKind,
-    payload: Option<&Element>,
-) {
-    let is_ping = kind == IqKind::Get && payload.is_some_and(|p| p.is("ping", ns::PING));
-    let answer = if is_ping {
-        stanzas::iq_result(to, from, id)
-    } else {
-        stanzas::iq_error(to, from, id, "cancel", "service-unavailable")
-    };
-    shared.send_quietly(link, answer).await;
 }
 
 /// Whether a message's body is within the configured limit.

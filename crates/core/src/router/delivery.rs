@@ -26,6 +26,8 @@ pub(crate) struct NewRoom<'a> {
     pub(crate) public: bool,
     /// A direct chat, made by a ghost for one Matrix user.
     pub(crate) direct: Option<DirectRoom>,
+    /// Made while the homeserver asks about the alias (which is therefore free).
+    pub(crate) on_alias_query: bool,
 }
 
 /// Delivers outbox entries in either direction.
@@ -96,7 +98,7 @@ impl Delivery {
 
     /// The portal's Matrix room, created (idempotently, by alias) if missing.
     pub(crate) async fn ensure_room(&self, key: &PortalKey, new: NewRoom<'_>) -> Result<MatrixRoomId, BridgeError> {
-        let NewRoom { name, public, direct } = new;
+        let NewRoom { name, public, direct, on_alias_query } = new;
         if let Some(room) = self.existing_room(key).await? {
             return Ok(room);
         }
@@ -111,6 +113,7 @@ impl Delivery {
             invite: tenant.settings.invite.clone(),
             public,
             direct,
+            alias_is_free: on_alias_query,
             bridge: BridgeInfo {
                 kind: key.kind.clone(),
                 tenant: key.tenant.clone(),

@@ -229,7 +229,7 @@ impl AppserviceHandler for Router {
         if !adapter.accepts_room(&key.room).await {
             return false;
         }
-        let new = delivery::NewRoom { public: true, ..Default::default() };
+        let new = delivery::NewRoom { public: true, on_alias_query: true, ..Default::default() };
         match self.inner.delivery.ensure_room(&key, new).await {
             Ok(room) => {
                 tracing::info!(portal = %key, room = %room, "portal created on an alias query");

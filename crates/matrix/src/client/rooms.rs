@@ -73,7 +73,9 @@ impl MatrixClient {
     pub(super) async fn find_or_create_room(&self, spec: &RoomSpec) -> Result<MatrixRoomId, BridgeError> {
         let alias = OwnedRoomAliasId::try_from(format!("#{}:{}", spec.alias_localpart, self.server_name))
             .map_err(|_| BridgeError::permanent("invalid portal alias"))?;
-        if let Some(room) = self.resolve_alias(&alias).await? {
+        if !spec.alias_is_free
+            && let Some(room) = self.resolve_alias(&alias).await?
+        {
             return Ok(room);
         }
         match self.create_room(spec).await {
