@@ -178,9 +178,8 @@ pub(super) fn occupant(shared: &Arc<Shared>, presence: OccupantPresence) -> Vec<
 /// Bridges a leave unless the occupant came back within the grace period.
 async fn leave_after_grace(shared: Arc<Shared>, room: BareJid, identity: String, token: u64, leave: InboundEvent) {
     tokio::time::sleep(shared.config.leave_grace()).await;
-    if shared.rooms.lock().expect("rooms poisoned").leave_due(&room, &identity, token) {
-        if let Err(err) = shared.sink.push(leave).await {
-            tracing::warn!(room = %room, error = %err, "bridging a leave failed");
-        }
+    let due = shared.rooms.lock().expect("rooms poisoned").leave_due(&room, &identity, token);
+    if due && let Err(err) = shared.sink.push(leave).await {
+        tracing::warn!(room = %room, error = %err, "bridging a leave failed");
     }
 }
