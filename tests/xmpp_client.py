@@ -409,26 +409,39 @@ class Driver(slixmpp.ClientXMPP):
         return {"put_url": put.get("url"), "get_url": get.get("url"), "http_status": status}
 
     async def cmd_mam(self, cmd):
-        query_id = uuid.uuid4().hex
-        iq = self.make_iq_set(ito=cmd.get("room"))
-        query = el("mam", "query", {"queryid": query_id})
-        if cmd.get("with"):
-            form = ET.SubElement(query, q("xdata", "x"), {"type": "submit"})
-            for var, value in (("FORM_TYPE", NS["mam"]), ("with", cmd["with"])):
-                field = ET.SubElement(form, q("xdata", "field"), {"var": var})
-                ET.SubElement(field, q("xdata", "value")).text = value
-        rsm = ET.SubElement(query, q("rsm", "set"))
-        ET.SubElement(rsm, q("rsm", "max")).text = str(cmd.get("max", 100))
-        ET.SubElement(rsm, q("rsm", "before"))  # the newest page
-        iq.xml.append(query)
-        self.mam_queries[query_id] = []
-        try:
-            reply = await iq.send(timeout=cmd.get("timeout", 10))
-            messages = self.mam_queries[query_id]
-        finally:
-            self.mam_queries.pop(query_id, None)
-        fin = reply.xml.find(q("mam", "fin"))
-        return {"messages": messages, "complete": fin is not None and fin.get("complete") == "true"}
+        """The newest `max` archived messages, oldest first; with `all`, the whole archive, page by page."""
+        messages, after, complete = [], None, False
+        while True:
+            query_id = uuid.uuid4().hex
+            iq = self.make_iq_set(ito=cmd.get("room"))
+            query = el("mam", "query", {"queryid": query_id})
+            if cmd.get("with"):
+                form = ET.SubElement(query, q("xdata", "x"), {"type": "submit"})
+                for var, value in (("FORM_TYPE", NS["mam"]), ("with", cmd["with"])):
+                    field = ET.SubElement(form, q("xdata", "field"), {"var": var})
+                    ET.SubElement(field, q("xdata", "value")).text = value
+            rsm = ET.SubElement(query, q("rsm", "set"))
+            ET.SubElement(rsm, q("rsm", "max")).text = str(cmd.get("max", 100))
+            if cmd.get("all"):
+                if after:
+                    ET.SubElement(rsm, q("rsm", "after")).text = after
+            else:
+                ET.SubElement(rsm, q("rsm", "before"))  # the newest page
+            iq.xml.append(query)
+            self.mam_queries[query_id] = []
+            try:
+                reply = await iq.send(timeout=cmd.get("timeout", 10))
+                page = self.mam_queries[query_id]
+            finally:
+                self.mam_queries.pop(query_id, None)
+            messages.extend(page)
+            fin = reply.xml.find(q("mam", "fin"))
+            complete = fin is not None and fin.get("complete") == "true"
+            last = fin.find(q("rsm", "set") + "/" + q("rsm", "last")) if fin is not None else None
+            if not cmd.get("all") or complete or not page or last is None:
+                break
+            after = last.text
+        return {"messages": messages, "complete": complete}
 
     async def cmd_raw(self, cmd):
         self.send_raw(cmd["xml"])

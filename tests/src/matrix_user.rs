@@ -14,6 +14,8 @@ pub struct MatrixUser {
     token: String,
     http: reqwest::Client,
     txn: AtomicU64,
+    /// Transaction ids are scoped to the access token: clients sharing one need distinct ids.
+    txn_prefix: String,
 }
 
 impl MatrixUser {
@@ -25,6 +27,7 @@ impl MatrixUser {
             token: token.to_owned(),
             http: reqwest::Client::new(),
             txn: AtomicU64::new(0),
+            txn_prefix: brygga_harness::random_hex(6),
         }
     }
 
@@ -78,7 +81,7 @@ impl MatrixUser {
 
     /// Sends an event; returns its id.
     pub async fn send(&self, room: &str, event_type: &str, content: Value) -> String {
-        let txn = format!("t{}-{}", std::process::id(), self.txn.fetch_add(1, Ordering::Relaxed));
+        let txn = format!("t{}-{}", self.txn_prefix, self.txn.fetch_add(1, Ordering::Relaxed));
         let path = format!("/rooms/{}/send/{event_type}/{txn}", enc(room));
         let value = self.ok(reqwest::Method::PUT, &path, Some(content)).await;
         value["event_id"].as_str().expect("event_id").to_owned()
@@ -91,7 +94,7 @@ impl MatrixUser {
 
     /// Redacts an event.
     pub async fn redact(&self, room: &str, event: &str) -> String {
-        let txn = format!("r{}-{}", std::process::id(), self.txn.fetch_add(1, Ordering::Relaxed));
+        let txn = format!("r{}-{}", self.txn_prefix, self.txn.fetch_add(1, Ordering::Relaxed));
         let path = format!("/rooms/{}/redact/{}/{txn}", enc(room), enc(event));
         let value = self.ok(reqwest::Method::PUT, &path, Some(json!({}))).await;
         value["event_id"].as_str().expect("event_id").to_owned()

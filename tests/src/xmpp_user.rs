@@ -193,6 +193,11 @@ impl XmppUser {
         mam_messages(self.must("mam", json!({ "room": room, "max": max })).await)
     }
 
+    /// A room's whole archive, oldest first, fetched page by page.
+    pub async fn mam_room_all(&self, room: &str) -> Vec<Value> {
+        mam_messages(self.must("mam", json!({ "room": room, "max": 100, "all": true, "timeout": 30 })).await)
+    }
+
     /// The newest `max` messages exchanged with `with`, from this user's own archive.
     pub async fn mam_with(&self, with: &str, max: u32) -> Vec<Value> {
         mam_messages(self.must("mam", json!({ "with": with, "max": max })).await)

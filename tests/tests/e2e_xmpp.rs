@@ -198,3 +198,72 @@ async fn matrix_users_open_group_chats_by_alias() {
     bob.send_groupchat("coffee@conference.localhost", "yes please").await;
     env.matrix_sees(&room, "yes please").await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_prosody_restart_mid_exchange_loses_and_duplicates_nothing() {
+    const N: usize = 500;
+    let mut env = XmppEnv::start(Backend::Sqlite, &["fk"]).await;
+    let muc = "relay@conference.localhost";
+    let room = env.linked_room("fk", muc).await;
+    let bob = XmppUser::connect(&env.prosody, "bob", "bob-pw").await;
+    bob.join_muc(muc, "Bob").await;
+    env.alice.send_text(&room, "start").await;
+    bob.wait_for(WAIT, body_is("start")).await;
+
+    // Matrix to XMPP runs throughout; XMPP to Matrix pauses for the restart.
+    let alice = brygga_e2e::matrix_user::MatrixUser::new(&env.alice.base, &env.alice.user_id, env.alice.token());
+    let matrix_room = room.clone();
+    let matrix_side = tokio::spawn(async move {
+        for i in 0..N {
+            alice.send_text(&matrix_room, &format!("m-{i}")).await;
+        }
+    });
+    for i in 0..N / 2 {
+        bob.send_groupchat(muc, &format!("x-{i}")).await;
+    }
+    let last = format!("x-{}", N / 2 - 1);
+    bob.wait_for(WAIT, |e| e["type"] == "message" && e["body"] == last.as_str()).await;
+    tokio::task::block_in_place(|| env.prosody.restart(Duration::from_secs(5))).expect("Prosody restarts");
+    let bob = XmppUser::connect(&env.prosody, "bob", "bob-pw").await;
+    bob.join_muc(muc, "Bob").await;
+    for i in N / 2..N {
+        bob.send_groupchat(muc, &format!("x-{i}")).await;
+    }
+    matrix_side.await.expect("Matrix sender");
+
+    // Matrix got every XMPP message once, in order.
+    let expected_x: Vec<String> = (0..N).map(|i| format!("x-{i}")).collect();
+    let done = format!("x-{}", N - 1);
+    let timeline = env
+        .alice
+        .wait_timeline(&room, Duration::from_secs(120), "the last XMPP message", |t| {
+            t.iter().any(|e| e["content"]["body"] == done.as_str())
+        })
+        .await;
+    let got_x: Vec<String> = timeline
+        .iter()
+        .filter_map(|e| e["content"]["body"].as_str())
+        .filter(|b| b.starts_with("x-"))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(got_x, expected_x);
+
+    // The room got every Matrix message once, in order.
+    let expected_m: Vec<String> = (0..N).map(|i| format!("m-{i}")).collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let archive = bob.mam_room_all(muc).await;
+        let got_m: Vec<String> = archive
+            .iter()
+            .filter_map(|m| m["body"].as_str())
+            .filter(|b| b.starts_with("m-"))
+            .map(str::to_owned)
+            .collect();
+        if got_m.len() >= N || tokio::time::Instant::now() > deadline {
+            let head: Vec<&str> = archive.iter().take(12).filter_map(|m| m["body"].as_str()).collect();
+            assert_eq!(got_m, expected_m, "archive starts {head:?}");
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}

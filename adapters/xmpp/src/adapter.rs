@@ -14,6 +14,7 @@ use tokio_xmpp::jid::{BareJid, FullJid, Jid};
 use tokio_xmpp::minidom::Element;
 
 use crate::config::XmppConfig;
+use crate::history::History;
 use crate::link::Link;
 use crate::media::LinkFetcher;
 use crate::muc::{Rooms, Seat};
@@ -30,6 +31,8 @@ pub(crate) struct Shared {
     pub(crate) sink: Arc<dyn InboundSink>,
     pub(crate) portals: Arc<dyn PortalDirectory>,
     pub(crate) rooms: Mutex<Rooms>,
+    /// Per-room memory across reconnects (catch-up, our own messages).
+    pub(crate) history: Mutex<History>,
     /// The listener's JID: the component domain with a resource.
     pub(crate) listener: FullJid,
     pub(crate) domain: BareJid,
@@ -52,8 +55,16 @@ impl XmppAdapter {
         let fetcher = LinkFetcher::new(config.max_file_bytes)?;
         let domain = config.link().domain;
         let listener = domain.with_resource_str("bridge").expect("a static resource is valid");
-        let shared =
-            Shared { config, sink, portals, rooms: Mutex::default(), listener, domain, link: Mutex::new(None) };
+        let shared = Shared {
+            config,
+            sink,
+            portals,
+            rooms: Mutex::default(),
+            history: Mutex::default(),
+            listener,
+            domain,
+            link: Mutex::new(None),
+        };
         Ok(Self { shared: Arc::new(shared), fetcher, stop: Mutex::new(None) })
     }
 }
@@ -157,7 +168,12 @@ impl Shared {
             }
         };
         match tokio::time::timeout(JOIN_TIMEOUT, waiter).await {
-            Ok(Ok(Ok(nick))) => Ok(nick),
+            Ok(Ok(Ok(nick))) => {
+                if jid != &self.listener {
+                    self.history.lock().expect("history poisoned").our_nick(room, &nick);
+                }
+                Ok(nick)
+            }
             Ok(Ok(Err(condition))) => Err(BridgeError::transient(format!("joining {room} failed: {condition}"))),
             Ok(Err(_)) => Err(BridgeError::transient(format!("joining {room} was interrupted"))),
             Err(_) => {

@@ -10,6 +10,7 @@ mod adapter;
 mod aliases;
 mod config;
 mod direct;
+mod history;
 mod inbound;
 mod link;
 mod media;

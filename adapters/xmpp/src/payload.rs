@@ -73,7 +73,8 @@ pub(crate) struct Payload {
 /// Reads the extensions of a message element.
 pub(crate) fn read(message: &Element) -> Payload {
     let mut payload = Payload {
-        body: message.get_child("body", ns::COMPONENT).map(Element::text),
+        // Archived messages keep their original (client) namespace.
+        body: message.get_child("body", message.ns().as_str()).map(Element::text),
         replace: message.get_child("replace", ns::MESSAGE_CORRECT).and_then(|r| r.attr("id")).map(str::to_owned),
         retraction: retraction(message),
         reactions: message.get_child("reactions", ns::REACTIONS).and_then(|r| {

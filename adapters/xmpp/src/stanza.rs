@@ -18,6 +18,10 @@ pub(crate) enum Inbound {
     Occupant(OccupantPresence),
     /// An iq request addressed to us.
     IqRequest { from: Jid, to: Jid, id: String, kind: IqKind, payload: Option<Element> },
+    /// A group chat message replayed from the room's archive for our query `query`.
+    Archived { query: String, message: GroupMessage },
+    /// The end of one of our archive queries (an iq result or error no waiter claimed).
+    QueryEnd { id: String, from: Jid, complete: bool, last: Option<String> },
     /// Something we do not handle (logged at debug level by the caller).
     Ignored(&'static str),
 }
@@ -129,6 +133,9 @@ fn message(element: &Element) -> Inbound {
     let (Some(from), Some(to)) = (jid_attr(element, "from"), jid_attr(element, "to")) else {
         return Inbound::Ignored("message without valid from/to");
     };
+    if let Some(result) = element.get_child("result", ns::MAM) {
+        return archived(&from, &to, result);
+    }
     match element.attr("type") {
         Some("groupchat") => {}
         Some("error") => return Inbound::Ignored("message error"),
@@ -147,12 +154,18 @@ fn message(element: &Element) -> Inbound {
     let Some((room, nick)) = occupant(&from) else {
         return Inbound::Ignored("group message from the room itself");
     };
+    Inbound::GroupMessage(group_message(element, room, nick, to, None))
+}
+
+/// A group chat message; `archive_id` is the archive's id for replayed ones.
+fn group_message(element: &Element, room: BareJid, nick: String, to: Jid, archive_id: Option<&str>) -> GroupMessage {
     let stanza_id = element
         .children()
         .filter(|c| c.is("stanza-id", ns::SID))
         .find(|c| c.attr("by").and_then(|by| BareJid::new(by).ok()).as_ref() == Some(&room))
-        .and_then(|c| c.attr("id").map(str::to_owned));
-    Inbound::GroupMessage(GroupMessage {
+        .and_then(|c| c.attr("id").map(str::to_owned))
+        .or_else(|| archive_id.map(str::to_owned));
+    GroupMessage {
         room,
         nick,
         to,
@@ -161,9 +174,30 @@ fn message(element: &Element) -> Inbound {
         origin_id: origin_id(element),
         occupant_id: occupant_id(element),
         payload: payload::read(element),
-        subject: child_text(element, "subject", ns::COMPONENT),
-        delayed: element.has_child("delay", ns::DELAY),
-    })
+        subject: child_text(element, "subject", element.ns().as_str()),
+        delayed: archive_id.is_some() || element.has_child("delay", ns::DELAY),
+    }
+}
+
+/// A `<result/>` of an archive query: only from the room itself, holding a
+/// group chat message from one of its occupants.
+fn archived(from: &Jid, to: &Jid, result: &Element) -> Inbound {
+    let (Some(query), Some(archive_id)) = (result.attr("queryid"), result.attr("id")) else {
+        return Inbound::Ignored("archive result without ids");
+    };
+    // The forwarded message keeps the namespace it was archived with (usually jabber:client).
+    let forwarded = result.get_child("forwarded", ns::FORWARD);
+    let Some(inner) = forwarded.and_then(|f| f.children().find(|c| c.name() == "message")) else {
+        return Inbound::Ignored("archive result without a message");
+    };
+    let Some((room, nick)) = jid_attr(inner, "from").as_ref().and_then(occupant) else {
+        return Inbound::Ignored("archived message not from an occupant");
+    };
+    if from.to_bare() != room || from.resource().is_some() {
+        return Inbound::Ignored("archive result from elsewhere than its room");
+    }
+    let message = group_message(inner, room, nick, to.clone(), Some(archive_id));
+    Inbound::Archived { query: query.to_owned(), message }
 }
 
 fn origin_id(element: &Element) -> Option<String> {
@@ -224,7 +258,14 @@ fn iq(element: &Element) -> Inbound {
     let kind = match element.attr("type") {
         Some("get") => IqKind::Get,
         Some("set") => IqKind::Set,
-        _ => return Inbound::Ignored("iq answer without a waiter"),
+        Some("result") => {
+            let fin = element.get_child("fin", ns::MAM);
+            let complete = fin.is_none_or(|f| f.attr("complete") == Some("true"));
+            let last = fin.and_then(|f| f.get_child("set", ns::RSM)).and_then(|s| s.get_child("last", ns::RSM));
+            return Inbound::QueryEnd { id: id.to_owned(), from, complete, last: last.map(Element::text) };
+        }
+        Some("error") => return Inbound::QueryEnd { id: id.to_owned(), from, complete: true, last: None },
+        _ => return Inbound::Ignored("iq of unknown type"),
     };
     Inbound::IqRequest { from, to, id: id.to_owned(), kind, payload: element.children().next().cloned() }
 }

@@ -5,6 +5,9 @@ use tokio_xmpp::minidom::rxml::NcName;
 use tokio_xmpp::minidom::{Element, ElementBuilder};
 use tokio_xmpp::parsers::ns;
 
+use std::time::SystemTime;
+
+use crate::history::xmpp_datetime;
 use crate::payload::xmlns;
 
 /// Sets an attribute by a static name.
@@ -19,6 +22,25 @@ pub(crate) fn xml_safe(text: &str) -> String {
     text.chars()
         .filter(|&c| matches!(c, '\t' | '\n' | '\r') || (c >= ' ' && c != '\u{FFFE}' && c != '\u{FFFF}'))
         .collect()
+}
+
+/// An archive (XEP-0313) query of a room for messages since `since`,
+/// continuing after archive id `after`; `id` doubles as the `queryid`.
+pub(crate) fn archive_query(from: &FullJid, room: &Jid, id: &str, since: SystemTime, after: Option<&str>) -> Element {
+    let field = |var: &'static str, value: String, hidden: bool| {
+        let field = attr(Element::builder("field", ns::DATA_FORMS), "var", var);
+        let field = if hidden { attr(field, "type", "hidden") } else { field };
+        field.append(Element::builder("value", ns::DATA_FORMS).append(value).build()).build()
+    };
+    let form = attr(Element::builder("x", ns::DATA_FORMS), "type", "submit")
+        .append(field("FORM_TYPE", ns::MAM.to_owned(), true))
+        .append(field("start", xmpp_datetime(since), false));
+    let mut set = Element::builder("set", ns::RSM).append(Element::builder("max", ns::RSM).append("100").build());
+    if let Some(after) = after {
+        set = set.append(Element::builder("after", ns::RSM).append(after.to_owned()).build());
+    }
+    let query = attr(Element::builder("query", ns::MAM), "queryid", id).append(form.build()).append(set.build());
+    iq_reply(&Jid::from(from.clone()), room, id, "set").append(query.build()).build()
 }
 
 /// Presence that joins `occupant` (room/nick) as `from`, without history.

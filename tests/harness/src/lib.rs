@@ -116,6 +116,11 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
+        // BRYGGA_KEEP_TEMP=1 keeps a failed run's files (logs, databases) for a look.
+        if std::env::var_os("BRYGGA_KEEP_TEMP").is_some() && std::thread::panicking() {
+            eprintln!("kept {}", self.path.display());
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.path);
     }
 }

@@ -17,16 +17,15 @@ pub(super) fn message(shared: &Shared, message: GroupMessage) -> Vec<InboundEven
     if message.to.try_as_full().ok() != Some(&shared.listener) {
         return Vec::new();
     }
-    {
-        let mut rooms = shared.rooms.lock().expect("rooms poisoned");
-        if rooms.is_ours(&message.room, &message.nick) {
-            if let Some(id) = message.origin_id.as_ref().or(message.id.as_ref()) {
-                rooms.reflected(&message.room, id, message.stanza_id.clone());
-            }
-            return Vec::new();
+    // Our puppets' messages come back as reflections, or from the archive.
+    let own_id = message.origin_id.as_deref().or(message.id.as_deref());
+    let ours = shared.rooms.lock().expect("rooms poisoned").is_ours(&message.room, &message.nick)
+        || shared.history.lock().expect("history poisoned").was_ours(&message.room, &message.nick, own_id);
+    if ours {
+        if let Some(id) = own_id {
+            shared.history.lock().expect("history poisoned").delivered(&message.room, id);
+            shared.rooms.lock().expect("rooms poisoned").reflected(&message.room, id, message.stanza_id.clone());
         }
-    }
-    if message.delayed {
         return Vec::new();
     }
     if !super::body_fits(shared, &message.payload) {

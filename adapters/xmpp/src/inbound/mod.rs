@@ -2,6 +2,7 @@
 //! either settles one of our own waits (joins, reflections), answers an iq,
 //! or becomes events pushed durably into the bridge.
 
+mod catchup;
 mod direct;
 mod group;
 mod iq;
@@ -36,8 +37,37 @@ pub(crate) async fn dispatch(
             },
         };
         let events = match classify(&element) {
-            Inbound::GroupMessage(message) => group::message(&shared, message),
-            Inbound::Occupant(presence) => group::occupant(&shared, presence),
+            Inbound::GroupMessage(message) => {
+                let live = message.to.try_as_full().ok() == Some(&shared.listener);
+                let released = if live {
+                    let mut history = shared.history.lock().expect("history poisoned");
+                    history.seen(&message.room, SystemTime::now());
+                    history.hold(message)
+                } else {
+                    Some(message)
+                };
+                released.map(|m| group::message(&shared, m)).unwrap_or_default()
+            }
+            Inbound::Archived { query, message } => {
+                let ours = shared.history.lock().expect("history poisoned").room_of_query(&query);
+                if ours.as_ref() == Some(&message.room) { group::message(&shared, message) } else { Vec::new() }
+            }
+            Inbound::QueryEnd { id, from, complete, last } => {
+                let held = catchup::page_end(&shared, &link, &id, &from, complete, last).await;
+                held.into_iter().flat_map(|m| group::message(&shared, m)).collect()
+            }
+            Inbound::Occupant(presence) => {
+                let listener_joined = presence.available
+                    && presence.codes.contains(&110)
+                    && presence.to.try_as_full().ok() == Some(&shared.listener);
+                let room = presence.room.clone();
+                let mut events = group::occupant(&shared, presence);
+                if listener_joined {
+                    let held = catchup::start(&shared, &link, &room).await;
+                    events.extend(held.into_iter().flat_map(|m| group::message(&shared, m)));
+                }
+                events
+            }
             Inbound::DirectMessage(message) => direct::message(&shared, message),
             Inbound::IqRequest { from, to, id, kind, payload } => {
                 let answer = iq::answer(&shared, &from, &to, &id, kind, payload.as_ref()).await;

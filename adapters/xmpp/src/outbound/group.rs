@@ -68,6 +68,11 @@ async fn say(
     id: &str,
     stanza: Element,
 ) -> Result<Option<String>, BridgeError> {
+    // A retry of a message the room already has (its confirmation was lost,
+    // then the archive showed it) must not be sent twice.
+    if shared.history.lock().expect("history poisoned").was_delivered(room, id) {
+        return Ok(None);
+    }
     let reflected = shared.rooms.lock().expect("rooms poisoned").expect_reflection(room, id);
     if let Err(err) = link.send(stanza).await {
         shared.rooms.lock().expect("rooms poisoned").forget_reflection(room, id);
