@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use brygga_core::{
-    Adapter, BridgeError, Capabilities, InboundSink, MatrixUserId, OutboundEvent, PortalDirectory, RemoteMedia,
-    RemoteRoomId, RemoteUserId, SendReceipt,
+    Adapter, BridgeError, Capabilities, InboundEvent, InboundSink, MatrixUserId, OutboundEvent, PortalDirectory,
+    RemoteMedia, RemoteRoomId, RemoteUserId, SendReceipt,
 };
 use tokio_util::sync::CancellationToken;
 use tokio_xmpp::jid::{BareJid, FullJid, Jid};
@@ -15,6 +15,7 @@ use tokio_xmpp::minidom::Element;
 
 use crate::config::XmppConfig;
 use crate::history::History;
+use crate::inbound::pushers::Pushers;
 use crate::link::Link;
 use crate::media::LinkFetcher;
 use crate::muc::{Rooms, Seat};
@@ -37,6 +38,7 @@ pub(crate) struct Shared {
     pub(crate) listener: FullJid,
     pub(crate) domain: BareJid,
     link: Mutex<Option<Link>>,
+    pushers: Mutex<Option<Arc<Pushers>>>,
 }
 
 /// One tenant's XMPP adapter.
@@ -64,6 +66,7 @@ impl XmppAdapter {
             listener,
             domain,
             link: Mutex::new(None),
+            pushers: Mutex::default(),
         };
         Ok(Self { shared: Arc::new(shared), fetcher, stop: Mutex::new(None) })
     }
@@ -204,6 +207,22 @@ impl Shared {
     /// The Matrix user behind one of our puppet JIDs.
     pub(crate) fn puppet_owner(&self, jid: &BareJid) -> Option<MatrixUserId> {
         crate::puppet::matrix_user_of(&self.domain, jid)
+    }
+
+    /// Sets the current connection's pushers (at start).
+    pub(crate) fn set_pushers(&self, pushers: Arc<Pushers>) {
+        *self.pushers.lock().expect("pushers poisoned") = Some(pushers);
+    }
+
+    /// Queues an event behind the earlier ones of its room (for events made
+    /// outside the dispatcher, such as leaves after their grace period).
+    pub(crate) fn route(&self, event: InboundEvent) {
+        let pushers = self.pushers.lock().expect("pushers poisoned").clone();
+        if let Some(pushers) = pushers
+            && pushers.route(event).is_err()
+        {
+            tracing::warn!("an XMPP event was dropped: its room is flooded");
+        }
     }
 
     /// Writes an element, logging (not failing) when the link is down.

@@ -30,6 +30,8 @@ struct CatchUp {
 pub(crate) struct History {
     /// Up to when the listener is known to have seen everything.
     seen_until: HashMap<BareJid, SystemTime>,
+    /// Since when messages were dropped (a flooded queue), for the next catch-up.
+    gaps: HashMap<BareJid, SystemTime>,
     /// Nicks our puppets have used, to recognise their archived messages.
     our_nicks: HashMap<BareJid, HashSet<String>>,
     /// Our messages the room is known to have, by (room, id).
@@ -48,12 +50,29 @@ impl History {
     /// Where a catch-up after a (re)join starts; `None` on the first join,
     /// which bridges only what comes after it.
     pub(crate) fn catch_up_from(&self, room: &BareJid) -> Option<SystemTime> {
-        self.seen_until.get(room).map(|t| *t - OVERLAP)
+        let seen = self.seen_until.get(room).copied();
+        let from = match (seen, self.gaps.get(room).copied()) {
+            (Some(seen), Some(gap)) => seen.min(gap),
+            (seen, gap) => seen.or(gap)?,
+        };
+        Some(from - OVERLAP)
+    }
+
+    /// Messages of `room` are being dropped from `at` on; returns whether this starts a gap.
+    pub(crate) fn gap(&mut self, room: &BareJid, at: SystemTime) -> bool {
+        match self.gaps.get(room) {
+            Some(_) => false,
+            None => {
+                self.gaps.insert(room.clone(), at);
+                true
+            }
+        }
     }
 
     /// Starts holding live messages of `room` until the archive query `query` ends.
     /// Returns what an earlier, unfinished catch-up of the room held.
     pub(crate) fn start_catch_up(&mut self, room: &BareJid, query: &str, since: SystemTime) -> Vec<GroupMessage> {
+        self.gaps.remove(room);
         let earlier = self.finish(room);
         self.catching_up.insert(room.clone(), CatchUp { query: query.to_owned(), since, held: Vec::new() });
         earlier
@@ -153,6 +172,20 @@ mod tests {
         assert!(history.was_ours(&room, "Alice", Some("brygga.abc")));
         assert!(!history.was_ours(&room, "Alice", Some("abc")));
         assert!(!history.was_ours(&room, "Mallory", Some("brygga.abc")));
+    }
+
+    #[test]
+    fn a_gap_moves_the_catch_up_back() {
+        let mut history = History::default();
+        let room = BareJid::new("r@c.example").unwrap();
+        assert_eq!(history.catch_up_from(&room), None);
+        let t0 = UNIX_EPOCH + Duration::from_secs(1_000_000);
+        history.seen(&room, t0 + Duration::from_secs(100));
+        assert!(history.gap(&room, t0));
+        assert!(!history.gap(&room, t0 + Duration::from_secs(50)));
+        assert_eq!(history.catch_up_from(&room), Some(t0 - OVERLAP));
+        history.start_catch_up(&room, "q", t0);
+        assert_eq!(history.catch_up_from(&room), Some(t0 + Duration::from_secs(100) - OVERLAP));
     }
 
     #[test]

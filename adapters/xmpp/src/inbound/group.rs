@@ -178,7 +178,7 @@ pub(super) fn occupant(shared: &Arc<Shared>, presence: OccupantPresence) -> Vec<
 async fn leave_after_grace(shared: Arc<Shared>, room: BareJid, identity: String, token: u64, leave: InboundEvent) {
     tokio::time::sleep(shared.config.leave_grace()).await;
     let due = shared.rooms.lock().expect("rooms poisoned").leave_due(&room, &identity, token);
-    if due && let Err(err) = shared.sink.push(leave).await {
-        tracing::warn!(room = %room, error = %err, "bridging a leave failed");
+    if due {
+        shared.route(leave);
     }
 }

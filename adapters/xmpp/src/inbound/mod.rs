@@ -6,16 +6,19 @@ mod catchup;
 mod direct;
 mod group;
 mod iq;
+pub(crate) mod pushers;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use brygga_core::{EventBody, InboundEvent, Message, RemoteMessageId, Text};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tokio_xmpp::jid::BareJid;
 use tokio_xmpp::minidom::Element;
 
+use self::pushers::Pushers;
 use crate::adapter::Shared;
 use crate::link::Link;
 use crate::payload::{ChatState, Payload};
@@ -28,6 +31,8 @@ pub(crate) async fn dispatch(
     mut inbound: mpsc::Receiver<Element>,
     cancel: CancellationToken,
 ) {
+    let (pushers, mut drained) = Pushers::new(shared.sink.clone(), cancel.child_token());
+    shared.set_pushers(pushers.clone());
     loop {
         let element = tokio::select! {
             _ = cancel.cancelled() => return,
@@ -35,6 +40,16 @@ pub(crate) async fn dispatch(
                 Some(element) => element,
                 None => return,
             },
+            Some(room) = drained.recv() => {
+                // A flooded room drained: fetch what was dropped from its archive.
+                let Some(room) = BareJid::new(room.as_str()).ok().filter(|_| crate::direct::parse(&room).is_none()) else {
+                    continue;
+                };
+                for message in catchup::start(&shared, &link, &room).await {
+                    route(&shared, &pushers, group::message(&shared, message));
+                }
+                continue;
+            }
         };
         let events = match classify(&element) {
             Inbound::GroupMessage(message) => {
@@ -79,34 +94,21 @@ pub(crate) async fn dispatch(
                 Vec::new()
             }
         };
-        for event in events {
-            if !push(&shared, event, &cancel).await {
-                return;
-            }
-        }
+        route(&shared, &pushers, events);
     }
 }
 
-/// Pushes until the store takes it: a stanza the server already delivered
-/// cannot be asked for again, so it is never dropped for a transient error.
-async fn push(shared: &Shared, event: InboundEvent, cancel: &CancellationToken) -> bool {
-    let mut delay = Duration::from_millis(100);
-    loop {
-        match shared.sink.push(event.clone()).await {
-            Ok(_) => return true,
-            Err(err) if err.is_transient() => {
-                tracing::warn!(error = %err, "storing an XMPP event failed; retrying");
-            }
-            Err(err) => {
-                tracing::error!(error = %err, kind = event.body.kind_name(), "XMPP event refused by the bridge");
-                return true;
-            }
+/// Hands events to their rooms' pushers; a flooded room's excess is dropped
+/// here and, for group chats, fetched again from the archive later.
+fn route(shared: &Shared, pushers: &Arc<Pushers>, events: Vec<InboundEvent>) {
+    for event in events {
+        let room = event.room.clone();
+        if pushers.route(event).is_err()
+            && let Ok(jid) = BareJid::new(room.as_str())
+            && shared.history.lock().expect("history poisoned").gap(&jid, SystemTime::now())
+        {
+            tracing::warn!(room = %room, "XMPP room flooded; dropping its messages until it drains");
         }
-        tokio::select! {
-            _ = cancel.cancelled() => return false,
-            _ = tokio::time::sleep(delay) => {}
-        }
-        delay = (delay * 2).min(Duration::from_secs(10));
     }
 }
 
