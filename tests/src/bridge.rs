@@ -46,6 +46,7 @@ impl BridgeSetup {
              as_token: \"{as_token}\"\n  hs_token: \"{hs_token}\"\n  bot_localpart: brygga\n\
              database: {{ url: \"{db_url}\" }}\n\
              admin: {{ listen: \"127.0.0.1:{admin_port}\" }}\n\
+             media: {{ public_url: \"http://127.0.0.1:{as_port}\", secret: \"{hs_token}-media\" }}\n\
              logging: {{ level: \"info,brygga_core=debug,brygga_xmpp=debug\" }}\n\
              tenants:\n{tenants_yaml}"
         )

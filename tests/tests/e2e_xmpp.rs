@@ -267,3 +267,43 @@ async fn a_prosody_restart_mid_exchange_loses_and_duplicates_nothing() {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn files_travel_both_ways() {
+    let env = XmppEnv::start(Backend::Sqlite, &["fk"]).await;
+    let muc = "files@conference.localhost";
+    let room = env.linked_room("fk", muc).await;
+    let bob = XmppUser::connect(&env.prosody, "bob", "bob-pw").await;
+    bob.join_muc(muc, "Bob").await;
+
+    // Matrix to XMPP: a signed link to the file, which serves its bytes.
+    let picture = brygga_harness::random_bytes(40_000);
+    let mxc = env.alice.upload(picture.clone(), "image/png", "holiday.png").await;
+    let content = serde_json::json!({
+        "msgtype": "m.image", "body": "holiday.png", "url": mxc,
+        "info": {"mimetype": "image/png", "size": picture.len()},
+    });
+    env.alice.send(&room, "m.room.message", content).await;
+    let got = bob.wait_for(WAIT, |e| e["type"] == "message" && !e["oob_url"].is_null()).await;
+    let url = got["oob_url"].as_str().unwrap().to_owned();
+    assert_eq!(got["body"], url.as_str());
+    let response = reqwest::get(&url).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "image/png");
+    assert_eq!(response.bytes().await.unwrap().to_vec(), picture);
+    let forged = url.replacen("/_brygga/media/localhost/", "/_brygga/media/localhost/x", 1);
+    assert_eq!(reqwest::get(&forged).await.unwrap().status(), 403);
+
+    // XMPP to Matrix: an uploaded file shared by link is re-uploaded to Matrix.
+    let notes = b"minutes of the meeting\n".repeat(100);
+    let link = bob.upload(&notes, "minutes.txt", "text/plain").await;
+    bob.send(serde_json::json!({"to": muc, "type": "groupchat", "body": link, "oob_url": link})).await;
+    let timeline = env
+        .alice
+        .wait_timeline(&room, WAIT, "the shared file", |t| t.iter().any(|e| e["content"]["msgtype"] == "m.file"))
+        .await;
+    let file = timeline.iter().find(|e| e["content"]["msgtype"] == "m.file").unwrap();
+    assert_eq!(file["content"]["body"], "minutes.txt");
+    let bytes = env.alice.download(file["content"]["url"].as_str().unwrap()).await;
+    assert_eq!(bytes, notes);
+}

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use brygga_core::{
-    Adapter, BridgeError, Capabilities, InboundEvent, InboundSink, MatrixUserId, OutboundEvent, PortalDirectory,
-    RemoteMedia, RemoteRoomId, RemoteUserId, SendReceipt,
+    Adapter, BridgeError, Capabilities, InboundEvent, InboundSink, MatrixUserId, MediaLinks, OutboundEvent,
+    PortalDirectory, RemoteMedia, RemoteRoomId, RemoteUserId, SendReceipt,
 };
 use tokio_util::sync::CancellationToken;
 use tokio_xmpp::jid::{BareJid, FullJid, Jid};
@@ -37,6 +37,8 @@ pub(crate) struct Shared {
     /// The listener's JID: the component domain with a resource.
     pub(crate) listener: FullJid,
     pub(crate) domain: BareJid,
+    /// Signed links to Matrix media, when the bridge serves them.
+    pub(crate) links: Option<Arc<dyn MediaLinks>>,
     link: Mutex<Option<Link>>,
     pushers: Mutex<Option<Arc<Pushers>>>,
 }
@@ -53,6 +55,7 @@ impl XmppAdapter {
         config: XmppConfig,
         sink: Arc<dyn InboundSink>,
         portals: Arc<dyn PortalDirectory>,
+        links: Option<Arc<dyn MediaLinks>>,
     ) -> Result<Self, BridgeError> {
         let fetcher = LinkFetcher::new(config.max_file_bytes)?;
         let domain = config.link().domain;
@@ -65,6 +68,7 @@ impl XmppAdapter {
             history: Mutex::default(),
             listener,
             domain,
+            links,
             link: Mutex::new(None),
             pushers: Mutex::default(),
         };
@@ -80,6 +84,8 @@ impl Adapter for XmppAdapter {
         caps.redactions = true;
         caps.replies = true;
         caps.membership = true;
+        // Files go out as links, so only when the bridge can sign them.
+        caps.media = self.shared.links.is_some();
         caps.presence = true;
         caps.typing = true;
         caps.read_receipts = true;

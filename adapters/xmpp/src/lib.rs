@@ -55,6 +55,6 @@ impl AdapterFactory for XmppFactory {
 
     fn build(&self, ctx: AdapterContext) -> Result<Arc<dyn Adapter>, BridgeError> {
         let config = config::XmppConfig::parse(&ctx.config).map_err(BridgeError::permanent)?;
-        Ok(Arc::new(adapter::XmppAdapter::new(config, ctx.sink, ctx.portals)?))
+        Ok(Arc::new(adapter::XmppAdapter::new(config, ctx.sink, ctx.portals, ctx.media_links)?))
     }
 }

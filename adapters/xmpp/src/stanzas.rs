@@ -104,6 +104,12 @@ impl MessageBuilder {
         self.child(attr(Element::builder("reply", xmlns::REPLY), "id", id).build())
     }
 
+    /// XEP-0066: a file by link.
+    pub(crate) fn oob(self, url: &str) -> Self {
+        let url = Element::builder("url", ns::OOB).append(xml_safe(url)).build();
+        self.child(Element::builder("x", ns::OOB).append(url).build())
+    }
+
     /// XEP-0085: a chat state, e.g. `composing`.
     pub(crate) fn chat_state(self, state: &'static str) -> Self {
         self.child(Element::builder(state, ns::CHATSTATES).build())

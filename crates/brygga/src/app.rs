@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, AdminState};
 use crate::config::Config;
+use crate::media_links::SignedLinks;
 use crate::tenants;
 
 /// Opens (and migrates) the configured store.
@@ -42,6 +43,8 @@ pub struct Parts {
     pub router: Router,
     /// The Matrix client.
     pub matrix: Arc<MatrixClient>,
+    /// Signed public links to Matrix media, when configured.
+    pub links: Option<Arc<SignedLinks>>,
 }
 
 /// Builds store, Matrix client, router and adapter host; starts nothing.
@@ -54,13 +57,21 @@ pub async fn assemble(config: &Config, factories: Vec<Arc<dyn AdapterFactory>>) 
         None => namer,
     });
     let router = Router::new(store.clone(), matrix.clone(), namer, running.clone(), RetryPolicy::default());
-    let host = Arc::new(AdapterHost::new(factories, running, store.clone(), router.clone(), matrix.clone()));
-    Ok(Parts { store, host, router, matrix })
+    let mut host = AdapterHost::new(factories, running, store.clone(), router.clone(), matrix.clone());
+    let links = config.media.as_ref().map(|media| {
+        let lifetime = Duration::from_secs(u64::from(media.link_days) * 86_400);
+        Arc::new(SignedLinks::new(&media.public_url, &media.secret, lifetime))
+    });
+    if let Some(links) = &links {
+        host = host.with_media_links(links.clone());
+    }
+    let host = Arc::new(host);
+    Ok(Parts { store, host, router, matrix, links })
 }
 
 /// Runs the bridge until SIGINT or SIGTERM.
 pub async fn run(config: Config, factories: Vec<Arc<dyn AdapterFactory>>) -> anyhow::Result<()> {
-    let Parts { store, host, router, matrix } = assemble(&config, factories).await?;
+    let Parts { store, host, router, matrix, links } = assemble(&config, factories).await?;
     tenants::seed(store.as_ref(), &host, &config.tenants).await?;
 
     // Undelivered events resume before anything new is accepted, so order holds.
@@ -70,7 +81,10 @@ pub async fn run(config: Config, factories: Vec<Arc<dyn AdapterFactory>>) -> any
     let shutdown = CancellationToken::new();
     let mut server_settings = ServerSettings::new(config.appservice.hs_token.clone());
     server_settings.max_body_bytes = config.appservice.max_body_bytes;
-    let appservice = brygga_matrix::server::router(Arc::new(router.clone()), server_settings);
+    let mut appservice = brygga_matrix::server::router(Arc::new(router.clone()), server_settings);
+    if let Some(links) = links {
+        appservice = appservice.merge(crate::media_links::routes(links, matrix.clone()));
+    }
     let as_listener = TcpListener::bind(config.appservice.listen)
         .await
         .with_context(|| format!("binding config key `appservice.listen` ({})", config.appservice.listen))?;

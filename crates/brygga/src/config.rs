@@ -45,9 +45,29 @@ pub struct Config {
     /// Log output.
     #[serde(default)]
     pub logging: LoggingConfig,
+    /// Public links to Matrix media, for platforms that take files by URL (XMPP).
+    #[serde(default)]
+    pub media: Option<MediaConfig>,
     /// Tenants created at start-up when missing.
     #[serde(default)]
     pub tenants: Vec<TenantSeed>,
+}
+
+/// Signed public links to Matrix media, served on the appservice listener.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaConfig {
+    /// Base URL under which remote users reach the appservice listener.
+    pub public_url: Url,
+    /// Key that signs the links (set it from the environment: `BRYGGA_MEDIA__SECRET`).
+    pub secret: String,
+    /// Days a link stays valid.
+    #[serde(default = "default_link_days")]
+    pub link_days: u32,
+}
+
+fn default_link_days() -> u32 {
+    7
 }
 
 /// Where the homeserver is.
@@ -268,6 +288,17 @@ impl Config {
         if !(self.database.url.starts_with("sqlite:") || self.database.url.starts_with("postgres")) {
             return invalid("database.url", "must start with sqlite:// or postgres://");
         }
+        if let Some(media) = &self.media {
+            if !matches!(media.public_url.scheme(), "http" | "https") {
+                return invalid("media.public_url", "must be an http:// or https:// URL");
+            }
+            if media.secret.len() < 16 {
+                return invalid("media.secret", "must be at least 16 characters");
+            }
+            if media.link_days == 0 {
+                return invalid("media.link_days", "must be at least 1");
+            }
+        }
         if tracing_subscriber::EnvFilter::try_new(&self.logging.level).is_err() {
             return invalid("logging.level", "is not a valid log filter");
         }
@@ -307,6 +338,16 @@ tenants:
     invite: ["@alice:localhost"]
     adapters: { loopback: { config: { x: 1 } } }
 "#;
+
+    #[test]
+    fn the_shipped_example_config_is_valid() {
+        use brygga_core::AdapterFactory;
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/example.yaml");
+        let config = Config::load(&path).unwrap();
+        assert!(config.media.is_some());
+        let xmpp = &config.tenants[0].adapters["xmpp"];
+        brygga_xmpp::XmppFactory.validate(&xmpp.config).unwrap();
+    }
 
     #[test]
     fn a_good_config_loads_with_defaults() {

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod media_links;
 pub mod portals;
 pub mod registration;
 pub mod tenants;

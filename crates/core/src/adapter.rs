@@ -104,6 +104,12 @@ pub trait MatrixMedia: Send + Sync {
     async fn download(&self, mxc: &str) -> Result<MediaBytes, BridgeError>;
 }
 
+/// Public links to Matrix media, for platforms that take files by URL.
+pub trait MediaLinks: Send + Sync {
+    /// A link serving the file `mxc` (named `name`) to whoever holds it, until it expires.
+    fn link(&self, mxc: &str, name: &str) -> Option<String>;
+}
+
 /// The portals of one adapter of one tenant, as the store knows them.
 #[async_trait]
 pub trait PortalDirectory: Send + Sync {
@@ -135,6 +141,8 @@ pub struct AdapterContext {
     pub media: Arc<dyn MatrixMedia>,
     /// The adapter's portals, e.g. to join their rooms after connecting.
     pub portals: Arc<dyn PortalDirectory>,
+    /// Links to Matrix media, when the bridge serves them.
+    pub media_links: Option<Arc<dyn MediaLinks>>,
 }
 
 impl AdapterContext {
@@ -145,7 +153,13 @@ impl AdapterContext {
         sink: Arc<dyn InboundSink>,
         media: Arc<dyn MatrixMedia>,
     ) -> Self {
-        Self { tenant, config, sink, media, portals: Arc::new(NoPortals) }
+        Self { tenant, config, sink, media, portals: Arc::new(NoPortals), media_links: None }
+    }
+
+    /// Sets the media link signer.
+    pub fn with_media_links(mut self, links: Option<Arc<dyn MediaLinks>>) -> Self {
+        self.media_links = links;
+        self
     }
 
     /// Sets the portal directory.

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::adapter::{AdapterContext, AdapterFactory, MatrixMedia};
+use crate::adapter::{AdapterContext, AdapterFactory, MatrixMedia, MediaLinks};
 use crate::error::{BridgeError, StoreError};
 use crate::ids::{AdapterKind, TenantId};
 use crate::router::Router;
@@ -55,6 +55,7 @@ pub struct AdapterHost {
     store: Arc<dyn Store>,
     router: Router,
     media: Arc<dyn MatrixMedia>,
+    media_links: Option<Arc<dyn MediaLinks>>,
     lifecycle: tokio::sync::Mutex<()>,
 }
 
@@ -68,7 +69,13 @@ impl AdapterHost {
         media: Arc<dyn MatrixMedia>,
     ) -> Self {
         let factories = factories.into_iter().map(|f| (f.kind(), f)).collect();
-        Self { factories, running, store, router, media, lifecycle: tokio::sync::Mutex::new(()) }
+        Self { factories, running, store, router, media, media_links: None, lifecycle: tokio::sync::Mutex::new(()) }
+    }
+
+    /// Gives adapters public links to Matrix media.
+    pub fn with_media_links(mut self, links: Arc<dyn MediaLinks>) -> Self {
+        self.media_links = Some(links);
+        self
     }
 
     /// The adapter kinds this build knows.
@@ -133,7 +140,8 @@ impl AdapterHost {
             self.router.sink(tenant.clone(), kind.clone()),
             self.media.clone(),
         )
-        .with_portals(self.router.portal_directory(tenant.clone(), kind.clone()));
+        .with_portals(self.router.portal_directory(tenant.clone(), kind.clone()))
+        .with_media_links(self.media_links.clone());
         let adapter = factory.build(ctx).map_err(start_err)?;
         if let Some(old) = self.running.remove(tenant, kind) {
             old.stop().await;

@@ -24,7 +24,9 @@ pub(super) async fn send(
     let puppet = puppet_jid(&shared.domain, user).ok_or_else(|| BridgeError::permanent("no valid puppet JID"))?;
     let id = message_id(&event.txn_id);
     let builder = MessageBuilder::new(&puppet, &Jid::from(contact.clone()), "chat", &id);
-    let Some((builder, delivery)) = compose(builder, &event.body) else { return Ok(SendReceipt::default()) };
+    let Some((builder, delivery)) = compose(builder, &event.body, shared.links.as_deref()) else {
+        return Ok(SendReceipt::default());
+    };
     match delivery {
         Delivery::Ephemeral => shared.send_quietly(link, builder.build()).await,
         Delivery::Durable => {

@@ -38,7 +38,9 @@ pub(super) async fn send(shared: &Shared, link: &Link, event: &OutboundEvent) ->
         body => {
             let id = message_id(&event.txn_id);
             let builder = MessageBuilder::new(&puppet, &Jid::from(room.clone()), "groupchat", &id);
-            let Some((builder, delivery)) = compose(builder, body) else { return Ok(SendReceipt::default()) };
+            let Some((builder, delivery)) = compose(builder, body, shared.links.as_deref()) else {
+                return Ok(SendReceipt::default());
+            };
             match delivery {
                 // Typing and markers only from someone already in the room.
                 Delivery::Ephemeral => {

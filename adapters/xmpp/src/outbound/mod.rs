@@ -4,7 +4,7 @@
 mod direct;
 mod group;
 
-use brygga_core::{BridgeError, EventBody, OutboundEvent, RemoteMessageId, SendReceipt};
+use brygga_core::{BridgeError, EventBody, MediaLinks, MediaSource, OutboundEvent, RemoteMessageId, SendReceipt};
 
 use crate::adapter::Shared;
 use crate::link::Link;
@@ -34,13 +34,34 @@ fn message_id(txn_id: &str) -> String {
 }
 
 /// Fills a message stanza for an event; `None` for events without one.
-fn compose(builder: MessageBuilder, body: &EventBody<RemoteMessageId>) -> Option<(MessageBuilder, Delivery)> {
+/// Files travel as signed links (XEP-0066) whose body is the link itself,
+/// which clients show inline.
+fn compose(
+    builder: MessageBuilder,
+    body: &EventBody<RemoteMessageId>,
+    links: Option<&dyn MediaLinks>,
+) -> Option<(MessageBuilder, Delivery)> {
     let built = match body {
         EventBody::Message(message) => {
-            let text = if message.emote { format!("/me {}", message.text.body) } else { message.text.body.clone() };
+            let mut text = if message.emote { format!("/me {}", message.text.body) } else { message.text.body.clone() };
             let mut builder = builder.markable();
             if let Some(reply_to) = &message.reply_to {
                 builder = builder.replies_to(reply_to.as_str());
+            }
+            let urls: Vec<String> = message
+                .attachments
+                .iter()
+                .filter_map(|a| match &a.source {
+                    MediaSource::Matrix { mxc } => links?.link(mxc, &a.name),
+                    MediaSource::Remote { locator } => Some(locator.clone()),
+                    _ => None,
+                })
+                .collect();
+            if let Some(first) = urls.first() {
+                builder = builder.oob(first);
+                // The file's name is only a caption when it says something else.
+                let caption = !text.is_empty() && message.attachments.iter().all(|a| a.name != text);
+                text = if caption { format!("{text}\n{}", urls.join("\n")) } else { urls.join("\n") };
             }
             (builder.body(&text), Delivery::Durable)
         }
