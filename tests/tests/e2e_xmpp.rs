@@ -307,3 +307,27 @@ async fn files_travel_both_ways() {
     let bytes = env.alice.download(file["content"]["url"].as_str().unwrap()).await;
     assert_eq!(bytes, notes);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn occupant_avatars_come_from_their_vcards() {
+    let env = XmppEnv::start(Backend::Sqlite, &["fk"]).await;
+    let muc = "faces@conference.localhost";
+    let room = env.linked_room("fk", muc).await;
+    env.alice.send_text(&room, "show yourselves").await;
+    let carol = XmppUser::connect(&env.prosody, "carol", "carol-pw").await;
+    carol.join_muc(muc, "Carol").await;
+    carol.send_groupchat(muc, "hi").await;
+    let ghost = env.matrix_sees(&room, "hi").await["sender"].as_str().unwrap().to_owned();
+
+    let face = brygga_harness::random_bytes(3_000);
+    carol.vcard_avatar(&face, "image/png").await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let avatar = loop {
+        if let Some(mxc) = env.alice.profile(&ghost).await["avatar_url"].as_str() {
+            break mxc.to_owned();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{ghost} never got an avatar");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(env.alice.download(&avatar).await, face);
+}

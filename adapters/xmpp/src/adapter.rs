@@ -17,7 +17,7 @@ use crate::config::XmppConfig;
 use crate::history::History;
 use crate::inbound::pushers::Pushers;
 use crate::link::Link;
-use crate::media::LinkFetcher;
+use crate::media::{LinkFetcher, XmppMedia};
 use crate::muc::{Rooms, Seat};
 use crate::{inbound, stanzas};
 
@@ -46,7 +46,7 @@ pub(crate) struct Shared {
 /// One tenant's XMPP adapter.
 pub(crate) struct XmppAdapter {
     shared: Arc<Shared>,
-    fetcher: LinkFetcher,
+    media: XmppMedia,
     stop: Mutex<Option<CancellationToken>>,
 }
 
@@ -72,7 +72,9 @@ impl XmppAdapter {
             link: Mutex::new(None),
             pushers: Mutex::default(),
         };
-        Ok(Self { shared: Arc::new(shared), fetcher, stop: Mutex::new(None) })
+        let shared = Arc::new(shared);
+        let media = XmppMedia { links: fetcher, shared: shared.clone() };
+        Ok(Self { shared, media, stop: Mutex::new(None) })
     }
 }
 
@@ -101,7 +103,7 @@ impl Adapter for XmppAdapter {
     }
 
     fn media(&self) -> Option<&dyn RemoteMedia> {
-        Some(&self.fetcher)
+        Some(&self.media)
     }
 
     async fn start(&self) -> Result<(), BridgeError> {
@@ -127,7 +129,7 @@ impl Adapter for XmppAdapter {
         if jid.node().is_none() || !self.shared.config.allows_muc(jid.domain().as_str()) {
             return false;
         }
-        let Some(link) = self.shared.link() else { return false };
+        let Some(link) = self.shared.current_link() else { return false };
         let query = stanzas::disco_info_query(&self.shared.listener, &Jid::from(jid), &link.fresh_id("disco"));
         match link.iq(query).await {
             Ok(answer) => crate::stanza::is_conference(&answer),
@@ -139,13 +141,14 @@ impl Adapter for XmppAdapter {
     }
 
     async fn send(&self, event: &OutboundEvent) -> Result<SendReceipt, BridgeError> {
-        let link = self.shared.link().ok_or_else(|| BridgeError::transient("XMPP adapter not started"))?;
+        let link = self.shared.current_link().ok_or_else(|| BridgeError::transient("XMPP adapter not started"))?;
         crate::outbound::send(&self.shared, &link, event).await
     }
 }
 
 impl Shared {
-    fn link(&self) -> Option<Link> {
+    /// The current connection, once started.
+    pub(crate) fn current_link(&self) -> Option<Link> {
         self.link.lock().expect("link poisoned").clone()
     }
 

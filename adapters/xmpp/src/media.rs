@@ -4,8 +4,20 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use brygga_core::{Attachment, BridgeError, MediaBytes, MediaSource, RemoteMedia};
+use tokio_xmpp::jid::Jid;
+use tokio_xmpp::minidom::Element;
+use tokio_xmpp::parsers::ns;
+use tokio_xmpp::parsers::vcard::VCard;
+
+use crate::adapter::Shared;
+use crate::stanzas;
+
+/// Locator prefix of avatars in vCards: `vcard:<jid>#<hash>`.
+pub(crate) const VCARD_SCHEME: &str = "vcard:";
 
 /// An attachment for a shared link; name and type come from the URL until fetched.
 pub(crate) fn attachment(url: &str) -> Attachment {
@@ -58,7 +70,7 @@ fn guess_mime(name: &str) -> &'static str {
 /// Fetches shared files over HTTP(S), refusing anything over the limit.
 pub(crate) struct LinkFetcher {
     http: reqwest::Client,
-    max_bytes: u64,
+    pub(crate) max_bytes: u64,
 }
 
 impl LinkFetcher {
@@ -113,6 +125,38 @@ impl RemoteMedia for LinkFetcher {
             data.extend_from_slice(&chunk);
         }
         Ok(MediaBytes { data, mime })
+    }
+}
+
+/// Remote media of the adapter: shared links over HTTP(S), avatars from vCards.
+pub(crate) struct XmppMedia {
+    pub(crate) links: LinkFetcher,
+    pub(crate) shared: Arc<Shared>,
+}
+
+#[async_trait]
+impl RemoteMedia for XmppMedia {
+    async fn fetch(&self, locator: &str) -> Result<MediaBytes, BridgeError> {
+        let Some(rest) = locator.strip_prefix(VCARD_SCHEME) else { return self.links.fetch(locator).await };
+        let jid = rest.rsplit_once('#').map_or(rest, |(jid, _)| jid);
+        let jid = Jid::new(jid).map_err(|_| BridgeError::permanent("invalid vCard JID"))?;
+        let link = self.shared.current_link().ok_or_else(|| BridgeError::transient("XMPP adapter not started"))?;
+        let query = stanzas::vcard_query(&self.shared.listener, &jid, &link.fresh_id("vcard"));
+        let answer = link.iq(query).await?;
+        if answer.attr("type") != Some("result") {
+            return Err(BridgeError::permanent("no vCard"));
+        }
+        let vcard = answer
+            .get_child("vCard", ns::VCARD)
+            .cloned()
+            .and_then(|v: Element| VCard::try_from(v).ok())
+            .ok_or_else(|| BridgeError::permanent("the vCard does not parse"))?;
+        let photo = vcard.photo.ok_or_else(|| BridgeError::permanent("the vCard has no photo"))?;
+        if photo.binval.data.len() as u64 > self.links.max_bytes {
+            return Err(BridgeError::permanent("the avatar is too large"));
+        }
+        let mime = if photo.type_.data.starts_with("image/") { photo.type_.data } else { "image/png".to_owned() };
+        Ok(MediaBytes { data: photo.binval.data, mime })
     }
 }
 

@@ -36,6 +36,8 @@ pub(crate) struct Occupant {
     pub(crate) name: String,
     /// Their `show` and status text.
     pub(crate) presence: (Option<String>, Option<String>),
+    /// Their avatar's hash, when they announced one.
+    pub(crate) avatar: Option<String>,
 }
 
 /// All rooms of one connection generation.
@@ -233,7 +235,7 @@ mod tests {
     }
 
     fn someone(identity: &str) -> Occupant {
-        Occupant { identity: identity.into(), name: "Bob".into(), presence: (None, None) }
+        Occupant { identity: identity.into(), name: "Bob".into(), presence: (None, None), avatar: None }
     }
 
     #[test]

@@ -94,6 +94,8 @@ pub(crate) struct OccupantPresence {
     pub(crate) new_nick: Option<String>,
     /// XEP-0421 occupant id (trustworthy only where the room announces the feature).
     pub(crate) occupant_id: Option<String>,
+    /// XEP-0153 avatar hash (`Some("")` when they have none).
+    pub(crate) photo: Option<String>,
     /// `show` (away, chat, dnd, xa).
     pub(crate) show: Option<String>,
     /// Free-text status.
@@ -244,6 +246,10 @@ fn presence(element: &Element) -> Inbound {
         real_jid: item.and_then(|i| i.attr("jid")).and_then(|j| Jid::new(j).ok()).map(|j| j.to_bare()),
         new_nick: item.and_then(|i| i.attr("nick")).map(str::to_owned),
         occupant_id: occupant_id(element),
+        photo: element
+            .get_child("x", ns::VCARD_UPDATE)
+            .and_then(|x| x.get_child("photo", ns::VCARD_UPDATE))
+            .map(Element::text),
         show: child_text(element, "show", ns::COMPONENT),
         status: child_text(element, "status", ns::COMPONENT),
         reason: item.and_then(|i| i.get_child("reason", ns::MUC_USER)).map(Element::text),

@@ -136,6 +136,11 @@ impl MessageBuilder {
     }
 }
 
+/// A vCard (vcard-temp) query from `from` to `to`.
+pub(crate) fn vcard_query(from: &FullJid, to: &Jid, id: &str) -> Element {
+    iq_reply(&Jid::from(from.clone()), to, id, "get").append(Element::builder("vCard", ns::VCARD).build()).build()
+}
+
 /// A disco#info query from `from` to `to`.
 pub(crate) fn disco_info_query(from: &FullJid, to: &Jid, id: &str) -> Element {
     let iq = attr(attr(Element::builder("iq", ns::COMPONENT), "from", from.as_str()), "to", to.as_str());

@@ -76,15 +76,25 @@ fn identity(shared: &Shared, room: &BareJid, nick: &str, real: Option<&BareJid>,
 /// The sender of a message from `nick`: the identity the room's presence
 /// gave them, else one from the message itself.
 fn sender(shared: &Shared, room: &BareJid, nick: &str, occupant_id: Option<&str>) -> Option<RemoteSender> {
-    let known = shared.rooms.lock().expect("rooms poisoned").occupant(room, nick).map(|o| o.identity.clone());
-    let id = known.unwrap_or_else(|| identity(shared, room, nick, None, occupant_id));
-    ghost(&id, nick)
+    let known = shared.rooms.lock().expect("rooms poisoned").occupant(room, nick).cloned();
+    match known {
+        Some(occupant) => ghost(&occupant.identity, nick, avatar_locator(room, nick, occupant.avatar.as_deref())),
+        None => ghost(&identity(shared, room, nick, None, occupant_id), nick, None),
+    }
 }
 
-fn ghost(identity: &str, nick: &str) -> Option<RemoteSender> {
+fn ghost(identity: &str, nick: &str, avatar: Option<String>) -> Option<RemoteSender> {
     let mut sender = RemoteSender::new(RemoteUserId::new(identity).ok()?);
     sender.display_name = Some(nick.to_owned());
+    sender.avatar = avatar;
     Some(sender)
+}
+
+/// Where an occupant's avatar is fetched: their vCard, through the room; the
+/// hash makes the locator change whenever the avatar does.
+fn avatar_locator(room: &BareJid, nick: &str, hash: Option<&str>) -> Option<String> {
+    let hash = hash.filter(|h| !h.is_empty())?;
+    Some(format!("{}{room}/{nick}#{hash}", crate::media::VCARD_SCHEME))
 }
 
 /// Bridges an occupant's presence: joins, leaves (after a grace period, so a
@@ -116,8 +126,9 @@ pub(super) fn occupant(shared: &Arc<Shared>, presence: OccupantPresence) -> Vec<
         return Vec::new();
     }
     let Ok(remote_room) = RemoteRoomId::new(room.as_str()) else { return Vec::new() };
+    let avatar = avatar_locator(&room, &presence.nick, presence.photo.as_deref());
     let event = |identity: &str, body| {
-        ghost(identity, &presence.nick).map(|sender| InboundEvent {
+        ghost(identity, &presence.nick, avatar.clone()).map(|sender| InboundEvent {
             room: remote_room.clone(),
             event_id: super::ephemeral_id(),
             sender,
@@ -153,10 +164,16 @@ pub(super) fn occupant(shared: &Arc<Shared>, presence: OccupantPresence) -> Vec<
     }
     let identity = identity(shared, &room, &presence.nick, presence.real_jid.as_ref(), presence.occupant_id.as_deref());
     let shown = (presence.show.clone(), presence.status.clone());
-    let occupant = Occupant { identity: identity.clone(), name: presence.nick.clone(), presence: shown.clone() };
+    let occupant = Occupant {
+        identity: identity.clone(),
+        name: presence.nick.clone(),
+        presence: shown.clone(),
+        avatar: presence.photo.clone(),
+    };
     let before = shared.rooms.lock().expect("rooms poisoned").occupant_present(&room, &presence.nick, occupant);
     let mut events = Vec::new();
-    if before.as_ref().is_none_or(|b| b.name != presence.nick) {
+    // A join, or a new name or avatar for the ghost's profile.
+    if before.as_ref().is_none_or(|b| b.name != presence.nick || b.avatar != presence.photo) {
         let body = EventBody::Membership {
             membership: Membership::Join,
             display_name: Some(presence.nick.clone()),
