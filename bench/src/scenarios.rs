@@ -48,13 +48,11 @@ pub struct AppserviceReport {
 fn inbound_event(portal: usize, event_id: String, body: String) -> anyhow::Result<InboundEvent> {
     let mut sender = RemoteSender::new(RemoteUserId::new(format!("user{portal}"))?);
     sender.display_name = Some(format!("User {portal}"));
-    Ok(InboundEvent {
-        room: RemoteRoomId::new(format!("room{portal}"))?,
-        event_id: RemoteMessageId::new(event_id)?,
-        sender,
-        body: EventBody::Message(Message::text(Text::plain(body))),
-        room_name: Some(format!("Room {portal}")),
-    })
+    let body = EventBody::Message(Message::text(Text::plain(body)));
+    let mut event =
+        InboundEvent::new(RemoteRoomId::new(format!("room{portal}"))?, RemoteMessageId::new(event_id)?, sender, body);
+    event.room_name = Some(format!("Room {portal}"));
+    Ok(event)
 }
 
 fn per_sec(n: usize, elapsed: Duration) -> f64 {

@@ -146,13 +146,10 @@ pub mod events {
     pub fn remote(room: &str, id: &str, user: &str, body: EventBody<RemoteMessageId>) -> InboundEvent {
         let mut sender = RemoteSender::new(RemoteUserId::new(user).expect("user id"));
         sender.display_name = Some(format!("{user} (remote)"));
-        InboundEvent {
-            room: RemoteRoomId::new(room).expect("room id"),
-            event_id: RemoteMessageId::new(id).expect("event id"),
-            sender,
-            body,
-            room_name: Some(format!("Room {room}")),
-        }
+        let room_id = RemoteRoomId::new(room).expect("room id");
+        let mut event = InboundEvent::new(room_id, RemoteMessageId::new(id).expect("event id"), sender, body);
+        event.room_name = Some(format!("Room {room}"));
+        event
     }
 
     /// A plain remote text message.

@@ -152,7 +152,7 @@ impl Adapter for Loopback {
             .map(RemoteMessageId::new)
             .collect::<Result<_, _>>()
             .map_err(|e| BridgeError::permanent(e.to_string()))?;
-        Ok(SendReceipt { remote_ids })
+        Ok(SendReceipt { remote_ids, aliases: Vec::new() })
     }
 
     fn media(&self) -> Option<&dyn RemoteMedia> {

@@ -19,7 +19,7 @@ pub use entities::{
     portals_by_key_and_room, tenant_crud,
 };
 pub use isolation::{remove_tenant_deletes_every_row, tenants_never_mix};
-pub use mapping::{message_map_both_ways_ordered_by_part, reactions_keep_their_kind};
+pub use mapping::{aliases_map_to_the_same_event, message_map_both_ways_ordered_by_part, reactions_keep_their_kind};
 pub use outbox::{
     complete_marks_done_and_stores_mappings, dead_letter_leaves_pending, enqueue_dedupes_even_after_delivery,
     ingest_is_atomic, ingest_stores_new_and_skips_replayed, pending_is_ordered_and_honours_after_and_limit,

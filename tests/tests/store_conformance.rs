@@ -56,6 +56,7 @@ conformance!(
     portals_by_key_and_room,
     message_map_both_ways_ordered_by_part,
     reactions_keep_their_kind,
+    aliases_map_to_the_same_event,
     enqueue_dedupes_even_after_delivery,
     pending_is_ordered_and_honours_after_and_limit,
     pending_queues_lists_undelivered_queues,

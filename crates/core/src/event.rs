@@ -245,6 +245,21 @@ pub struct InboundEvent {
     /// Room name, so a new portal can be named.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub room_name: Option<String>,
+    /// Other ids the remote side may use to refer to this message.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<RemoteMessageId>,
+}
+
+impl InboundEvent {
+    /// An event without a room name or aliases.
+    pub fn new(
+        room: RemoteRoomId,
+        event_id: RemoteMessageId,
+        sender: RemoteSender,
+        body: EventBody<RemoteMessageId>,
+    ) -> Self {
+        Self { room, event_id, sender, body, room_name: None, aliases: Vec::new() }
+    }
 }
 
 /// Who sent a Matrix event, as shown to the remote side.
@@ -290,6 +305,10 @@ pub struct OutboundEvent {
     pub target: Option<MatrixSender>,
     /// What to deliver, with references already mapped to remote ids.
     pub body: EventBody<RemoteMessageId>,
+    /// Other ids of the message the event targets (edit, redaction, reaction,
+    /// receipt), for platforms that refer to it differently by purpose.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub target_aliases: Vec<RemoteMessageId>,
 }
 
 /// What an adapter created for an outbound event.
@@ -298,12 +317,15 @@ pub struct SendReceipt {
     /// Remote message ids, one per part, in order. Empty for events that
     /// create nothing addressable (typing, presence).
     pub remote_ids: Vec<RemoteMessageId>,
+    /// Other ids the remote side knows the first part by.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<RemoteMessageId>,
 }
 
 impl SendReceipt {
     /// A receipt for a single created message.
     pub fn one(id: RemoteMessageId) -> Self {
-        Self { remote_ids: vec![id] }
+        Self { remote_ids: vec![id], aliases: Vec::new() }
     }
 }
 

@@ -144,6 +144,8 @@ pub enum MappingKind {
     Message,
     /// A reaction; its remote id is a reaction identity made by the router.
     Reaction,
+    /// Another id the remote side knows a message (its first part) by.
+    Alias,
 }
 
 impl MappingKind {
@@ -152,6 +154,7 @@ impl MappingKind {
         match self {
             Self::Message => "message",
             Self::Reaction => "reaction",
+            Self::Alias => "alias",
         }
     }
 
@@ -160,6 +163,7 @@ impl MappingKind {
         match s {
             "message" => Some(Self::Message),
             "reaction" => Some(Self::Reaction),
+            "alias" => Some(Self::Alias),
             _ => None,
         }
     }

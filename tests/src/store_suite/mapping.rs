@@ -50,3 +50,16 @@ pub async fn reactions_keep_their_kind(store: Arc<dyn Store>) {
     assert_eq!(store.messages_by_matrix(&tid("fk"), &event("$reaction")).await.unwrap(), vec![reaction.clone()]);
     assert_eq!(store.messages_by_remote(&p, &reaction.remote_id).await.unwrap(), vec![reaction]);
 }
+
+/// A message known by a second id is found by either, and the alias keeps its kind.
+pub async fn aliases_map_to_the_same_event(store: Arc<dyn Store>) {
+    let p = portal("fk", "xmpp", "room@conference.example");
+    let seq = enqueue_new(&*store, entry(Direction::ToMatrix, &p, "stanza-1")).await;
+    let message = mapping(&p, "$msg", "stanza-1", 0, MappingKind::Message);
+    let alias = mapping(&p, "$msg", "room@conference.example/Bob#origin-1", 0, MappingKind::Alias);
+    store.complete(seq, vec![message.clone(), alias.clone()]).await.unwrap();
+    assert_eq!(store.messages_by_remote(&p, &alias.remote_id).await.unwrap(), vec![alias.clone()]);
+    let mut by_event = store.messages_by_matrix(&tid("fk"), &event("$msg")).await.unwrap();
+    by_event.sort_by_key(|m| m.kind.as_str());
+    assert_eq!(by_event, vec![alias, message]);
+}

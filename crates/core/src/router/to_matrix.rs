@@ -30,13 +30,13 @@ impl Delivery {
         }
         let send = Sender { delivery: self, portal, room: &room, ghost: &ghost, key: &entry.dedupe_key };
         match event.body {
-            EventBody::Message(message) => send.message(message, &event.event_id).await,
+            EventBody::Message(message) => send.message(message, &event.event_id, &event.aliases).await,
             EventBody::Edit { target, text } => match send.first_part(&target).await? {
                 Some(target) => send.one(0, EventBody::Edit { target, text }).await.map(|_| Vec::new()),
                 // The original never reached Matrix: show the correction as a new message.
                 None => {
                     let marked = Text { body: format!("* {}", text.body), html: text.html.map(|h| format!("* {h}")) };
-                    send.message(Message::text(marked), &event.event_id).await
+                    send.message(Message::text(marked), &event.event_id, &[]).await
                 }
             },
             EventBody::Redaction { target, reason } => {
@@ -129,6 +129,7 @@ impl Sender<'_> {
         &self,
         message: Message<RemoteMessageId>,
         remote_id: &RemoteMessageId,
+        aliases: &[RemoteMessageId],
     ) -> Result<Vec<MessageMapping>, BridgeError> {
         let reply_to = match &message.reply_to {
             Some(r) => self.first_part(r).await?,
@@ -175,6 +176,14 @@ impl Sender<'_> {
                     i as u32,
                     MappingKind::Message,
                 ));
+            }
+        }
+        // Other ids of the message point at its first part.
+        if let Some(first) = mappings.first().map(|m| m.matrix_event.clone()) {
+            for alias in aliases {
+                let mapping =
+                    MessageMapping::new(self.portal.clone(), first.clone(), alias.clone(), 0, MappingKind::Alias);
+                mappings.push(mapping);
             }
         }
         Ok(mappings)

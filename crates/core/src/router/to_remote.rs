@@ -27,6 +27,7 @@ impl Delivery {
         let caps = adapter.capabilities();
         let bodies = self.map_to_remote(portal, &event).await?;
         let sender = self.names.sender_of(self.matrix.as_ref(), &event).await;
+        let target_aliases = self.target_aliases(portal, &event).await?;
         let mut mappings = Vec::new();
         for (part, (body, mapping)) in bodies.into_iter().enumerate() {
             let Some(body) = degrade(body, &caps) else { continue };
@@ -36,20 +37,18 @@ impl Delivery {
                 sender: sender.clone(),
                 target: target_of(&event),
                 body,
+                target_aliases: target_aliases.clone(),
             };
-            let SendReceipt { remote_ids } = adapter.send(&outbound).await?;
+            let SendReceipt { remote_ids, aliases } = adapter.send(&outbound).await?;
             match mapping {
                 Mapping::Message => {
+                    let new = |remote, part, kind| {
+                        MessageMapping::new(portal.clone(), event.event_id.clone(), remote, part, kind)
+                    };
                     for (i, remote) in remote_ids.into_iter().enumerate() {
-                        let kind = MappingKind::Message;
-                        mappings.push(MessageMapping::new(
-                            portal.clone(),
-                            event.event_id.clone(),
-                            remote,
-                            i as u32,
-                            kind,
-                        ));
+                        mappings.push(new(remote, i as u32, MappingKind::Message));
                     }
+                    mappings.extend(aliases.into_iter().map(|alias| new(alias, 0, MappingKind::Alias)));
                 }
                 Mapping::Reaction(identity) => {
                     let kind = MappingKind::Reaction;
@@ -81,6 +80,7 @@ impl Delivery {
                 sender: sender.clone(),
                 target: None,
                 body,
+                target_aliases: self.target_aliases(portal, event).await?,
             };
             adapter.send(&outbound).await?;
         }
@@ -121,6 +121,7 @@ impl Delivery {
                 let parts = self.remote_parts(&portal.tenant, target).await?;
                 Ok(parts
                     .into_iter()
+                    .filter(|part| part.kind != MappingKind::Alias)
                     .map(|part| match part.kind {
                         MappingKind::Reaction => match parse_reaction_identity(&part.remote_id) {
                             Some((target, _, key)) => {
@@ -130,7 +131,7 @@ impl Delivery {
                                 (EventBody::Redaction { target: part.remote_id, reason: reason.clone() }, Mapping::None)
                             }
                         },
-                        MappingKind::Message => {
+                        MappingKind::Message | MappingKind::Alias => {
                             (EventBody::Redaction { target: part.remote_id, reason: reason.clone() }, Mapping::None)
                         }
                     })
@@ -153,6 +154,23 @@ impl Delivery {
                 one(body.ok_or_else(|| BridgeError::permanent("unsupported event kind"))?, Mapping::None)
             }
         }
+    }
+
+    /// The other ids of the message an event targets, for the adapter to pick from.
+    async fn target_aliases(
+        &self,
+        portal: &PortalKey,
+        event: &MatrixEvent,
+    ) -> Result<Vec<RemoteMessageId>, BridgeError> {
+        let target = match &event.body {
+            EventBody::Edit { target, .. }
+            | EventBody::Redaction { target, .. }
+            | EventBody::Reaction { target, .. } => target,
+            EventBody::ReadReceipt { up_to } => up_to,
+            _ => return Ok(Vec::new()),
+        };
+        let parts = self.remote_parts(&portal.tenant, target).await?;
+        Ok(parts.into_iter().filter(|m| m.kind == MappingKind::Alias).map(|m| m.remote_id).collect())
     }
 
     /// The ghost of this portal's adapter that `event` invites, if any.
