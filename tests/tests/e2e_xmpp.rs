@@ -331,3 +331,66 @@ async fn occupant_avatars_come_from_their_vcards() {
     };
     assert_eq!(env.alice.download(&avatar).await, face);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn edits_retractions_and_replies_cross_a_group_chat_both_ways() {
+    let env = XmppEnv::start(Backend::Sqlite, &["fk"]).await;
+    let muc = "edits@conference.localhost";
+    let room = env.linked_room("fk", muc).await;
+    let bob = XmppUser::connect(&env.prosody, "bob", "bob-pw").await;
+    bob.join_muc(muc, "Bob").await;
+
+    // A message from each side.
+    let m1 = env.alice.send_text(&room, "m1 from matrix").await;
+    let m1_xmpp = bob.wait_for(WAIT, body_is("m1 from matrix")).await;
+    let m1_stanza = m1_xmpp["stanza_id"].as_str().unwrap().to_owned();
+    let b1 = bob.send_groupchat(muc, "b1 from xmpp").await;
+    let b1_matrix = env.matrix_sees(&room, "b1 from xmpp").await;
+    let b1_event = b1_matrix["event_id"].as_str().unwrap().to_owned();
+    let b1_stanza = bob.wait_for(WAIT, body_is("b1 from xmpp")).await["stanza_id"].as_str().unwrap().to_owned();
+
+    // XMPP replies to the Matrix message (by the room's id), fallback stripped.
+    let reply = serde_json::json!({"id": m1_stanza, "to": format!("{muc}/alice"), "fallback": "> m1 from matrix\n"});
+    bob.send(serde_json::json!({"to": muc, "type": "groupchat", "body": "b2 replying", "reply_to": reply})).await;
+    let b2 = env.matrix_sees(&room, "b2 replying").await;
+    assert_eq!(b2["content"]["m.relates_to"]["m.in_reply_to"]["event_id"], m1.as_str(), "{b2}");
+
+    // XMPP corrects its own message (by its own id).
+    bob.correct(muc, "groupchat", &b1.id, "b1 corrected").await;
+    let timeline = env
+        .alice
+        .wait_timeline(&room, WAIT, "the correction", |t| {
+            t.iter().any(|e| e["content"]["m.new_content"]["body"] == "b1 corrected")
+        })
+        .await;
+    let edit = timeline.iter().find(|e| e["content"]["m.new_content"]["body"] == "b1 corrected").unwrap();
+    assert_eq!(edit["content"]["m.relates_to"]["event_id"], b1_event.as_str());
+
+    // Matrix edits and replies; XMPP sees a correction of the puppet's id and a reply by the room's id.
+    let edit = serde_json::json!({
+        "msgtype": "m.text", "body": "* m1 edited",
+        "m.new_content": {"msgtype": "m.text", "body": "m1 edited"},
+        "m.relates_to": {"rel_type": "m.replace", "event_id": m1},
+    });
+    env.alice.send(&room, "m.room.message", edit).await;
+    let fixed = bob.wait_for(WAIT, body_is("m1 edited")).await;
+    assert_eq!(fixed["replace_id"], m1_xmpp["id"]);
+    let answer = serde_json::json!({
+        "msgtype": "m.text", "body": "m2 answering b1",
+        "m.relates_to": {"m.in_reply_to": {"event_id": b1_event}},
+    });
+    env.alice.send(&room, "m.room.message", answer).await;
+    let m2 = bob.wait_for(WAIT, body_is("m2 answering b1")).await;
+    assert_eq!(m2["reply"]["id"], b1_stanza.as_str(), "{m2}");
+
+    // Retractions both ways, by the room's ids.
+    bob.retract(muc, "groupchat", &b1_stanza).await;
+    env.alice
+        .wait_timeline(&room, WAIT, "b1's redaction", |t| {
+            t.iter().any(|e| e["event_id"] == b1_event.as_str() && !e["unsigned"]["redacted_because"].is_null())
+        })
+        .await;
+    env.alice.redact(&room, &m1).await;
+    let gone = bob.wait_for(WAIT, |e| e["retract_id"] == m1_stanza.as_str()).await;
+    assert!(gone["from"].as_str().unwrap().ends_with("/alice"), "{gone}");
+}

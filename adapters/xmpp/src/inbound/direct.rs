@@ -23,7 +23,8 @@ pub(super) fn message(shared: &Shared, message: DirectMessage) -> Vec<InboundEve
         return Vec::new();
     }
     // Ids are scoped by the portal (this pair), so the sender's own id is enough.
-    let Some(body) = super::body_of(message.payload, |id| RemoteMessageId::new(id).ok()) else { return Vec::new() };
+    let id = |id: &str| RemoteMessageId::new(id).ok();
+    let Some(body) = super::body_of(message.payload, id, id) else { return Vec::new() };
     let event_id = match message.id.or(message.origin_id).and_then(|id| RemoteMessageId::new(id).ok()) {
         Some(id) => id,
         None => super::ephemeral_id(),
@@ -33,5 +34,5 @@ pub(super) fn message(shared: &Shared, message: DirectMessage) -> Vec<InboundEve
     };
     let mut sender = RemoteSender::new(id);
     sender.display_name = contact.node().map(|n| n.as_str().to_owned());
-    vec![InboundEvent { room, event_id, sender, body, room_name: None }]
+    vec![InboundEvent::new(room, event_id, sender, body)]
 }

@@ -32,7 +32,16 @@ pub(super) fn message(shared: &Shared, message: GroupMessage) -> Vec<InboundEven
         tracing::warn!(room = %message.room, "oversized XMPP message refused");
         return Vec::new();
     }
-    let Some(body) = super::body_of(message.payload, |id| RemoteMessageId::new(id).ok()) else { return Vec::new() };
+    let Some(sender) = sender(shared, &message.room, &message.nick, message.occupant_id.as_deref()) else {
+        return Vec::new();
+    };
+    // In a group chat, messages are referred to by the room's stanza id, but
+    // corrections name the sender's own id: that one is kept as an alias,
+    // scoped to the sender so nobody can correct someone else's message.
+    let identity = sender.id.clone();
+    let own = |id: &str| RemoteMessageId::new(format!("{identity}#{id}")).ok();
+    let by_room = |id: &str| RemoteMessageId::new(id).ok();
+    let Some(body) = super::body_of(message.payload, by_room, own) else { return Vec::new() };
     let event_id = match event_id(&message.room, &message.nick, message.stanza_id.as_deref(), message.id.as_deref()) {
         Some(id) => id,
         None if body.is_ephemeral() => super::ephemeral_id(),
@@ -41,11 +50,12 @@ pub(super) fn message(shared: &Shared, message: GroupMessage) -> Vec<InboundEven
             return Vec::new();
         }
     };
-    let Some(sender) = sender(shared, &message.room, &message.nick, message.occupant_id.as_deref()) else {
-        return Vec::new();
-    };
     let Ok(room) = RemoteRoomId::new(message.room.as_str()) else { return Vec::new() };
-    vec![InboundEvent { room, event_id, sender, body, room_name: None }]
+    let mut event = InboundEvent::new(room, event_id, sender, body);
+    if message.stanza_id.is_some() {
+        event.aliases.extend(message.origin_id.or(message.id).as_deref().and_then(own));
+    }
+    vec![event]
 }
 
 /// The message's id on our side: the room's stanza id, else the sender's id
@@ -128,13 +138,8 @@ pub(super) fn occupant(shared: &Arc<Shared>, presence: OccupantPresence) -> Vec<
     let Ok(remote_room) = RemoteRoomId::new(room.as_str()) else { return Vec::new() };
     let avatar = avatar_locator(&room, &presence.nick, presence.photo.as_deref());
     let event = |identity: &str, body| {
-        ghost(identity, &presence.nick, avatar.clone()).map(|sender| InboundEvent {
-            room: remote_room.clone(),
-            event_id: super::ephemeral_id(),
-            sender,
-            body,
-            room_name: None,
-        })
+        ghost(identity, &presence.nick, avatar.clone())
+            .map(|sender| InboundEvent::new(remote_room.clone(), super::ephemeral_id(), sender, body))
     };
     if !presence.available {
         let mut rooms = shared.rooms.lock().expect("rooms poisoned");

@@ -125,18 +125,20 @@ pub(super) fn ephemeral_id() -> RemoteMessageId {
     RemoteMessageId::new(id).expect("a short ASCII id is valid")
 }
 
-/// What a message says, as a bridge event; `id` turns the message ids the
-/// stanza refers to into the ids the bridge knows those messages by.
+/// What a message says, as a bridge event. `id` turns the ids a stanza uses
+/// for other messages into the ids the bridge knows them by; `own_id` does
+/// the same for a correction, which names the sender's own id of its target.
 pub(super) fn body_of(
     payload: Payload,
     id: impl Fn(&str) -> Option<RemoteMessageId>,
+    own_id: impl Fn(&str) -> Option<RemoteMessageId>,
 ) -> Option<EventBody<RemoteMessageId>> {
     if let Some(retraction) = payload.retraction {
         return Some(EventBody::Redaction { target: id(&retraction.id)?, reason: retraction.reason });
     }
     if let Some(replace) = &payload.replace {
         let body = payload.body?;
-        return Some(EventBody::Edit { target: id(replace)?, text: Text::plain(body) });
+        return Some(EventBody::Edit { target: own_id(replace)?, text: Text::plain(body) });
     }
     if payload.body.is_some() || !payload.oob_urls.is_empty() {
         let mut message = Message::text(Text::plain(payload.body.unwrap_or_default()));

@@ -24,7 +24,7 @@ pub(super) async fn send(
     let puppet = puppet_jid(&shared.domain, user).ok_or_else(|| BridgeError::permanent("no valid puppet JID"))?;
     let id = message_id(&event.txn_id);
     let builder = MessageBuilder::new(&puppet, &Jid::from(contact.clone()), "chat", &id);
-    let Some((builder, delivery)) = compose(builder, &event.body, shared.links.as_deref()) else {
+    let Some((builder, delivery)) = compose(builder, event, shared.links.as_deref()) else {
         return Ok(SendReceipt::default());
     };
     match delivery {
@@ -34,5 +34,5 @@ pub(super) async fn send(
             link.barrier().await?;
         }
     }
-    receipt(&event.body, &id)
+    receipt(&event.body, &id, None)
 }

@@ -38,7 +38,7 @@ pub(super) async fn send(shared: &Shared, link: &Link, event: &OutboundEvent) ->
         body => {
             let id = message_id(&event.txn_id);
             let builder = MessageBuilder::new(&puppet, &Jid::from(room.clone()), "groupchat", &id);
-            let Some((builder, delivery)) = compose(builder, body, shared.links.as_deref()) else {
+            let Some((builder, delivery)) = compose(builder, event, shared.links.as_deref()) else {
                 return Ok(SendReceipt::default());
             };
             match delivery {
@@ -54,9 +54,13 @@ pub(super) async fn send(shared: &Shared, link: &Link, event: &OutboundEvent) ->
                     shared.seat(link, &room, &puppet, &nick).await?;
                     let stanza_id = say(shared, link, &room, &id, builder.build()).await?;
                     tracing::debug!(room = %room, reflected = stanza_id.is_some(), "delivered to XMPP");
+                    // The room's id is how XMPP clients refer to it; ours is kept for corrections.
+                    if let Some(stanza_id) = stanza_id {
+                        return receipt(body, &stanza_id, Some(&id));
+                    }
                 }
             }
-            receipt(body, &id)
+            receipt(body, &id, None)
         }
     }
 }

@@ -38,9 +38,10 @@ fn message_id(txn_id: &str) -> String {
 /// which clients show inline.
 fn compose(
     builder: MessageBuilder,
-    body: &EventBody<RemoteMessageId>,
+    event: &OutboundEvent,
     links: Option<&dyn MediaLinks>,
 ) -> Option<(MessageBuilder, Delivery)> {
+    let (body, aliases) = (&event.body, event.target_aliases.as_slice());
     let built = match body {
         EventBody::Message(message) => {
             let mut text = if message.emote { format!("/me {}", message.text.body) } else { message.text.body.clone() };
@@ -65,7 +66,9 @@ fn compose(
             }
             (builder.body(&text), Delivery::Durable)
         }
-        EventBody::Edit { target, text } => (builder.replaces(target.as_str()).body(&text.body), Delivery::Durable),
+        EventBody::Edit { target, text } => {
+            (builder.replaces(own_id(target, aliases)).body(&text.body), Delivery::Durable)
+        }
         EventBody::Redaction { target, .. } => (builder.retracts(target.as_str()), Delivery::Durable),
         EventBody::Typing { typing } => {
             let state = if *typing { "composing" } else { "paused" };
@@ -77,12 +80,22 @@ fn compose(
     Some(built)
 }
 
-/// What the bridge records for a delivered event: new messages get their id.
-fn receipt(body: &EventBody<RemoteMessageId>, id: &str) -> Result<SendReceipt, BridgeError> {
+/// What the bridge records for a delivered event: a new message gets its
+/// id, and the id we gave it when the room named it otherwise.
+fn receipt(body: &EventBody<RemoteMessageId>, id: &str, ours: Option<&str>) -> Result<SendReceipt, BridgeError> {
+    let remote = |id: &str| RemoteMessageId::new(id).map_err(|e| BridgeError::permanent(e.to_string()));
     match body {
         EventBody::Message(_) => {
-            Ok(SendReceipt::one(RemoteMessageId::new(id).map_err(|e| BridgeError::permanent(e.to_string()))?))
+            let mut receipt = SendReceipt::one(remote(id)?);
+            receipt.aliases = ours.map(remote).transpose()?.into_iter().collect();
+            Ok(receipt)
         }
         _ => Ok(SendReceipt::default()),
     }
+}
+
+/// The id a correction names: the one we gave the message, when the room
+/// knows it by another.
+fn own_id<'a>(target: &'a RemoteMessageId, aliases: &'a [RemoteMessageId]) -> &'a str {
+    aliases.iter().find(|a| a.as_str().starts_with("brygga.")).unwrap_or(target).as_str()
 }
