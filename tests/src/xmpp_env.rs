@@ -83,6 +83,15 @@ impl XmppEnv {
     }
 }
 
+impl XmppEnv {
+    /// Waits until Alice's room has an edit whose new body is `body`; returns it.
+    pub async fn matrix_sees_edit(&self, room: &str, body: &str) -> serde_json::Value {
+        let is_edit = |e: &serde_json::Value| e["content"]["m.new_content"]["body"] == body;
+        let timeline = self.alice.wait_timeline(room, Duration::from_secs(30), body, |t| t.iter().any(is_edit)).await;
+        timeline.into_iter().find(is_edit).expect("found above")
+    }
+}
+
 /// A tenant's component domain.
 pub fn component_domain(tenant: &str) -> String {
     format!("matrix-{tenant}.localhost")

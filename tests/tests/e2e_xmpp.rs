@@ -143,13 +143,7 @@ async fn one_to_one_chats_work_in_both_directions() {
     assert!(got["from"].as_str().unwrap().starts_with(alice_puppet), "{got}");
     assert_eq!(got["msg_type"], "chat");
     bob.correct(alice_puppet, "chat", &first.id, "hi alice (corrected)").await;
-    let timeline = env
-        .alice
-        .wait_timeline(&room, WAIT, "the correction", |t| {
-            t.iter().any(|e| e["content"]["m.new_content"]["body"] == "hi alice (corrected)")
-        })
-        .await;
-    let edit = timeline.iter().find(|e| e["content"]["m.new_content"]["body"] == "hi alice (corrected)").unwrap();
+    let edit = env.matrix_sees_edit(&room, "hi alice (corrected)").await;
     assert_eq!(edit["content"]["m.relates_to"]["event_id"], event["event_id"]);
 
     // Matrix first: Alice opens a DM with Carol's ghost and writes.
@@ -357,13 +351,7 @@ async fn edits_retractions_and_replies_cross_a_group_chat_both_ways() {
 
     // XMPP corrects its own message (by its own id).
     bob.correct(muc, "groupchat", &b1.id, "b1 corrected").await;
-    let timeline = env
-        .alice
-        .wait_timeline(&room, WAIT, "the correction", |t| {
-            t.iter().any(|e| e["content"]["m.new_content"]["body"] == "b1 corrected")
-        })
-        .await;
-    let edit = timeline.iter().find(|e| e["content"]["m.new_content"]["body"] == "b1 corrected").unwrap();
+    let edit = env.matrix_sees_edit(&room, "b1 corrected").await;
     assert_eq!(edit["content"]["m.relates_to"]["event_id"], b1_event.as_str());
 
     // Matrix edits and replies; XMPP sees a correction of the puppet's id and a reply by the room's id.
