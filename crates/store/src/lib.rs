@@ -20,6 +20,7 @@ mod batch;
 mod checkpoint;
 mod codec;
 mod connect;
+mod feed;
 mod ops;
 mod options;
 mod reads;
@@ -60,5 +61,7 @@ impl std::fmt::Debug for SqlStore {
     }
 }
 
+#[cfg(test)]
+mod feed_tests;
 #[cfg(test)]
 mod tests;

@@ -73,7 +73,8 @@ pub(crate) enum Reply {
     Unit,
     Flag(bool),
     Seq(Option<i64>),
-    Txn(TxnOutcome),
+    /// The outcome and, for a new transaction, the seq of each entry.
+    Txn(TxnOutcome, Vec<Option<i64>>),
 }
 
 /// What applying one op produced: the outer error aborts the transaction,

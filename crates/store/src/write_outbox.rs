@@ -78,7 +78,7 @@ pub(crate) async fn ingest(
         .fetch_optional(&mut *conn)
         .await?;
     if seen.is_some() {
-        return Ok(Ok(Reply::Txn(TxnOutcome::Replayed)));
+        return Ok(Ok(Reply::Txn(TxnOutcome::Replayed, Vec::new())));
     }
     let tenants: BTreeSet<&str> = entries.iter().map(|e| e.portal.tenant.as_str()).collect();
     for tenant in tenants {
@@ -93,8 +93,8 @@ pub(crate) async fn ingest(
         .await?;
     }
     let refs: Vec<&NewOutboxEntry> = entries.iter().collect();
-    enqueue_many(conn, backend, &refs, now).await?;
-    Ok(Ok(Reply::Txn(TxnOutcome::New)))
+    let seqs = enqueue_many(conn, backend, &refs, now).await?;
+    Ok(Ok(Reply::Txn(TxnOutcome::New, seqs)))
 }
 
 /// The tenant of an outbox row per seq, for the seqs that exist.

@@ -9,11 +9,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use brygga_core::{StoreError, StoreResult};
 use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyPool, Connection};
+use sqlx::{Any, AnyPool, Connection, Row};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::batch;
 use crate::codec::{db_err, now_ms};
+use crate::feed::{Feed, Subscribers};
 use crate::ops::{Op, Reply, op_name};
 use crate::options::Backend;
 
@@ -53,6 +54,7 @@ enum Msg {
 pub(crate) struct Writer {
     tx: mpsc::Sender<Msg>,
     counters: Arc<Counters>,
+    subscribers: Subscribers,
 }
 
 const STOPPED: &str = "the store's writer task has stopped (store closed?)";
@@ -62,9 +64,16 @@ impl Writer {
     pub fn spawn(pool: AnyPool, backend: Backend, max_batch: usize) -> Self {
         let (tx, rx) = mpsc::channel(max_batch.max(1) * 4);
         let counters = Arc::new(Counters::default());
-        let task = Task { pool, conn: None, backend, max_batch: max_batch.max(1), counters: counters.clone() };
+        let subscribers = Subscribers::default();
+        let feed = Feed::new(subscribers.clone());
+        let task = Task { pool, conn: None, backend, max_batch: max_batch.max(1), counters: counters.clone(), feed };
         tokio::spawn(task.run(rx));
-        Self { tx, counters }
+        Self { tx, counters, subscribers }
+    }
+
+    /// Where listeners for committed outbox entries register.
+    pub fn subscribers(&self) -> &Subscribers {
+        &self.subscribers
     }
 
     /// Sends one op and waits until its transaction committed.
@@ -100,6 +109,7 @@ struct Task {
     backend: Backend,
     max_batch: usize,
     counters: Arc<Counters>,
+    feed: Feed,
 }
 
 impl Task {
@@ -167,40 +177,57 @@ impl Task {
         }
     }
 
+    /// Runs one transaction and, once it committed, publishes the outbox
+    /// entries it inserted (before any caller is answered).
     async fn transaction(&mut self, ops: &[&Op]) -> Result<Vec<StoreResult<Reply>>, sqlx::Error> {
         let conn = match &mut self.conn {
             Some(conn) => conn,
             None => self.conn.insert(self.pool.acquire().await?),
         };
-        let result = transaction_on(conn, self.backend, ops).await;
-        if result.is_err() {
-            // The connection may be broken; the pool tests it on release
-            // and the next batch acquires a working one.
-            self.conn = None;
+        match transaction_on(conn, self.backend, ops).await {
+            Ok((answers, top_before)) => {
+                self.feed.committed(ops, &answers, top_before);
+                Ok(answers)
+            }
+            Err(err) => {
+                // The connection may be broken; the pool tests it on release
+                // and the next batch acquires a working one.
+                self.conn = None;
+                self.feed.lost_track();
+                Err(err)
+            }
         }
-        result
     }
 }
 
+/// The answers, and for a transaction that inserts outbox rows the highest
+/// seq it found before inserting.
 async fn transaction_on(
     conn: &mut PoolConnection<Any>,
     backend: Backend,
     ops: &[&Op],
-) -> Result<Vec<StoreResult<Reply>>, sqlx::Error> {
+) -> Result<(Vec<StoreResult<Reply>>, Option<i64>), sqlx::Error> {
     let mut tx = match backend {
         // IMMEDIATE takes the write lock up front, so a second process on
         // the same file waits (busy_timeout) instead of failing mid-way.
         Backend::Sqlite => conn.begin_with("BEGIN IMMEDIATE").await?,
         Backend::Postgres => conn.begin().await?,
     };
-    if backend == Backend::Postgres && ops.iter().any(|op| op.assigns_seq()) {
-        // Several processes may share one database: the lock makes seq
-        // order equal commit order across them too.
-        sqlx::query("SELECT count(*) AS n FROM (SELECT pg_advisory_xact_lock(4242001)) AS l")
-            .fetch_one(&mut *tx)
-            .await?;
+    let mut top_before = None;
+    if ops.iter().any(|op| op.assigns_seq()) {
+        if backend == Backend::Postgres {
+            // Several processes may share one database: the lock makes seq
+            // order equal commit order across them too.
+            sqlx::query("SELECT count(*) AS n FROM (SELECT pg_advisory_xact_lock(4242001)) AS l")
+                .fetch_one(&mut *tx)
+                .await?;
+        }
+        // Read under the write order, so the feed can tell whether anyone
+        // else stored entries since this writer's last insert.
+        let row = sqlx::query("SELECT COALESCE(MAX(seq), 0) AS top FROM outbox").fetch_one(&mut *tx).await?;
+        top_before = Some(row.try_get::<i64, _>("top")?);
     }
     let answers = batch::apply_all(&mut tx, backend, ops, now_ms()).await?;
     tx.commit().await?;
-    Ok(answers)
+    Ok((answers, top_before))
 }
