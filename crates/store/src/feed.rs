@@ -2,12 +2,12 @@
 //! queues), so a queue need not read back what this process just wrote.
 //!
 //! The feed also tells listeners when it cannot vouch for being complete.
-//! Every transaction that inserts outbox rows first reads the highest seq in
-//! the table while it holds the write order (SQLite's write lock, the
-//! PostgreSQL advisory lock). If that is not the top this writer left after
-//! its previous such commit, someone else stored rows in between (another
-//! process or store on the same database, or a commit whose outcome was
-//! lost), and the commit is published with `gap` set.
+//! Each inserted outbox row reports the highest seq below it, read under the
+//! write order (SQLite's write lock, the PostgreSQL advisory lock). If that
+//! is not, for the first row of a commit, the top this writer left after its
+//! previous insert, someone else stored rows in between (another process or
+//! store on the same database, or a commit whose outcome was lost), and the
+//! commit is published with `gap` set.
 
 use std::sync::{Arc, Mutex, Weak};
 
@@ -30,6 +30,19 @@ impl Subscribers {
     }
 }
 
+/// The lowest seq a transaction inserted, and the highest seq below it.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct FirstInsert(Option<(i64, i64)>);
+
+impl FirstInsert {
+    /// Notes an inserted row and the highest seq below it.
+    pub(crate) fn note(&mut self, seq: i64, prev: i64) {
+        if self.0.is_none_or(|(first, _)| seq < first) {
+            self.0 = Some((seq, prev));
+        }
+    }
+}
+
 /// Publishing side, owned by the writer task.
 pub(crate) struct Feed {
     subscribers: Subscribers,
@@ -48,11 +61,11 @@ impl Feed {
         self.known_top = None;
     }
 
-    /// Publishes what a committed transaction inserted. `top_before` is the
-    /// highest seq the transaction saw before inserting (`None` when it
-    /// inserted nothing and so did not look).
-    pub(crate) fn committed(&mut self, ops: &[&Op], answers: &[StoreResult<Reply>], top_before: Option<i64>) {
-        let Some(top_before) = top_before else { return };
+    /// Publishes what a committed transaction inserted. A transaction that
+    /// inserted nothing changes nothing: a row stored elsewhere meanwhile
+    /// shows up as a gap at the next insert.
+    pub(crate) fn committed(&mut self, ops: &[&Op], answers: &[StoreResult<Reply>], first: FirstInsert) {
+        let Some((_, top_before)) = first.0 else { return };
         let gap = self.known_top != Some(top_before);
         let listeners: Vec<Arc<dyn CommitListener>> =
             self.subscribers.0.lock().expect("listener list poisoned").iter().filter_map(Weak::upgrade).collect();

@@ -4,6 +4,7 @@
 use brygga_core::{AdapterKind, MatrixUserId, MessageMapping, NewOutboxEntry, StoreResult, TenantId, TxnOutcome};
 use sqlx::AnyConnection;
 
+use crate::feed::FirstInsert;
 use crate::options::Backend;
 use crate::{write_entities, write_outbox};
 
@@ -81,8 +82,14 @@ pub(crate) enum Reply {
 /// the inner one is the caller's answer (nothing was written for it).
 pub(crate) type Applied = Result<StoreResult<Reply>, sqlx::Error>;
 
-/// Applies one op on its own.
-pub(crate) async fn apply(conn: &mut AnyConnection, backend: Backend, op: &Op, now: i64) -> Applied {
+/// Applies one op on its own; inserted outbox rows are noted in `first`.
+pub(crate) async fn apply(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    op: &Op,
+    now: i64,
+    first: &mut FirstInsert,
+) -> Applied {
     match op {
         Op::UpsertTenant(row) => write_entities::upsert_tenant(conn, row, now).await,
         Op::RemoveTenant(id) => write_entities::remove_tenant(conn, id).await,
@@ -97,10 +104,10 @@ pub(crate) async fn apply(conn: &mut AnyConnection, backend: Backend, op: &Op, n
         Op::UnlinkAccount { tenant, kind, user } => write_entities::unlink_account(conn, tenant, kind, user).await,
         Op::UpsertPortal(portal) => write_entities::upsert_portal(conn, portal, now).await,
         Op::Enqueue(entry) => {
-            let mut seqs = write_outbox::enqueue_many(conn, backend, &[entry], now).await?;
+            let mut seqs = write_outbox::enqueue_many(conn, backend, &[entry], now, first).await?;
             Ok(Ok(Reply::Seq(seqs.pop().flatten())))
         }
-        Op::Ingest { txn_id, entries } => write_outbox::ingest(conn, backend, txn_id, entries, now).await,
+        Op::Ingest { txn_id, entries } => write_outbox::ingest(conn, backend, txn_id, entries, now, first).await,
         Op::Complete { seq, mappings } => {
             let mut answers = write_outbox::complete_many(conn, backend, &[(*seq, mappings)], now).await?;
             Ok(answers.pop().unwrap_or(Ok(Reply::Unit)))

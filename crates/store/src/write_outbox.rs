@@ -8,18 +8,21 @@ use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
 use crate::batch::Placeholders;
 use crate::codec::clip;
+use crate::feed::FirstInsert;
 use crate::ops::{Applied, Reply};
 use crate::options::Backend;
 
 /// Inserts entries in order (so seq follows their order) and returns each
 /// one's seq, or `None` when its dedupe key was used before, by an earlier
 /// row or an earlier entry of the same call. The unique key outlives
-/// delivery because delivered rows are kept, without payload.
+/// delivery because delivered rows are kept, without payload. Each row also
+/// reports the highest seq below it, noted in `first` for the commit feed.
 pub(crate) async fn enqueue_many(
     conn: &mut AnyConnection,
     backend: Backend,
     entries: &[&NewOutboxEntry],
     now: i64,
+    first: &mut FirstInsert,
 ) -> Result<Vec<Option<i64>>, sqlx::Error> {
     if entries.is_empty() {
         return Ok(Vec::new());
@@ -37,7 +40,8 @@ pub(crate) async fn enqueue_many(
         "INSERT INTO outbox (tenant, kind, room, direction, dedupe_key, payload, created_at, updated_at, \
          status, attempts) SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3, j.value ->> 4, \
          j.value ->> 5, {}, {}, 'pending', 0 FROM {} WHERE true ORDER BY j.key \
-         ON CONFLICT (tenant, direction, dedupe_key) DO NOTHING RETURNING seq, tenant, direction, dedupe_key",
+         ON CONFLICT (tenant, direction, dedupe_key) DO NOTHING RETURNING seq, tenant, direction, dedupe_key, \
+         (SELECT COALESCE(MAX(o.seq), 0) FROM outbox AS o WHERE o.seq < outbox.seq) AS prev",
         ph.one(),
         ph.one(),
         ph.json_rows()
@@ -46,7 +50,9 @@ pub(crate) async fn enqueue_many(
     let mut inserted: HashMap<(String, String, String), i64> = HashMap::with_capacity(rows.len());
     for row in rows {
         let key = (row.try_get("tenant")?, row.try_get("direction")?, row.try_get("dedupe_key")?);
-        inserted.insert(key, row.try_get::<i64, _>("seq")?);
+        let seq = row.try_get::<i64, _>("seq")?;
+        first.note(seq, row.try_get::<i64, _>("prev")?);
+        inserted.insert(key, seq);
     }
     // The first entry with a key is the one whose row was inserted; later
     // duplicates find the key already taken.
@@ -72,6 +78,7 @@ pub(crate) async fn ingest(
     txn_id: &str,
     entries: &[NewOutboxEntry],
     now: i64,
+    first: &mut FirstInsert,
 ) -> Applied {
     let seen = sqlx::query("SELECT tenant FROM incoming_transactions WHERE txn_id = $1 LIMIT 1")
         .bind(txn_id)
@@ -93,7 +100,7 @@ pub(crate) async fn ingest(
         .await?;
     }
     let refs: Vec<&NewOutboxEntry> = entries.iter().collect();
-    let seqs = enqueue_many(conn, backend, &refs, now).await?;
+    let seqs = enqueue_many(conn, backend, &refs, now, first).await?;
     Ok(Ok(Reply::Txn(TxnOutcome::New, seqs)))
 }
 

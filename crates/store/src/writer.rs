@@ -9,12 +9,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use brygga_core::{StoreError, StoreResult};
 use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyPool, Connection, Row};
+use sqlx::{Any, AnyPool, Connection};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::batch;
 use crate::codec::{db_err, now_ms};
-use crate::feed::{Feed, Subscribers};
+use crate::feed::{Feed, FirstInsert, Subscribers};
 use crate::ops::{Op, Reply, op_name};
 use crate::options::Backend;
 
@@ -185,8 +185,8 @@ impl Task {
             None => self.conn.insert(self.pool.acquire().await?),
         };
         match transaction_on(conn, self.backend, ops).await {
-            Ok((answers, top_before)) => {
-                self.feed.committed(ops, &answers, top_before);
+            Ok((answers, first)) => {
+                self.feed.committed(ops, &answers, first);
                 Ok(answers)
             }
             Err(err) => {
@@ -200,34 +200,27 @@ impl Task {
     }
 }
 
-/// The answers, and for a transaction that inserts outbox rows the highest
-/// seq it found before inserting.
+/// The answers, and the first outbox row the transaction inserted.
 async fn transaction_on(
     conn: &mut PoolConnection<Any>,
     backend: Backend,
     ops: &[&Op],
-) -> Result<(Vec<StoreResult<Reply>>, Option<i64>), sqlx::Error> {
+) -> Result<(Vec<StoreResult<Reply>>, FirstInsert), sqlx::Error> {
     let mut tx = match backend {
         // IMMEDIATE takes the write lock up front, so a second process on
         // the same file waits (busy_timeout) instead of failing mid-way.
         Backend::Sqlite => conn.begin_with("BEGIN IMMEDIATE").await?,
         Backend::Postgres => conn.begin().await?,
     };
-    let mut top_before = None;
-    if ops.iter().any(|op| op.assigns_seq()) {
-        if backend == Backend::Postgres {
-            // Several processes may share one database: the lock makes seq
-            // order equal commit order across them too.
-            sqlx::query("SELECT count(*) AS n FROM (SELECT pg_advisory_xact_lock(4242001)) AS l")
-                .fetch_one(&mut *tx)
-                .await?;
-        }
-        // Read under the write order, so the feed can tell whether anyone
-        // else stored entries since this writer's last insert.
-        let row = sqlx::query("SELECT COALESCE(MAX(seq), 0) AS top FROM outbox").fetch_one(&mut *tx).await?;
-        top_before = Some(row.try_get::<i64, _>("top")?);
+    if backend == Backend::Postgres && ops.iter().any(|op| op.assigns_seq()) {
+        // Several processes may share one database: the lock makes seq
+        // order equal commit order across them too.
+        sqlx::query("SELECT count(*) AS n FROM (SELECT pg_advisory_xact_lock(4242001)) AS l")
+            .fetch_one(&mut *tx)
+            .await?;
     }
-    let answers = batch::apply_all(&mut tx, backend, ops, now_ms()).await?;
+    let mut first = FirstInsert::default();
+    let answers = batch::apply_all(&mut tx, backend, ops, now_ms(), &mut first).await?;
     tx.commit().await?;
-    Ok((answers, top_before))
+    Ok((answers, first))
 }
