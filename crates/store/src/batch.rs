@@ -11,7 +11,7 @@ use sqlx::AnyConnection;
 use crate::feed::FirstInsert;
 use crate::ops::{Op, Reply, apply};
 use crate::options::Backend;
-use crate::write_outbox;
+use crate::{write_complete, write_outbox};
 
 /// Placeholder text for generated statements. SQLite gets anonymous `?`:
 /// sqlx resolves `$n` on SQLite through a name lookup per parameter that is
@@ -87,7 +87,7 @@ pub(crate) async fn apply_all(
     }
     if !completes.is_empty() {
         let items: Vec<(i64, &[MessageMapping])> = completes.iter().map(|(_, s, m)| (*s, *m)).collect();
-        let results = write_outbox::complete_many(conn, backend, &items, now).await?;
+        let results = write_complete::complete_many(conn, backend, &items, now).await?;
         for ((i, _, _), result) in completes.iter().zip(results) {
             answers[*i] = Some(result);
         }

@@ -1,7 +1,9 @@
 //! The commit feed and the queues' fast path on it: every committed entry is
 //! handed over once, in seq order, and entries stored by someone else (a
-//! second store on the same file stands in for another process) are neither
-//! lost nor overtaken.
+//! second store on the same database stands in for another process) are
+//! neither lost nor overtaken. On SQLite, and on PostgreSQL when
+//! `BRYGGA_TEST_POSTGRES_SERVER` names a server (`postgres://user@host:port`)
+//! on which the tests may create databases.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -15,6 +17,8 @@ use brygga_core::{
     RetryPolicy, Store, Tenant, TenantId,
 };
 
+use sqlx::{AssertSqlSafe, Connection};
+
 use crate::SqlStore;
 
 fn portal(room: &str) -> PortalKey {
@@ -25,8 +29,20 @@ fn entry(room: &str, key: &str) -> NewOutboxEntry {
     NewOutboxEntry::new(Direction::ToMatrix, portal(room), key, format!("payload {key}"))
 }
 
-async fn open(dir: &tempfile::TempDir) -> SqlStore {
-    SqlStore::connect(&format!("sqlite://{}", dir.path().join("feed.db").display())).await.unwrap()
+/// Two stores on one new database (SQLite, or PostgreSQL if configured).
+pub(crate) async fn two_stores(postgres: bool) -> Option<(SqlStore, SqlStore, Option<tempfile::TempDir>)> {
+    let (url, dir) = if postgres {
+        let server = std::env::var("BRYGGA_TEST_POSTGRES_SERVER").ok()?;
+        let mut admin = sqlx::AnyConnection::connect(&format!("{server}/postgres")).await.unwrap();
+        let name =
+            format!("feed_{}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos());
+        sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await.unwrap();
+        (format!("{server}/{name}"), None)
+    } else {
+        let dir = tempfile::tempdir().unwrap();
+        (format!("sqlite://{}", dir.path().join("feed.db").display()), Some(dir))
+    };
+    Some((SqlStore::connect(&url).await.unwrap(), SqlStore::connect(&url).await.unwrap(), dir))
 }
 
 /// Records each call of the feed: (seqs, gap).
@@ -40,9 +56,19 @@ impl CommitListener for Calls {
 }
 
 #[tokio::test]
-async fn the_feed_hands_over_every_commit_in_order_and_flags_foreign_rows() {
-    let dir = tempfile::tempdir().unwrap();
-    let (ours, theirs) = (open(&dir).await, open(&dir).await);
+async fn sqlite_feed_hands_over_every_commit_in_order_and_flags_foreign_rows() {
+    let (ours, theirs, _dir) = two_stores(false).await.unwrap();
+    feed_hands_over_every_commit_in_order_and_flags_foreign_rows(ours, theirs).await;
+}
+
+#[tokio::test]
+async fn postgres_feed_hands_over_every_commit_in_order_and_flags_foreign_rows() {
+    sqlx::any::install_default_drivers();
+    let Some((ours, theirs, _)) = two_stores(true).await else { return };
+    feed_hands_over_every_commit_in_order_and_flags_foreign_rows(ours, theirs).await;
+}
+
+async fn feed_hands_over_every_commit_in_order_and_flags_foreign_rows(ours: SqlStore, theirs: SqlStore) {
     let calls = Arc::new(Calls::default());
     let listener: Weak<dyn CommitListener> = Arc::downgrade(&calls) as Weak<dyn CommitListener>;
     assert!(ours.watch_commits(listener));
@@ -111,9 +137,19 @@ async fn wait_for(recorder: &Recorder, n: usize) -> Vec<(String, i64)> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn queues_on_the_feed_deliver_foreign_and_overflowing_entries_in_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let (ours, theirs) = (open(&dir).await, open(&dir).await);
+async fn sqlite_queues_on_the_feed_deliver_foreign_and_overflowing_entries_in_order() {
+    let (ours, theirs, _dir) = two_stores(false).await.unwrap();
+    queues_on_the_feed_deliver_foreign_and_overflowing_entries_in_order(ours, theirs).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_queues_on_the_feed_deliver_foreign_and_overflowing_entries_in_order() {
+    sqlx::any::install_default_drivers();
+    let Some((ours, theirs, _)) = two_stores(true).await else { return };
+    queues_on_the_feed_deliver_foreign_and_overflowing_entries_in_order(ours, theirs).await;
+}
+
+async fn queues_on_the_feed_deliver_foreign_and_overflowing_entries_in_order(ours: SqlStore, theirs: SqlStore) {
     ours.upsert_tenant(&Tenant::new(TenantId::new("fk").unwrap(), "FK")).await.unwrap();
     let recorder = Arc::new(Recorder { log: Mutex::default(), held: AtomicBool::new(false), go: Default::default() });
     let queues = Queues::new(Arc::new(ours.clone()), recorder.clone(), RetryPolicy::default());

@@ -25,6 +25,7 @@ mod ops;
 mod options;
 mod reads;
 mod store_impl;
+mod write_complete;
 mod write_entities;
 mod write_outbox;
 mod writer;
@@ -61,6 +62,8 @@ impl std::fmt::Debug for SqlStore {
     }
 }
 
+#[cfg(test)]
+mod complete_tests;
 #[cfg(test)]
 mod feed_tests;
 #[cfg(test)]

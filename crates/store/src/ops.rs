@@ -6,7 +6,7 @@ use sqlx::AnyConnection;
 
 use crate::feed::FirstInsert;
 use crate::options::Backend;
-use crate::{write_entities, write_outbox};
+use crate::{write_complete, write_entities, write_outbox};
 
 /// A tenant row ready to store (settings already serialized).
 pub(crate) struct TenantRow {
@@ -109,7 +109,7 @@ pub(crate) async fn apply(
         }
         Op::Ingest { txn_id, entries } => write_outbox::ingest(conn, backend, txn_id, entries, now, first).await,
         Op::Complete { seq, mappings } => {
-            let mut answers = write_outbox::complete_many(conn, backend, &[(*seq, mappings)], now).await?;
+            let mut answers = write_complete::complete_many(conn, backend, &[(*seq, mappings)], now).await?;
             Ok(answers.pop().unwrap_or(Ok(Reply::Unit)))
         }
         Op::RecordFailure { seq, error } => write_outbox::record_failure(conn, *seq, error, now).await,

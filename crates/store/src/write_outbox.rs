@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use brygga_core::{MessageMapping, NewOutboxEntry, StoreError, StoreResult, TxnOutcome};
+use brygga_core::{NewOutboxEntry, StoreError, TxnOutcome};
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
 use crate::batch::Placeholders;
@@ -66,7 +66,7 @@ pub(crate) async fn enqueue_many(
 }
 
 /// One statement parameter holding a whole batch of rows.
-fn to_json<T: serde::Serialize + ?Sized>(rows: &T) -> String {
+pub(crate) fn to_json<T: serde::Serialize + ?Sized>(rows: &T) -> String {
     serde_json::to_string(rows).expect("plain rows always serialize")
 }
 
@@ -102,107 +102,6 @@ pub(crate) async fn ingest(
     let refs: Vec<&NewOutboxEntry> = entries.iter().collect();
     let seqs = enqueue_many(conn, backend, &refs, now, first).await?;
     Ok(Ok(Reply::Txn(TxnOutcome::New, seqs)))
-}
-
-/// The tenant of an outbox row per seq, for the seqs that exist.
-async fn tenants_of(
-    conn: &mut AnyConnection,
-    backend: Backend,
-    seqs_json: &str,
-) -> Result<HashMap<i64, String>, sqlx::Error> {
-    let sql = format!(
-        "SELECT seq, tenant FROM outbox WHERE seq IN (SELECT CAST(j.value AS BIGINT) FROM {})",
-        Placeholders::new(backend).json_rows()
-    );
-    let rows = sqlx::query(AssertSqlSafe(sql)).bind(seqs_json).fetch_all(&mut *conn).await?;
-    let mut found = HashMap::with_capacity(rows.len());
-    for row in rows {
-        found.insert(row.try_get::<i64, _>("seq")?, row.try_get::<String, _>("tenant")?);
-    }
-    Ok(found)
-}
-
-/// Why a complete is refused, checked before anything is written.
-fn refusal(seq: i64, mappings: &[MessageMapping], tenants: &HashMap<i64, String>) -> Option<StoreError> {
-    let Some(owner) = tenants.get(&seq) else {
-        return Some(StoreError::NotFound(format!("outbox entry {seq} does not exist")));
-    };
-    if mappings.iter().any(|m| m.portal.tenant.as_str() != owner) {
-        return Some(StoreError::Conflict(format!(
-            "outbox entry {seq} belongs to tenant {owner}; its mappings must too"
-        )));
-    }
-    None
-}
-
-/// Marks entries delivered, drops their payloads and stores their mappings
-/// (ignoring mappings already stored). Completing twice is harmless.
-pub(crate) async fn complete_many(
-    conn: &mut AnyConnection,
-    backend: Backend,
-    items: &[(i64, &[MessageMapping])],
-    now: i64,
-) -> Result<Vec<StoreResult<Reply>>, sqlx::Error> {
-    let mut seqs: Vec<i64> = items.iter().map(|(seq, _)| *seq).collect();
-    seqs.sort_unstable();
-    seqs.dedup();
-    let tenants = tenants_of(conn, backend, &to_json(&seqs)).await?;
-    let mut answers = Vec::with_capacity(items.len());
-    let mut accepted: Vec<i64> = Vec::with_capacity(items.len());
-    let mut mappings: Vec<&MessageMapping> = Vec::new();
-    for (seq, maps) in items {
-        match refusal(*seq, maps, &tenants) {
-            Some(err) => answers.push(Err(err)),
-            None => {
-                accepted.push(*seq);
-                mappings.extend(maps.iter());
-                answers.push(Ok(Reply::Unit));
-            }
-        }
-    }
-    accepted.sort_unstable();
-    accepted.dedup();
-    if !accepted.is_empty() {
-        let mut ph = Placeholders::new(backend);
-        let sql = format!(
-            "UPDATE outbox SET status = 'done', payload = NULL, updated_at = {} \
-             WHERE seq IN (SELECT CAST(j.value AS BIGINT) FROM {})",
-            ph.one(),
-            ph.json_rows()
-        );
-        sqlx::query(AssertSqlSafe(sql)).bind(now).bind(to_json(&accepted)).execute(&mut *conn).await?;
-    }
-    insert_mappings(conn, backend, &mappings, now).await?;
-    Ok(answers)
-}
-
-async fn insert_mappings(
-    conn: &mut AnyConnection,
-    backend: Backend,
-    mappings: &[&MessageMapping],
-    now: i64,
-) -> Result<(), sqlx::Error> {
-    if mappings.is_empty() {
-        return Ok(());
-    }
-    let rows: Vec<(&str, &str, &str, &str, u32, &str, &str)> = mappings
-        .iter()
-        .map(|m| {
-            let p = &m.portal;
-            let (event, kind) = (m.matrix_event.as_str(), m.kind.as_str());
-            (p.tenant.as_str(), p.kind.as_str(), p.room.as_str(), m.remote_id.as_str(), m.part, event, kind)
-        })
-        .collect();
-    let mut ph = Placeholders::new(backend);
-    let sql = format!(
-        "INSERT INTO message_map (tenant, kind, room, remote_id, part, matrix_event, map_kind, created_at) \
-         SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3, CAST(j.value ->> 4 AS BIGINT), \
-         j.value ->> 5, j.value ->> 6, {} FROM {} WHERE true ON CONFLICT DO NOTHING",
-        ph.one(),
-        ph.json_rows()
-    );
-    sqlx::query(AssertSqlSafe(sql)).bind(now).bind(to_json(&rows)).execute(&mut *conn).await?;
-    Ok(())
 }
 
 async fn not_found_unless_exists(conn: &mut AnyConnection, seq: i64) -> Applied {
