@@ -3,11 +3,11 @@
 //!
 //! A complete is refused when its entry does not exist or when a mapping
 //! names another tenant than the entry's. Each entry therefore claims the
-//! tenant its mappings name, and the statements check the claims themselves:
-//! the UPDATE marks only entries that exist under the claimed tenant, and a
-//! mapping is inserted only where its tenant owns its entry. When the
-//! UPDATE's row count shows that every claim held (the normal case), nothing
-//! is read; only otherwise are the owners read to tell refused callers why.
+//! tenant its mappings name, and the UPDATE marks only entries that exist
+//! under the claimed tenant. When its row count shows that every claim held
+//! (the normal case), all mappings are inserted and nothing is read; only
+//! otherwise are the owners read, to insert the mappings of the accepted
+//! entries and tell refused callers why.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -36,35 +36,41 @@ pub(crate) async fn complete_many(
     now: i64,
 ) -> Result<Vec<StoreResult<Reply>>, sqlx::Error> {
     let mut claims: BTreeSet<(i64, Option<&str>)> = BTreeSet::new();
-    let mut mappings: Vec<(i64, &MessageMapping)> = Vec::new();
+    let mut mappings: Vec<&MessageMapping> = Vec::new();
     let mut disputed = false;
     for (seq, maps) in items {
         match claim(maps) {
             Some(tenant) => {
                 claims.insert((*seq, tenant));
-                mappings.extend(maps.iter().map(|m| (*seq, m)));
+                mappings.extend(maps.iter());
             }
             None => disputed = true,
         }
     }
     let updated = mark_done(conn, backend, &claims, now).await?;
-    insert_mappings(conn, backend, &mappings, now).await?;
     // One row per claim means every claim held: one per distinct seq, no
     // seq claimed for two tenants, none missing or owned by another tenant.
     if !disputed && updated == claims.len() as u64 {
+        insert_mappings(conn, backend, &mappings, now).await?;
         return Ok(items.iter().map(|_| Ok(Reply::Unit)).collect());
     }
     let mut seqs: Vec<i64> = items.iter().map(|(seq, _)| *seq).collect();
     seqs.sort_unstable();
     seqs.dedup();
     let owners = owners(conn, backend, &to_json(&seqs)).await?;
-    Ok(items
+    let mut accepted = Vec::new();
+    let answers = items
         .iter()
         .map(|(seq, maps)| match refusal(*seq, maps, &owners) {
             Some(err) => Err(err),
-            None => Ok(Reply::Unit),
+            None => {
+                accepted.extend(maps.iter());
+                Ok(Reply::Unit)
+            }
         })
-        .collect())
+        .collect();
+    insert_mappings(conn, backend, &accepted, now).await?;
+    Ok(answers)
 }
 
 /// Marks done the entries that exist under their claimed tenant; returns
@@ -90,36 +96,29 @@ async fn mark_done(
     Ok(done.rows_affected())
 }
 
-/// A mapping row as bound: tenant, kind, room, remote id, part, Matrix
-/// event, mapping kind and the seq of its entry.
-type MappingRow<'a> = (&'a str, &'a str, &'a str, &'a str, u32, &'a str, &'a str, i64);
-
-/// Inserts mappings (each with its entry's seq) where their tenant owns
-/// their entry.
+/// Inserts mappings, ignoring those already stored.
 async fn insert_mappings(
     conn: &mut AnyConnection,
     backend: Backend,
-    mappings: &[(i64, &MessageMapping)],
+    mappings: &[&MessageMapping],
     now: i64,
 ) -> Result<(), sqlx::Error> {
     if mappings.is_empty() {
         return Ok(());
     }
-    let rows: Vec<MappingRow<'_>> = mappings
+    let rows: Vec<(&str, &str, &str, &str, u32, &str, &str)> = mappings
         .iter()
-        .map(|(seq, m)| {
+        .map(|m| {
             let p = &m.portal;
             let (event, kind) = (m.matrix_event.as_str(), m.kind.as_str());
-            (p.tenant.as_str(), p.kind.as_str(), p.room.as_str(), m.remote_id.as_str(), m.part, event, kind, *seq)
+            (p.tenant.as_str(), p.kind.as_str(), p.room.as_str(), m.remote_id.as_str(), m.part, event, kind)
         })
         .collect();
     let mut ph = Placeholders::new(backend);
     let sql = format!(
         "INSERT INTO message_map (tenant, kind, room, remote_id, part, matrix_event, map_kind, created_at) \
          SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3, CAST(j.value ->> 4 AS BIGINT), \
-         j.value ->> 5, j.value ->> 6, {} FROM {} \
-         JOIN outbox AS o ON o.seq = CAST(j.value ->> 7 AS BIGINT) AND o.tenant = j.value ->> 0 \
-         WHERE true ON CONFLICT DO NOTHING",
+         j.value ->> 5, j.value ->> 6, {} FROM {} WHERE true ON CONFLICT DO NOTHING",
         ph.one(),
         ph.json_rows()
     );
