@@ -92,3 +92,20 @@ async fn postgres_judges_batched_completes_one_by_one() {
     let Some((store, _, _)) = two_stores(true).await else { return };
     batched_completes_are_judged_one_by_one(store).await;
 }
+
+#[tokio::test]
+async fn postgres_writer_plans_key_lookups_even_on_empty_tables() {
+    sqlx::any::install_default_drivers();
+    let Some((store, _, _)) = two_stores(true).await else { return };
+    let sql = "EXPLAIN UPDATE outbox SET status = 'done' FROM jsonb_array_elements('[[1, null]]'::jsonb) AS j \
+               WHERE outbox.seq = CAST(j.value ->> 0 AS BIGINT)";
+    let plan: Vec<String> = sqlx::query(sql)
+        .fetch_all(&store.inner.write)
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.try_get::<String, _>(0).unwrap())
+        .collect();
+    let plan = plan.join("\n");
+    assert!(plan.contains("Index Scan using outbox_pkey") && !plan.contains("Hash"), "{plan}");
+}
