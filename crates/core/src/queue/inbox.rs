@@ -9,8 +9,10 @@ use tokio::sync::Notify;
 use crate::store::OutboxEntry;
 
 /// Most handed-over entries a queue holds in memory; beyond that it drops
-/// them and reads the store instead (a stalled portal must not hoard memory).
-pub(super) const INBOX_LIMIT: usize = 1024;
+/// them and reads the store instead. As many as one default store read
+/// fetches: when every portal stalls at once (the homeserver is down), the
+/// queues hold no more than they would by reading.
+pub(super) const INBOX_LIMIT: usize = 128;
 
 /// Locked under the worker map's lock when both are needed, never the
 /// other way round.
