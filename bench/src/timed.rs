@@ -3,10 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use brygga_core::store::CommitListener;
 use brygga_core::{
     AdapterConfig, AdapterKind, BridgeError, Direction, EventBody, Ghost, GhostProfile, LinkedAccount, MatrixEventId,
     MatrixRoomId, MatrixSide, MatrixUserId, MediaBytes, MessageMapping, NewOutboxEntry, OutboxEntry, Portal, PortalKey,
@@ -142,6 +143,9 @@ impl Store for TimedStore {
     }
     async fn dead_letter(&self, seq: i64, e: &str) -> StoreResult<()> {
         self.timings.time("store.dead_letter", self.inner.dead_letter(seq, e)).await
+    }
+    fn watch_commits(&self, listener: Weak<dyn CommitListener>) -> bool {
+        self.inner.watch_commits(listener)
     }
 }
 

@@ -1,22 +1,30 @@
 //! Per-portal ordered delivery with parallelism across portals.
 //!
 //! Each (portal, direction) queue has at most one worker task. The worker
-//! pulls undelivered entries from the store in sequence order and delivers
-//! them one at a time, so order survives crashes and restarts: the store, not
-//! memory, is the source of truth. A wake is a coalescing signal; a worker
-//! that has been idle for a while exits and is respawned by the next wake.
+//! delivers undelivered entries in sequence order, one at a time, so order
+//! survives crashes and restarts: the store, not memory, is the source of
+//! truth. A wake is a coalescing signal; a worker that has been idle for a
+//! while exits and is respawned by the next wake.
+//!
+//! Reading back every entry this process just stored would cost a store read
+//! per wake, so a store that can hands each commit's entries to the queues
+//! ([`CommitListener`]). That is only a fast path. A worker delivers handed
+//! entries only while it is in sync: it has read the store since it started
+//! or was last told to (a plain wake, a commit the store flags as possibly
+//! preceded by entries stored elsewhere, an inbox overflow), and no such
+//! signal has arrived since. Commits are handed over in seq order, so a
+//! worker in sync misses nothing between its last entry and the next.
 //!
 //! Marking an entry done is pipelined: a companion task commits completes
 //! (in delivery order) while the worker already delivers the next entry. A
 //! crash before a complete commits re-delivers that entry with the same
 //! transaction id, which the other side ignores.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
+use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::FutureExt;
@@ -25,7 +33,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::BridgeError;
 use crate::ids::PortalKey;
-use crate::store::{Direction, MessageMapping, OutboxEntry, Store};
+use crate::store::{CommitListener, Direction, MessageMapping, OutboxEntry, Store};
+
+mod inbox;
+
+use inbox::{INBOX_LIMIT, Slot};
 
 /// One ordered queue: a portal in one direction.
 pub type QueueKey = (PortalKey, Direction);
@@ -84,46 +96,68 @@ pub struct Queues {
 }
 
 struct Inner {
+    /// Itself, for spawning workers from the commit listener.
+    me: Weak<Inner>,
     store: Arc<dyn Store>,
     deliver: Arc<dyn Deliver>,
     policy: RetryPolicy,
-    workers: Mutex<HashMap<QueueKey, (u64, mpsc::Sender<()>)>>,
+    workers: Mutex<HashMap<QueueKey, Slot>>,
     next_worker: AtomicU64,
     shutdown: CancellationToken,
+    /// Whether the store hands over its commits.
+    fed: AtomicBool,
 }
 
 impl Queues {
     /// Creates the queue set; no worker runs until a queue is woken.
     pub fn new(store: Arc<dyn Store>, deliver: Arc<dyn Deliver>, policy: RetryPolicy) -> Self {
-        Self {
-            inner: Arc::new(Inner {
-                store,
-                deliver,
-                policy,
-                workers: Mutex::new(HashMap::new()),
-                next_worker: AtomicU64::new(0),
-                shutdown: CancellationToken::new(),
-            }),
-        }
+        let inner = Arc::new_cyclic(|me| Inner {
+            me: me.clone(),
+            store,
+            deliver,
+            policy,
+            workers: Mutex::new(HashMap::new()),
+            next_worker: AtomicU64::new(0),
+            shutdown: CancellationToken::new(),
+            fed: AtomicBool::new(false),
+        });
+        let listener: Weak<dyn CommitListener> = inner.me.clone();
+        let fed = inner.store.watch_commits(listener);
+        inner.fed.store(fed, Ordering::Relaxed);
+        Self { inner }
     }
 
-    /// Signals that a queue may have new entries, starting its worker if needed.
+    /// Signals that a queue may have new entries in the store, starting its
+    /// worker if needed; the worker reads the store.
     pub fn wake(&self, key: QueueKey) {
         if self.inner.shutdown.is_cancelled() {
             return;
         }
         let mut workers = self.inner.workers.lock().expect("queue map poisoned");
-        if let Some((_, tx)) = workers.get(&key) {
-            // A full channel already holds a wake: nothing is lost.
-            let _ = tx.try_send(());
+        match workers.get(&key) {
+            Some(slot) => slot.resync(),
+            None => {
+                self.inner.spawn(&mut workers, key);
+            }
+        }
+    }
+
+    /// Signals that this process just stored entries of a queue through the
+    /// store given to [`Queues::new`]. If that store hands over its commits,
+    /// the entries are with the queue already and nothing needs reading;
+    /// otherwise this is a [`Queues::wake`].
+    pub fn stored(&self, key: QueueKey) {
+        if !self.inner.fed.load(Ordering::Relaxed) {
+            return self.wake(key);
+        }
+        if self.inner.shutdown.is_cancelled() {
             return;
         }
-        let (tx, rx) = mpsc::channel(1);
-        let id = self.inner.next_worker.fetch_add(1, Ordering::Relaxed);
-        workers.insert(key.clone(), (id, tx));
-        let (done, completions) = mpsc::channel(IN_FLIGHT);
-        tokio::spawn(complete_in_order(self.inner.clone(), completions));
-        tokio::spawn(Worker { inner: self.inner.clone(), key, id, rx, done }.run());
+        let mut workers = self.inner.workers.lock().expect("queue map poisoned");
+        if !workers.contains_key(&key) {
+            // Only if its worker died since the hand-over: a new one reads.
+            self.inner.spawn(&mut workers, key);
+        }
     }
 
     /// Wakes every queue that has undelivered entries (at start-up).
@@ -164,56 +198,132 @@ impl Queues {
     }
 }
 
+impl Inner {
+    /// Starts a worker (which first reads the store) and its completer.
+    fn spawn(self: &Arc<Self>, workers: &mut HashMap<QueueKey, Slot>, key: QueueKey) -> Slot {
+        let id = self.next_worker.fetch_add(1, Ordering::Relaxed);
+        let slot = Slot::new(id);
+        workers.insert(key.clone(), slot.clone());
+        let (done, completions) = mpsc::channel(IN_FLIGHT);
+        tokio::spawn(complete_in_order(self.clone(), completions));
+        let worker = Worker { inner: self.clone(), key, slot: slot.clone(), done, after: 0, buffer: VecDeque::new() };
+        tokio::spawn(worker.run());
+        slot
+    }
+}
+
+impl CommitListener for Inner {
+    fn committed(&self, entries: &[OutboxEntry], gap: bool) {
+        if self.shutdown.is_cancelled() {
+            return;
+        }
+        let mut workers = self.workers.lock().expect("queue map poisoned");
+        if gap {
+            // Entries stored elsewhere may precede these in any queue: all
+            // read the store before trusting what they are handed next.
+            for slot in workers.values() {
+                slot.mark_resync();
+            }
+        }
+        for entry in entries {
+            let key = (entry.portal.clone(), entry.direction);
+            match workers.get(&key) {
+                Some(slot) => slot.hand(entry),
+                // A new worker reads the store, which has the entry already.
+                None => {
+                    if let Some(me) = self.me.upgrade() {
+                        me.spawn(&mut workers, key);
+                    }
+                }
+            }
+        }
+    }
+}
+
 struct Worker {
     inner: Arc<Inner>,
     key: QueueKey,
-    id: u64,
-    rx: mpsc::Receiver<()>,
+    slot: Slot,
     /// To the task that marks delivered entries done.
     done: mpsc::Sender<Done>,
+    /// The seq of the last entry processed.
+    after: i64,
+    /// Handed entries taken from the inbox, in seq order.
+    buffer: VecDeque<OutboxEntry>,
 }
 
 impl Worker {
     async fn run(mut self) {
-        let mut after = 0;
+        // A new worker knows nothing yet: the store first.
+        let mut synced = false;
         let mut read_failures = 0;
         loop {
-            while self.rx.try_recv().is_ok() {}
-            let (portal, direction) = &self.key;
-            let batch = match self.inner.store.pending(portal, *direction, after, self.inner.policy.batch).await {
-                Ok(batch) => {
-                    read_failures = 0;
-                    batch
-                }
-                Err(err) => {
-                    tracing::warn!(portal = %portal, error = %err, "reading the outbox failed");
-                    read_failures += 1;
-                    if self.sleep(self.inner.policy.delay(read_failures, None)).await {
-                        return;
+            let (resync, handed) = self.take();
+            if resync {
+                synced = false;
+            }
+            self.buffer.extend(handed);
+            if self.buffer.len() > INBOX_LIMIT {
+                self.buffer.clear();
+                synced = false;
+            }
+            if !synced {
+                match self.read().await {
+                    Ok(Some(in_sync)) => {
+                        read_failures = 0;
+                        synced = in_sync;
+                        continue;
                     }
+                    Ok(None) => return,
+                    Err(err) => {
+                        tracing::warn!(portal = %self.key.0, error = %err, "reading the outbox failed");
+                        read_failures += 1;
+                        if self.sleep(self.inner.policy.delay(read_failures, None)).await {
+                            return;
+                        }
+                        continue;
+                    }
+                }
+            }
+            // In sync: commits arrive in seq order, so the buffer holds the
+            // next entries with nothing missing in between.
+            while let Some(entry) = self.buffer.pop_front() {
+                if entry.seq <= self.after {
                     continue;
                 }
-            };
-            if batch.is_empty() {
-                if self.idle().await {
-                    return;
-                }
-                continue;
-            }
-            let complete = batch.len() < self.inner.policy.batch as usize;
-            for entry in batch {
                 if !self.process(&entry).await {
                     return;
                 }
-                after = entry.seq;
+                self.after = entry.seq;
             }
-            // Wakes are sent after their entries commit and were drained
-            // before the read: with no wake since, a short batch was all
-            // there is, and reading again would only find nothing.
-            if complete && self.rx.try_recv().is_err() && self.idle().await {
+            if self.idle().await {
                 return;
             }
         }
+    }
+
+    /// Takes what the inbox holds: whether to read the store, and entries.
+    fn take(&self) -> (bool, VecDeque<OutboxEntry>) {
+        self.slot.take()
+    }
+
+    /// Reads and processes one batch from the store; `Some(true)` when it
+    /// was short (the store had no more), `None` on shutdown. Handed entries
+    /// the read covered are dropped from the buffer.
+    async fn read(&mut self) -> Result<Option<bool>, BridgeError> {
+        let (portal, direction) = &self.key;
+        let limit = self.inner.policy.batch;
+        let batch = self.inner.store.pending(portal, *direction, self.after, limit).await?;
+        let short = batch.len() < limit as usize;
+        for entry in batch {
+            if !self.process(&entry).await {
+                return Ok(None);
+            }
+            self.after = entry.seq;
+        }
+        let after = self.after;
+        self.buffer.retain(|e| e.seq > after);
+        Ok(Some(short))
     }
 
     /// Delivers one entry until it is done or dead-lettered; false on shutdown.
@@ -254,17 +364,17 @@ impl Worker {
         }
     }
 
-    /// Waits for a wake; exits (returning true) after the idle time or on shutdown.
+    /// Waits for a signal; exits (returning true) after the idle time or on shutdown.
     async fn idle(&mut self) -> bool {
         tokio::select! {
             _ = self.inner.shutdown.cancelled() => return true,
-            woke = self.rx.recv() => return woke.is_none(),
+            _ = self.slot.signaled() => return false,
             _ = tokio::time::sleep(self.inner.policy.idle) => {}
         }
         let mut workers = self.inner.workers.lock().expect("queue map poisoned");
-        // Wakes are sent under this lock, so none can slip in between the
+        // Signals are sent under this lock, so none can slip in between the
         // check and the removal.
-        if self.rx.try_recv().is_ok() {
+        if self.slot.has_work() {
             return false;
         }
         workers.remove(&self.key);
@@ -314,7 +424,7 @@ impl Drop for Worker {
     fn drop(&mut self) {
         // A panicking delivery must not leave a stale sender that swallows wakes.
         if let Ok(mut workers) = self.inner.workers.lock()
-            && workers.get(&self.key).is_some_and(|(id, _)| *id == self.id)
+            && workers.get(&self.key).is_some_and(|slot| slot.id == self.slot.id)
         {
             workers.remove(&self.key);
         }

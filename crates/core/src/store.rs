@@ -291,6 +291,20 @@ pub enum TxnOutcome {
     Replayed,
 }
 
+/// Receives the outbox entries a store commits, right after each commit.
+///
+/// This is a fast path only: the store stays the truth. A listener that
+/// misses or drops entries must fall back to reading them back.
+pub trait CommitListener: Send + Sync {
+    /// The entries one commit inserted, in seq order, delivered before any
+    /// of their writers is answered and in commit order across calls.
+    /// `gap` is true when entries may have been stored since the previous
+    /// call without passing through it (another process or store on the
+    /// same database, or a commit whose outcome is unknown); whoever relies
+    /// on the calls must then read the store.
+    fn committed(&self, entries: &[OutboxEntry], gap: bool);
+}
+
 /// Persistence for the whole bridge. Every row is keyed by tenant.
 #[async_trait]
 pub trait Store: Send + Sync {
@@ -367,4 +381,11 @@ pub trait Store: Send + Sync {
     async fn record_failure(&self, seq: i64, error: &str) -> StoreResult<()>;
     /// Gives up on an entry; it stays stored for an operator to inspect.
     async fn dead_letter(&self, seq: i64, error: &str) -> StoreResult<()>;
+
+    /// Hands every outbox entry this store commits from now on to
+    /// `listener` (until it is dropped). False if the store cannot; then
+    /// readers learn of new entries from the store alone.
+    fn watch_commits(&self, _listener: std::sync::Weak<dyn CommitListener>) -> bool {
+        false
+    }
 }

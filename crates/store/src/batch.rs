@@ -8,9 +8,10 @@
 use brygga_core::{MessageMapping, NewOutboxEntry, StoreResult};
 use sqlx::AnyConnection;
 
+use crate::feed::FirstInsert;
 use crate::ops::{Op, Reply, apply};
 use crate::options::Backend;
-use crate::write_outbox;
+use crate::{write_complete, write_outbox};
 
 /// Placeholder text for generated statements. SQLite gets anonymous `?`:
 /// sqlx resolves `$n` on SQLite through a name lookup per parameter that is
@@ -52,12 +53,14 @@ impl Placeholders {
 
 /// Applies all ops: the rare ones one by one in arrival order, then all
 /// enqueues (in arrival order, so their seqs follow it), then all completes.
-/// The error aborts the whole transaction.
+/// The error aborts the whole transaction. Inserted outbox rows are noted
+/// in `first`.
 pub(crate) async fn apply_all(
     conn: &mut AnyConnection,
     backend: Backend,
     ops: &[&Op],
     now: i64,
+    first: &mut FirstInsert,
 ) -> Result<Vec<StoreResult<Reply>>, sqlx::Error> {
     let mut answers: Vec<Option<StoreResult<Reply>>> = Vec::with_capacity(ops.len());
     let mut enqueues: Vec<(usize, &NewOutboxEntry)> = Vec::new();
@@ -72,19 +75,19 @@ pub(crate) async fn apply_all(
                 completes.push((i, *seq, mappings));
                 answers.push(None);
             }
-            other => answers.push(Some(apply(conn, backend, other, now).await?)),
+            other => answers.push(Some(apply(conn, backend, other, now, first).await?)),
         }
     }
     if !enqueues.is_empty() {
         let entries: Vec<&NewOutboxEntry> = enqueues.iter().map(|(_, e)| *e).collect();
-        let seqs = write_outbox::enqueue_many(conn, backend, &entries, now).await?;
+        let seqs = write_outbox::enqueue_many(conn, backend, &entries, now, first).await?;
         for ((i, _), seq) in enqueues.iter().zip(seqs) {
             answers[*i] = Some(Ok(Reply::Seq(seq)));
         }
     }
     if !completes.is_empty() {
         let items: Vec<(i64, &[MessageMapping])> = completes.iter().map(|(_, s, m)| (*s, *m)).collect();
-        let results = write_outbox::complete_many(conn, backend, &items, now).await?;
+        let results = write_complete::complete_many(conn, backend, &items, now).await?;
         for ((i, _, _), result) in completes.iter().zip(results) {
             answers[*i] = Some(result);
         }

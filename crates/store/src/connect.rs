@@ -170,11 +170,26 @@ async fn sqlite_pool(
 
 /// sqlx pings a connection when it is released, so acquiring need not ping
 /// again (that would add a round trip to every read).
+///
+/// The writer's statements look rows up by key for batches of bounded size,
+/// so per-key index lookups are always the right plan. Its prepared
+/// statements are planned once, though, often on a fresh database whose
+/// tables are still empty, where hash joins over whole-table scans look as
+/// cheap, and keep those plans as the tables grow. Its session therefore
+/// rules out scans and join methods that read whole tables (they stay
+/// possible where no index applies).
 async fn postgres_pools(connect: AnyConnectOptions, options: &StoreOptions) -> Result<(AnyPool, AnyPool), StoreError> {
     let write = AnyPoolOptions::new()
         .max_connections(1)
         .test_before_acquire(false)
         .acquire_timeout(options.acquire_timeout)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                let sql = "SET enable_seqscan = off; SET enable_hashjoin = off; SET enable_mergejoin = off";
+                conn.execute(sqlx::raw_sql(sql)).await?;
+                Ok(())
+            })
+        })
         .connect_with(connect.clone())
         .await
         .map_err(pool_error)?;

@@ -20,10 +20,12 @@ mod batch;
 mod checkpoint;
 mod codec;
 mod connect;
+mod feed;
 mod ops;
 mod options;
 mod reads;
 mod store_impl;
+mod write_complete;
 mod write_entities;
 mod write_outbox;
 mod writer;
@@ -60,5 +62,9 @@ impl std::fmt::Debug for SqlStore {
     }
 }
 
+#[cfg(test)]
+mod complete_tests;
+#[cfg(test)]
+mod feed_tests;
 #[cfg(test)]
 mod tests;

@@ -4,8 +4,9 @@
 use brygga_core::{AdapterKind, MatrixUserId, MessageMapping, NewOutboxEntry, StoreResult, TenantId, TxnOutcome};
 use sqlx::AnyConnection;
 
+use crate::feed::FirstInsert;
 use crate::options::Backend;
-use crate::{write_entities, write_outbox};
+use crate::{write_complete, write_entities, write_outbox};
 
 /// A tenant row ready to store (settings already serialized).
 pub(crate) struct TenantRow {
@@ -73,15 +74,22 @@ pub(crate) enum Reply {
     Unit,
     Flag(bool),
     Seq(Option<i64>),
-    Txn(TxnOutcome),
+    /// The outcome and, for a new transaction, the seq of each entry.
+    Txn(TxnOutcome, Vec<Option<i64>>),
 }
 
 /// What applying one op produced: the outer error aborts the transaction,
 /// the inner one is the caller's answer (nothing was written for it).
 pub(crate) type Applied = Result<StoreResult<Reply>, sqlx::Error>;
 
-/// Applies one op on its own.
-pub(crate) async fn apply(conn: &mut AnyConnection, backend: Backend, op: &Op, now: i64) -> Applied {
+/// Applies one op on its own; inserted outbox rows are noted in `first`.
+pub(crate) async fn apply(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    op: &Op,
+    now: i64,
+    first: &mut FirstInsert,
+) -> Applied {
     match op {
         Op::UpsertTenant(row) => write_entities::upsert_tenant(conn, row, now).await,
         Op::RemoveTenant(id) => write_entities::remove_tenant(conn, id).await,
@@ -96,12 +104,12 @@ pub(crate) async fn apply(conn: &mut AnyConnection, backend: Backend, op: &Op, n
         Op::UnlinkAccount { tenant, kind, user } => write_entities::unlink_account(conn, tenant, kind, user).await,
         Op::UpsertPortal(portal) => write_entities::upsert_portal(conn, portal, now).await,
         Op::Enqueue(entry) => {
-            let mut seqs = write_outbox::enqueue_many(conn, backend, &[entry], now).await?;
+            let mut seqs = write_outbox::enqueue_many(conn, backend, &[entry], now, first).await?;
             Ok(Ok(Reply::Seq(seqs.pop().flatten())))
         }
-        Op::Ingest { txn_id, entries } => write_outbox::ingest(conn, backend, txn_id, entries, now).await,
+        Op::Ingest { txn_id, entries } => write_outbox::ingest(conn, backend, txn_id, entries, now, first).await,
         Op::Complete { seq, mappings } => {
-            let mut answers = write_outbox::complete_many(conn, backend, &[(*seq, mappings)], now).await?;
+            let mut answers = write_complete::complete_many(conn, backend, &[(*seq, mappings)], now).await?;
             Ok(answers.pop().unwrap_or(Ok(Reply::Unit)))
         }
         Op::RecordFailure { seq, error } => write_outbox::record_failure(conn, *seq, error, now).await,

@@ -1,7 +1,10 @@
 //! `brygga_core::Store` for `SqlStore`: reads go to the pool, writes to the
 //! group-commit writer.
 
+use std::sync::Weak;
+
 use async_trait::async_trait;
+use brygga_core::store::CommitListener;
 use brygga_core::{
     AdapterConfig, AdapterKind, Direction, Ghost, LinkedAccount, MatrixEventId, MatrixRoomId, MatrixUserId,
     MessageMapping, NewOutboxEntry, OutboxEntry, Portal, PortalKey, RemoteMessageId, RemoteUserId, Store, StoreError,
@@ -151,7 +154,7 @@ impl Store for SqlStore {
     async fn ingest_transaction(&self, txn_id: &str, entries: Vec<NewOutboxEntry>) -> StoreResult<TxnOutcome> {
         let op = Op::Ingest { txn_id: txn_id.to_owned(), entries };
         match self.writer().submit(op).await? {
-            Reply::Txn(outcome) => Ok(outcome),
+            Reply::Txn(outcome, _) => Ok(outcome),
             other => Err(unexpected(other)),
         }
     }
@@ -180,5 +183,10 @@ impl Store for SqlStore {
 
     async fn dead_letter(&self, seq: i64, error: &str) -> StoreResult<()> {
         self.write_unit(Op::DeadLetter { seq, error: error.to_owned() }).await
+    }
+
+    fn watch_commits(&self, listener: Weak<dyn CommitListener>) -> bool {
+        self.writer().subscribers().add(listener);
+        true
     }
 }

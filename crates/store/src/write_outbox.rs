@@ -3,23 +3,26 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use brygga_core::{MessageMapping, NewOutboxEntry, StoreError, StoreResult, TxnOutcome};
+use brygga_core::{NewOutboxEntry, StoreError, TxnOutcome};
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
 use crate::batch::Placeholders;
 use crate::codec::clip;
+use crate::feed::FirstInsert;
 use crate::ops::{Applied, Reply};
 use crate::options::Backend;
 
 /// Inserts entries in order (so seq follows their order) and returns each
 /// one's seq, or `None` when its dedupe key was used before, by an earlier
 /// row or an earlier entry of the same call. The unique key outlives
-/// delivery because delivered rows are kept, without payload.
+/// delivery because delivered rows are kept, without payload. Each row also
+/// reports the highest seq below it, noted in `first` for the commit feed.
 pub(crate) async fn enqueue_many(
     conn: &mut AnyConnection,
     backend: Backend,
     entries: &[&NewOutboxEntry],
     now: i64,
+    first: &mut FirstInsert,
 ) -> Result<Vec<Option<i64>>, sqlx::Error> {
     if entries.is_empty() {
         return Ok(Vec::new());
@@ -37,7 +40,8 @@ pub(crate) async fn enqueue_many(
         "INSERT INTO outbox (tenant, kind, room, direction, dedupe_key, payload, created_at, updated_at, \
          status, attempts) SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3, j.value ->> 4, \
          j.value ->> 5, {}, {}, 'pending', 0 FROM {} WHERE true ORDER BY j.key \
-         ON CONFLICT (tenant, direction, dedupe_key) DO NOTHING RETURNING seq, tenant, direction, dedupe_key",
+         ON CONFLICT (tenant, direction, dedupe_key) DO NOTHING RETURNING seq, tenant, direction, dedupe_key, \
+         (SELECT COALESCE(MAX(o.seq), 0) FROM outbox AS o WHERE o.seq < outbox.seq) AS prev",
         ph.one(),
         ph.one(),
         ph.json_rows()
@@ -46,7 +50,9 @@ pub(crate) async fn enqueue_many(
     let mut inserted: HashMap<(String, String, String), i64> = HashMap::with_capacity(rows.len());
     for row in rows {
         let key = (row.try_get("tenant")?, row.try_get("direction")?, row.try_get("dedupe_key")?);
-        inserted.insert(key, row.try_get::<i64, _>("seq")?);
+        let seq = row.try_get::<i64, _>("seq")?;
+        first.note(seq, row.try_get::<i64, _>("prev")?);
+        inserted.insert(key, seq);
     }
     // The first entry with a key is the one whose row was inserted; later
     // duplicates find the key already taken.
@@ -60,7 +66,7 @@ pub(crate) async fn enqueue_many(
 }
 
 /// One statement parameter holding a whole batch of rows.
-fn to_json<T: serde::Serialize + ?Sized>(rows: &T) -> String {
+pub(crate) fn to_json<T: serde::Serialize + ?Sized>(rows: &T) -> String {
     serde_json::to_string(rows).expect("plain rows always serialize")
 }
 
@@ -72,13 +78,14 @@ pub(crate) async fn ingest(
     txn_id: &str,
     entries: &[NewOutboxEntry],
     now: i64,
+    first: &mut FirstInsert,
 ) -> Applied {
     let seen = sqlx::query("SELECT tenant FROM incoming_transactions WHERE txn_id = $1 LIMIT 1")
         .bind(txn_id)
         .fetch_optional(&mut *conn)
         .await?;
     if seen.is_some() {
-        return Ok(Ok(Reply::Txn(TxnOutcome::Replayed)));
+        return Ok(Ok(Reply::Txn(TxnOutcome::Replayed, Vec::new())));
     }
     let tenants: BTreeSet<&str> = entries.iter().map(|e| e.portal.tenant.as_str()).collect();
     for tenant in tenants {
@@ -93,109 +100,8 @@ pub(crate) async fn ingest(
         .await?;
     }
     let refs: Vec<&NewOutboxEntry> = entries.iter().collect();
-    enqueue_many(conn, backend, &refs, now).await?;
-    Ok(Ok(Reply::Txn(TxnOutcome::New)))
-}
-
-/// The tenant of an outbox row per seq, for the seqs that exist.
-async fn tenants_of(
-    conn: &mut AnyConnection,
-    backend: Backend,
-    seqs_json: &str,
-) -> Result<HashMap<i64, String>, sqlx::Error> {
-    let sql = format!(
-        "SELECT seq, tenant FROM outbox WHERE seq IN (SELECT CAST(j.value AS BIGINT) FROM {})",
-        Placeholders::new(backend).json_rows()
-    );
-    let rows = sqlx::query(AssertSqlSafe(sql)).bind(seqs_json).fetch_all(&mut *conn).await?;
-    let mut found = HashMap::with_capacity(rows.len());
-    for row in rows {
-        found.insert(row.try_get::<i64, _>("seq")?, row.try_get::<String, _>("tenant")?);
-    }
-    Ok(found)
-}
-
-/// Why a complete is refused, checked before anything is written.
-fn refusal(seq: i64, mappings: &[MessageMapping], tenants: &HashMap<i64, String>) -> Option<StoreError> {
-    let Some(owner) = tenants.get(&seq) else {
-        return Some(StoreError::NotFound(format!("outbox entry {seq} does not exist")));
-    };
-    if mappings.iter().any(|m| m.portal.tenant.as_str() != owner) {
-        return Some(StoreError::Conflict(format!(
-            "outbox entry {seq} belongs to tenant {owner}; its mappings must too"
-        )));
-    }
-    None
-}
-
-/// Marks entries delivered, drops their payloads and stores their mappings
-/// (ignoring mappings already stored). Completing twice is harmless.
-pub(crate) async fn complete_many(
-    conn: &mut AnyConnection,
-    backend: Backend,
-    items: &[(i64, &[MessageMapping])],
-    now: i64,
-) -> Result<Vec<StoreResult<Reply>>, sqlx::Error> {
-    let mut seqs: Vec<i64> = items.iter().map(|(seq, _)| *seq).collect();
-    seqs.sort_unstable();
-    seqs.dedup();
-    let tenants = tenants_of(conn, backend, &to_json(&seqs)).await?;
-    let mut answers = Vec::with_capacity(items.len());
-    let mut accepted: Vec<i64> = Vec::with_capacity(items.len());
-    let mut mappings: Vec<&MessageMapping> = Vec::new();
-    for (seq, maps) in items {
-        match refusal(*seq, maps, &tenants) {
-            Some(err) => answers.push(Err(err)),
-            None => {
-                accepted.push(*seq);
-                mappings.extend(maps.iter());
-                answers.push(Ok(Reply::Unit));
-            }
-        }
-    }
-    accepted.sort_unstable();
-    accepted.dedup();
-    if !accepted.is_empty() {
-        let mut ph = Placeholders::new(backend);
-        let sql = format!(
-            "UPDATE outbox SET status = 'done', payload = NULL, updated_at = {} \
-             WHERE seq IN (SELECT CAST(j.value AS BIGINT) FROM {})",
-            ph.one(),
-            ph.json_rows()
-        );
-        sqlx::query(AssertSqlSafe(sql)).bind(now).bind(to_json(&accepted)).execute(&mut *conn).await?;
-    }
-    insert_mappings(conn, backend, &mappings, now).await?;
-    Ok(answers)
-}
-
-async fn insert_mappings(
-    conn: &mut AnyConnection,
-    backend: Backend,
-    mappings: &[&MessageMapping],
-    now: i64,
-) -> Result<(), sqlx::Error> {
-    if mappings.is_empty() {
-        return Ok(());
-    }
-    let rows: Vec<(&str, &str, &str, &str, u32, &str, &str)> = mappings
-        .iter()
-        .map(|m| {
-            let p = &m.portal;
-            let (event, kind) = (m.matrix_event.as_str(), m.kind.as_str());
-            (p.tenant.as_str(), p.kind.as_str(), p.room.as_str(), m.remote_id.as_str(), m.part, event, kind)
-        })
-        .collect();
-    let mut ph = Placeholders::new(backend);
-    let sql = format!(
-        "INSERT INTO message_map (tenant, kind, room, remote_id, part, matrix_event, map_kind, created_at) \
-         SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3, CAST(j.value ->> 4 AS BIGINT), \
-         j.value ->> 5, j.value ->> 6, {} FROM {} WHERE true ON CONFLICT DO NOTHING",
-        ph.one(),
-        ph.json_rows()
-    );
-    sqlx::query(AssertSqlSafe(sql)).bind(now).bind(to_json(&rows)).execute(&mut *conn).await?;
-    Ok(())
+    let seqs = enqueue_many(conn, backend, &refs, now, first).await?;
+    Ok(Ok(Reply::Txn(TxnOutcome::New, seqs)))
 }
 
 async fn not_found_unless_exists(conn: &mut AnyConnection, seq: i64) -> Applied {

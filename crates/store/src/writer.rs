@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::batch;
 use crate::codec::{db_err, now_ms};
+use crate::feed::{Feed, FirstInsert, Subscribers};
 use crate::ops::{Op, Reply, op_name};
 use crate::options::Backend;
 
@@ -53,6 +54,7 @@ enum Msg {
 pub(crate) struct Writer {
     tx: mpsc::Sender<Msg>,
     counters: Arc<Counters>,
+    subscribers: Subscribers,
 }
 
 const STOPPED: &str = "the store's writer task has stopped (store closed?)";
@@ -62,9 +64,16 @@ impl Writer {
     pub fn spawn(pool: AnyPool, backend: Backend, max_batch: usize) -> Self {
         let (tx, rx) = mpsc::channel(max_batch.max(1) * 4);
         let counters = Arc::new(Counters::default());
-        let task = Task { pool, conn: None, backend, max_batch: max_batch.max(1), counters: counters.clone() };
+        let subscribers = Subscribers::default();
+        let feed = Feed::new(subscribers.clone());
+        let task = Task { pool, conn: None, backend, max_batch: max_batch.max(1), counters: counters.clone(), feed };
         tokio::spawn(task.run(rx));
-        Self { tx, counters }
+        Self { tx, counters, subscribers }
+    }
+
+    /// Where listeners for committed outbox entries register.
+    pub fn subscribers(&self) -> &Subscribers {
+        &self.subscribers
     }
 
     /// Sends one op and waits until its transaction committed.
@@ -100,6 +109,7 @@ struct Task {
     backend: Backend,
     max_batch: usize,
     counters: Arc<Counters>,
+    feed: Feed,
 }
 
 impl Task {
@@ -167,26 +177,35 @@ impl Task {
         }
     }
 
+    /// Runs one transaction and, once it committed, publishes the outbox
+    /// entries it inserted (before any caller is answered).
     async fn transaction(&mut self, ops: &[&Op]) -> Result<Vec<StoreResult<Reply>>, sqlx::Error> {
         let conn = match &mut self.conn {
             Some(conn) => conn,
             None => self.conn.insert(self.pool.acquire().await?),
         };
-        let result = transaction_on(conn, self.backend, ops).await;
-        if result.is_err() {
-            // The connection may be broken; the pool tests it on release
-            // and the next batch acquires a working one.
-            self.conn = None;
+        match transaction_on(conn, self.backend, ops).await {
+            Ok((answers, first)) => {
+                self.feed.committed(ops, &answers, first);
+                Ok(answers)
+            }
+            Err(err) => {
+                // The connection may be broken; the pool tests it on release
+                // and the next batch acquires a working one.
+                self.conn = None;
+                self.feed.lost_track();
+                Err(err)
+            }
         }
-        result
     }
 }
 
+/// The answers, and the first outbox row the transaction inserted.
 async fn transaction_on(
     conn: &mut PoolConnection<Any>,
     backend: Backend,
     ops: &[&Op],
-) -> Result<Vec<StoreResult<Reply>>, sqlx::Error> {
+) -> Result<(Vec<StoreResult<Reply>>, FirstInsert), sqlx::Error> {
     let mut tx = match backend {
         // IMMEDIATE takes the write lock up front, so a second process on
         // the same file waits (busy_timeout) instead of failing mid-way.
@@ -200,7 +219,8 @@ async fn transaction_on(
             .fetch_one(&mut *tx)
             .await?;
     }
-    let answers = batch::apply_all(&mut tx, backend, ops, now_ms()).await?;
+    let mut first = FirstInsert::default();
+    let answers = batch::apply_all(&mut tx, backend, ops, now_ms(), &mut first).await?;
     tx.commit().await?;
-    Ok(answers)
+    Ok((answers, first))
 }

@@ -169,7 +169,7 @@ impl AppserviceHandler for Router {
             return Ok(());
         }
         for portal in queues {
-            self.inner.queues.wake((portal, Direction::ToRemote));
+            self.inner.queues.stored((portal, Direction::ToRemote));
         }
         Ok(())
     }
@@ -264,7 +264,7 @@ impl InboundSink for TenantSink {
         let entry = NewOutboxEntry::new(Direction::ToMatrix, portal.clone(), dedupe_key, payload);
         match inner.store.enqueue(entry).await? {
             Some(_) => {
-                inner.queues.wake((portal, Direction::ToMatrix));
+                inner.queues.stored((portal, Direction::ToMatrix));
                 Ok(Ack::Stored)
             }
             None => Ok(Ack::Duplicate),
