@@ -111,6 +111,12 @@ impl Store for TimedStore {
     async fn portal(&self, k: &PortalKey) -> StoreResult<Option<Portal>> {
         self.timings.time("store.portal", self.inner.portal(k)).await
     }
+    async fn adapter_state(&self, t: &TenantId, k: &AdapterKind, key: &str) -> StoreResult<Option<String>> {
+        self.inner.adapter_state(t, k, key).await
+    }
+    async fn put_adapter_state(&self, t: &TenantId, k: &AdapterKind, key: &str, v: Option<&str>) -> StoreResult<()> {
+        self.inner.put_adapter_state(t, k, key, v).await
+    }
     async fn portal_by_room(&self, r: &MatrixRoomId) -> StoreResult<Option<Portal>> {
         self.timings.time("store.portal_by_room", self.inner.portal_by_room(r)).await
     }

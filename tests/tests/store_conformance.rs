@@ -54,6 +54,7 @@ conformance!(
     ghosts_by_remote_and_matrix_id,
     linked_accounts_link_relink_unlink,
     portals_by_key_and_room,
+    adapter_state_by_tenant_and_kind,
     message_map_both_ways_ordered_by_part,
     reactions_keep_their_kind,
     aliases_map_to_the_same_event,

@@ -110,6 +110,35 @@ pub trait MediaLinks: Send + Sync {
     fn link(&self, mxc: &str, name: &str) -> Option<String>;
 }
 
+/// Small state an adapter keeps across restarts (per tenant), as text by key.
+#[async_trait]
+pub trait AdapterState: Send + Sync {
+    /// The value under `key`.
+    async fn get(&self, key: &str) -> Result<Option<String>, BridgeError>;
+    /// Keeps `value` under `key`, or forgets the key with `None`.
+    async fn put(&self, key: &str, value: Option<&str>) -> Result<(), BridgeError>;
+}
+
+/// State kept in memory only, for adapters built outside a bridge (tests, benchmarks).
+#[derive(Default)]
+pub struct MemoryState(std::sync::Mutex<std::collections::HashMap<String, String>>);
+
+#[async_trait]
+impl AdapterState for MemoryState {
+    async fn get(&self, key: &str) -> Result<Option<String>, BridgeError> {
+        Ok(self.0.lock().expect("state poisoned").get(key).cloned())
+    }
+
+    async fn put(&self, key: &str, value: Option<&str>) -> Result<(), BridgeError> {
+        let mut map = self.0.lock().expect("state poisoned");
+        match value {
+            Some(value) => map.insert(key.to_owned(), value.to_owned()),
+            None => map.remove(key),
+        };
+        Ok(())
+    }
+}
+
 /// The portals of one adapter of one tenant, as the store knows them.
 #[async_trait]
 pub trait PortalDirectory: Send + Sync {
@@ -143,6 +172,8 @@ pub struct AdapterContext {
     pub portals: Arc<dyn PortalDirectory>,
     /// Links to Matrix media, when the bridge serves them.
     pub media_links: Option<Arc<dyn MediaLinks>>,
+    /// State that survives restarts.
+    pub state: Arc<dyn AdapterState>,
 }
 
 impl AdapterContext {
@@ -153,7 +184,14 @@ impl AdapterContext {
         sink: Arc<dyn InboundSink>,
         media: Arc<dyn MatrixMedia>,
     ) -> Self {
-        Self { tenant, config, sink, media, portals: Arc::new(NoPortals), media_links: None }
+        let state = Arc::new(MemoryState::default());
+        Self { tenant, config, sink, media, portals: Arc::new(NoPortals), media_links: None, state }
+    }
+
+    /// Sets where the adapter's state is kept.
+    pub fn with_state(mut self, state: Arc<dyn AdapterState>) -> Self {
+        self.state = state;
+        self
     }
 
     /// Sets the media link signer.

@@ -141,6 +141,7 @@ impl AdapterHost {
             self.media.clone(),
         )
         .with_portals(self.router.portal_directory(tenant.clone(), kind.clone()))
+        .with_state(self.router.adapter_state(tenant.clone(), kind.clone()))
         .with_media_links(self.media_links.clone());
         let adapter = factory.build(ctx).map_err(start_err)?;
         if let Some(old) = self.running.remove(tenant, kind) {

@@ -20,8 +20,8 @@ pub mod store;
 pub mod txn;
 
 pub use adapter::{
-    Ack, Adapter, AdapterContext, AdapterFactory, Capabilities, InboundSink, MatrixMedia, MediaBytes, MediaLinks,
-    NoPortals, PortalDirectory, RemoteMedia,
+    Ack, Adapter, AdapterContext, AdapterFactory, AdapterState, Capabilities, InboundSink, MatrixMedia, MediaBytes,
+    MediaLinks, MemoryState, NoPortals, PortalDirectory, RemoteMedia,
 };
 pub use backoff::Backoff;
 pub use error::{BridgeError, InvalidId, StoreError};

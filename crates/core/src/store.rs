@@ -344,6 +344,17 @@ pub trait Store: Send + Sync {
     async fn upsert_portal(&self, portal: &Portal) -> StoreResult<()>;
     /// One portal.
     async fn portal(&self, key: &PortalKey) -> StoreResult<Option<Portal>>;
+
+    /// A value an adapter of a tenant kept under `key`.
+    async fn adapter_state(&self, tenant: &TenantId, kind: &AdapterKind, key: &str) -> StoreResult<Option<String>>;
+    /// Keeps (or with `None` forgets) a value for an adapter of a tenant.
+    async fn put_adapter_state(
+        &self,
+        tenant: &TenantId,
+        kind: &AdapterKind,
+        key: &str,
+        value: Option<&str>,
+    ) -> StoreResult<()>;
     /// The portal of a Matrix room.
     async fn portal_by_room(&self, room: &MatrixRoomId) -> StoreResult<Option<Portal>>;
     /// All portals of a tenant.

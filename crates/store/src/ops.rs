@@ -39,6 +39,12 @@ pub(crate) enum Op {
         user: MatrixUserId,
     },
     UpsertPortal(brygga_core::Portal),
+    PutState {
+        tenant: TenantId,
+        kind: AdapterKind,
+        key: String,
+        value: Option<String>,
+    },
     Enqueue(NewOutboxEntry),
     Ingest {
         txn_id: String,
@@ -103,6 +109,9 @@ pub(crate) async fn apply(
         Op::LinkAccount(account) => write_entities::link_account(conn, account, now).await,
         Op::UnlinkAccount { tenant, kind, user } => write_entities::unlink_account(conn, tenant, kind, user).await,
         Op::UpsertPortal(portal) => write_entities::upsert_portal(conn, portal, now).await,
+        Op::PutState { tenant, kind, key, value } => {
+            write_entities::put_state(conn, tenant, kind, key, value.as_deref(), now).await
+        }
         Op::Enqueue(entry) => {
             let mut seqs = write_outbox::enqueue_many(conn, backend, &[entry], now, first).await?;
             Ok(Ok(Reply::Seq(seqs.pop().flatten())))
@@ -129,6 +138,7 @@ pub(crate) fn op_name(op: &Op) -> &'static str {
         Op::LinkAccount(_) => "link account",
         Op::UnlinkAccount { .. } => "unlink account",
         Op::UpsertPortal(_) => "upsert portal",
+        Op::PutState { .. } => "put adapter state",
         Op::Enqueue(_) => "enqueue",
         Op::Ingest { .. } => "ingest transaction",
         Op::Complete { .. } => "complete",

@@ -114,6 +114,19 @@ pub(crate) async fn portal(pool: &AnyPool, key: &PortalKey) -> StoreResult<Optio
     one(pool, "read portal", q, codec::portal).await
 }
 
+pub(crate) async fn state(
+    pool: &AnyPool,
+    tenant: &TenantId,
+    kind: &AdapterKind,
+    key: &str,
+) -> StoreResult<Option<String>> {
+    let q = sqlx::query("SELECT value FROM adapter_state WHERE tenant = $1 AND kind = $2 AND key = $3")
+        .bind(tenant.as_str())
+        .bind(kind.as_str())
+        .bind(key);
+    one(pool, "read adapter state", q, |row| codec::text(row, "value")).await
+}
+
 pub(crate) async fn portal_by_room(pool: &AnyPool, room: &MatrixRoomId) -> StoreResult<Option<Portal>> {
     let q = sqlx::query("SELECT tenant, kind, room, room_id, name FROM portals WHERE room_id = $1").bind(room.as_str());
     one(pool, "read portal by room", q, codec::portal).await

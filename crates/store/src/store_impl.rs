@@ -124,6 +124,26 @@ impl Store for SqlStore {
         reads::portal(self.read_pool(), key).await
     }
 
+    async fn adapter_state(&self, tenant: &TenantId, kind: &AdapterKind, key: &str) -> StoreResult<Option<String>> {
+        reads::state(self.read_pool(), tenant, kind, key).await
+    }
+
+    async fn put_adapter_state(
+        &self,
+        tenant: &TenantId,
+        kind: &AdapterKind,
+        key: &str,
+        value: Option<&str>,
+    ) -> StoreResult<()> {
+        let op = Op::PutState {
+            tenant: tenant.clone(),
+            kind: kind.clone(),
+            key: key.to_owned(),
+            value: value.map(str::to_owned),
+        };
+        self.write_unit(op).await
+    }
+
     async fn portal_by_room(&self, room: &MatrixRoomId) -> StoreResult<Option<Portal>> {
         reads::portal_by_room(self.read_pool(), room).await
     }

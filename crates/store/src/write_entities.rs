@@ -9,7 +9,8 @@ use sqlx::AnyConnection;
 use crate::ops::{Applied, Reply, TenantRow};
 
 /// Every table with a `tenant` column, children before parents.
-const TENANT_TABLES: [&str; 7] = [
+const TENANT_TABLES: [&str; 8] = [
+    "DELETE FROM adapter_state WHERE tenant = $1",
     "DELETE FROM message_map WHERE tenant = $1",
     "DELETE FROM outbox WHERE tenant = $1",
     "DELETE FROM incoming_transactions WHERE tenant = $1",
@@ -199,5 +200,32 @@ pub(crate) async fn upsert_portal(conn: &mut AnyConnection, portal: &Portal, now
     .bind(now)
     .execute(conn)
     .await?;
+    Ok(Ok(Reply::Unit))
+}
+
+pub(crate) async fn put_state(
+    conn: &mut AnyConnection,
+    tenant: &TenantId,
+    kind: &AdapterKind,
+    key: &str,
+    value: Option<&str>,
+    now: i64,
+) -> Applied {
+    let query = match value {
+        Some(value) => sqlx::query(
+            "INSERT INTO adapter_state (tenant, kind, key, value, updated_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (tenant, kind, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        )
+        .bind(tenant.as_str())
+        .bind(kind.as_str())
+        .bind(key)
+        .bind(value)
+        .bind(now),
+        None => sqlx::query("DELETE FROM adapter_state WHERE tenant = $1 AND kind = $2 AND key = $3")
+            .bind(tenant.as_str())
+            .bind(kind.as_str())
+            .bind(key),
+    };
+    query.execute(conn).await?;
     Ok(Ok(Reply::Unit))
 }

@@ -182,3 +182,21 @@ pub async fn portals_by_key_and_room(store: Arc<dyn Store>) {
     assert!(matches!(store.upsert_portal(&thief).await, Err(StoreError::Conflict(_))));
     assert_eq!(store.portal_by_room(&room_id("!kansliet:hub")).await.unwrap(), Some(linked));
 }
+
+/// Adapter state is kept per tenant and kind, replaced, forgotten, and goes with its tenant.
+pub async fn adapter_state_by_tenant_and_kind(store: Arc<dyn Store>) {
+    add_tenant(&*store, "fk").await;
+    add_tenant(&*store, "tv").await;
+    let (fk, tv, xmpp) = (tid("fk"), tid("tv"), kind("xmpp"));
+    assert_eq!(store.adapter_state(&fk, &xmpp, "k").await.unwrap(), None);
+    store.put_adapter_state(&fk, &xmpp, "k", Some("one")).await.unwrap();
+    store.put_adapter_state(&fk, &xmpp, "k", Some("two")).await.unwrap();
+    store.put_adapter_state(&tv, &xmpp, "k", Some("theirs")).await.unwrap();
+    store.put_adapter_state(&fk, &kind("rocketchat"), "k", Some("other kind")).await.unwrap();
+    assert_eq!(store.adapter_state(&fk, &xmpp, "k").await.unwrap().as_deref(), Some("two"));
+    assert_eq!(store.adapter_state(&tv, &xmpp, "k").await.unwrap().as_deref(), Some("theirs"));
+    store.put_adapter_state(&fk, &xmpp, "k", None).await.unwrap();
+    assert_eq!(store.adapter_state(&fk, &xmpp, "k").await.unwrap(), None);
+    assert!(store.remove_tenant(&tv).await.unwrap());
+    assert_eq!(store.adapter_state(&tv, &xmpp, "k").await.unwrap(), None);
+}

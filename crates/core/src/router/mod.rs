@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
-use crate::adapter::{Ack, InboundSink, PortalDirectory};
+use crate::adapter::{Ack, AdapterState, InboundSink, PortalDirectory};
 use crate::error::BridgeError;
 use crate::event::{EventBody, InboundEvent, MatrixEvent, Membership};
 use crate::ids::{AdapterKind, MatrixRoomId, MatrixUserId, PortalKey, RemoteRoomId, TenantId};
@@ -71,6 +71,11 @@ impl Router {
 
     /// The sink an adapter of `kind` for `tenant` pushes into.
     pub fn sink(&self, tenant: TenantId, kind: AdapterKind) -> Arc<dyn InboundSink> {
+        Arc::new(TenantSink { router: self.clone(), tenant, kind })
+    }
+
+    /// The persistent state of one adapter of one tenant.
+    pub fn adapter_state(&self, tenant: TenantId, kind: AdapterKind) -> Arc<dyn AdapterState> {
         Arc::new(TenantSink { router: self.clone(), tenant, kind })
     }
 
@@ -277,5 +282,16 @@ impl PortalDirectory for TenantSink {
     async fn rooms(&self) -> Result<Vec<RemoteRoomId>, BridgeError> {
         let portals = self.router.inner.store.portals(&self.tenant).await?;
         Ok(portals.into_iter().filter(|p| p.key.kind == self.kind).map(|p| p.key.room).collect())
+    }
+}
+
+#[async_trait]
+impl AdapterState for TenantSink {
+    async fn get(&self, key: &str) -> Result<Option<String>, BridgeError> {
+        Ok(self.router.inner.store.adapter_state(&self.tenant, &self.kind, key).await?)
+    }
+
+    async fn put(&self, key: &str, value: Option<&str>) -> Result<(), BridgeError> {
+        Ok(self.router.inner.store.put_adapter_state(&self.tenant, &self.kind, key, value).await?)
     }
 }
