@@ -382,3 +382,49 @@ async fn edits_retractions_and_replies_cross_a_group_chat_both_ways() {
     let gone = bob.wait_for(WAIT, |e| e["retract_id"] == m1_stanza.as_str()).await;
     assert!(gone["from"].as_str().unwrap().ends_with("/alice"), "{gone}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reaction_sets_become_single_reactions_and_back() {
+    let env = XmppEnv::start(Backend::Sqlite, &["fk"]).await;
+    let muc = "reacts@conference.localhost";
+    let room = env.linked_room("fk", muc).await;
+    let bob = XmppUser::connect(&env.prosody, "bob", "bob-pw").await;
+    bob.join_muc(muc, "Bob").await;
+    let m1 = env.alice.send_text(&room, "react to me").await;
+    let m1_stanza = bob.wait_for(WAIT, body_is("react to me")).await["stanza_id"].as_str().unwrap().to_owned();
+    bob.send_groupchat(muc, "and to me").await;
+    let b1 = env.matrix_sees(&room, "and to me").await["event_id"].as_str().unwrap().to_owned();
+    let b1_stanza = bob.wait_for(WAIT, body_is("and to me")).await["stanza_id"].as_str().unwrap().to_owned();
+
+    // XMPP sets to Matrix reactions: a set of two, then one of them taken back.
+    let live_reactions = |t: &[Value]| -> Vec<String> {
+        let mut keys: Vec<String> = t
+            .iter()
+            .filter(|e| e["type"] == "m.reaction" && e["content"]["m.relates_to"]["event_id"] == m1.as_str())
+            .filter(|e| e["unsigned"]["redacted_because"].is_null())
+            .filter_map(|e| e["content"]["m.relates_to"]["key"].as_str().map(str::to_owned))
+            .collect();
+        keys.sort();
+        keys
+    };
+    bob.react(muc, "groupchat", &m1_stanza, &["👍", "🎉"]).await;
+    env.alice.wait_timeline(&room, WAIT, "two reactions", |t| live_reactions(t) == ["🎉", "👍"]).await;
+    bob.react(muc, "groupchat", &m1_stanza, &["🎉"]).await;
+    env.alice.wait_timeline(&room, WAIT, "one reaction left", |t| live_reactions(t) == ["🎉"]).await;
+
+    // Matrix reactions to XMPP sets: add two, take one back.
+    let react =
+        |key: &str| serde_json::json!({"m.relates_to": {"rel_type": "m.annotation", "event_id": b1, "key": key}});
+    let thumbs = env.alice.send(&room, "m.reaction", react("👍")).await;
+    let set = |values: &'static [&'static str]| {
+        let b1_stanza = b1_stanza.clone();
+        move |e: &Value| {
+            e["reactions"]["id"] == b1_stanza.as_str() && e["reactions"]["values"] == serde_json::json!(values)
+        }
+    };
+    bob.wait_for(WAIT, set(&["👍"])).await;
+    env.alice.send(&room, "m.reaction", react("❤")).await;
+    bob.wait_for(WAIT, set(&["👍", "❤"])).await;
+    env.alice.redact(&room, &thumbs).await;
+    bob.wait_for(WAIT, set(&["❤"])).await;
+}

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use brygga_core::{
-    Adapter, BridgeError, Capabilities, InboundEvent, InboundSink, MatrixUserId, MediaLinks, OutboundEvent,
-    PortalDirectory, RemoteMedia, RemoteRoomId, RemoteUserId, SendReceipt,
+    Adapter, AdapterState, BridgeError, Capabilities, InboundEvent, InboundSink, MatrixUserId, MediaLinks,
+    OutboundEvent, PortalDirectory, RemoteMedia, RemoteRoomId, RemoteUserId, SendReceipt,
 };
 use tokio_util::sync::CancellationToken;
 use tokio_xmpp::jid::{BareJid, FullJid, Jid};
@@ -19,6 +19,7 @@ use crate::inbound::pushers::Pushers;
 use crate::link::Link;
 use crate::media::{LinkFetcher, XmppMedia};
 use crate::muc::{Rooms, Seat};
+use crate::reactions::Reactions;
 use crate::{inbound, stanzas};
 
 /// How long a join may take before the send is retried.
@@ -34,6 +35,8 @@ pub(crate) struct Shared {
     pub(crate) rooms: Mutex<Rooms>,
     /// Per-room memory across reconnects (catch-up, our own messages).
     pub(crate) history: Mutex<History>,
+    /// Users' reaction sets per message (XEP-0444 sends whole sets).
+    pub(crate) reactions: Reactions,
     /// The listener's JID: the component domain with a resource.
     pub(crate) listener: FullJid,
     pub(crate) domain: BareJid,
@@ -56,6 +59,7 @@ impl XmppAdapter {
         sink: Arc<dyn InboundSink>,
         portals: Arc<dyn PortalDirectory>,
         links: Option<Arc<dyn MediaLinks>>,
+        state: Arc<dyn AdapterState>,
     ) -> Result<Self, BridgeError> {
         let fetcher = LinkFetcher::new(config.max_file_bytes)?;
         let domain = config.link().domain;
@@ -66,6 +70,7 @@ impl XmppAdapter {
             portals,
             rooms: Mutex::default(),
             history: Mutex::default(),
+            reactions: Reactions::new(state),
             listener,
             domain,
             links,
@@ -84,6 +89,7 @@ impl Adapter for XmppAdapter {
         let mut caps = Capabilities::none();
         caps.edits = true;
         caps.redactions = true;
+        caps.reactions = true;
         caps.replies = true;
         caps.membership = true;
         // Files go out as links, so only when the bridge can sign them.

@@ -18,6 +18,7 @@ mod muc;
 mod outbound;
 mod payload;
 mod puppet;
+mod reactions;
 mod stanza;
 mod stanzas;
 
@@ -55,6 +56,6 @@ impl AdapterFactory for XmppFactory {
 
     fn build(&self, ctx: AdapterContext) -> Result<Arc<dyn Adapter>, BridgeError> {
         let config = config::XmppConfig::parse(&ctx.config).map_err(BridgeError::permanent)?;
-        Ok(Arc::new(adapter::XmppAdapter::new(config, ctx.sink, ctx.portals, ctx.media_links)?))
+        Ok(Arc::new(adapter::XmppAdapter::new(config, ctx.sink, ctx.portals, ctx.media_links, ctx.state)?))
     }
 }

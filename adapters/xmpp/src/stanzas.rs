@@ -99,6 +99,15 @@ impl MessageBuilder {
             .child(Element::builder("store", xmlns::HINTS).build())
     }
 
+    /// XEP-0444: the sender's full set of reactions to the message with this id.
+    pub(crate) fn reactions(self, id: &str, keys: &[String]) -> Self {
+        let reactions = keys
+            .iter()
+            .map(|k| Element::builder("reaction", ns::REACTIONS).append(xml_safe(k)).build())
+            .fold(attr(Element::builder("reactions", ns::REACTIONS), "id", id), |b, r| b.append(r));
+        self.child(reactions.build()).child(Element::builder("store", xmlns::HINTS).build())
+    }
+
     /// XEP-0461: replies to the message with this id.
     pub(crate) fn replies_to(self, id: &str) -> Self {
         self.child(attr(Element::builder("reply", xmlns::REPLY), "id", id).build())

@@ -7,7 +7,7 @@ use crate::adapter::Shared;
 use crate::direct;
 use crate::stanza::DirectMessage;
 
-pub(super) fn message(shared: &Shared, message: DirectMessage) -> Vec<InboundEvent> {
+pub(super) async fn message(shared: &Shared, mut message: DirectMessage) -> Vec<InboundEvent> {
     let Some(user) = shared.puppet_owner(&message.to) else {
         tracing::debug!("one-to-one message not addressed to a puppet ignored");
         return Vec::new();
@@ -22,17 +22,20 @@ pub(super) fn message(shared: &Shared, message: DirectMessage) -> Vec<InboundEve
         tracing::warn!("oversized XMPP message refused");
         return Vec::new();
     }
-    // Ids are scoped by the portal (this pair), so the sender's own id is enough.
-    let id = |id: &str| RemoteMessageId::new(id).ok();
-    let Some(body) = super::body_of(message.payload, id, id) else { return Vec::new() };
-    let event_id = match message.id.or(message.origin_id).and_then(|id| RemoteMessageId::new(id).ok()) {
-        Some(id) => id,
-        None => super::ephemeral_id(),
-    };
     let (Some(room), Ok(id)) = (direct::room_id(&contact, &user), RemoteUserId::new(contact.as_str())) else {
         return Vec::new();
     };
     let mut sender = RemoteSender::new(id);
     sender.display_name = contact.node().map(|n| n.as_str().to_owned());
+    let event_id = match message.id.or(message.origin_id).and_then(|id| RemoteMessageId::new(id).ok()) {
+        Some(id) => id,
+        None => super::ephemeral_id(),
+    };
+    if let Some((target, keys)) = message.payload.reactions.take() {
+        return super::reaction_events(shared, room, event_id, sender, &target, keys).await;
+    }
+    // Ids are scoped by the portal (this pair), so the sender's own id is enough.
+    let id = |id: &str| RemoteMessageId::new(id).ok();
+    let Some(body) = super::body_of(message.payload, id, id) else { return Vec::new() };
     vec![InboundEvent::new(room, event_id, sender, body)]
 }

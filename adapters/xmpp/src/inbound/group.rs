@@ -12,7 +12,7 @@ use crate::adapter::Shared;
 use crate::muc::Occupant;
 use crate::stanza::{GroupMessage, OccupantPresence};
 
-pub(super) fn message(shared: &Shared, message: GroupMessage) -> Vec<InboundEvent> {
+pub(super) async fn message(shared: &Shared, mut message: GroupMessage) -> Vec<InboundEvent> {
     // Every seat of ours gets a copy; the listener's is the one we read.
     if message.to.try_as_full().ok() != Some(&shared.listener) {
         return Vec::new();
@@ -38,6 +38,14 @@ pub(super) fn message(shared: &Shared, message: GroupMessage) -> Vec<InboundEven
     // In a group chat, messages are referred to by the room's stanza id, but
     // corrections name the sender's own id: that one is kept as an alias,
     // scoped to the sender so nobody can correct someone else's message.
+    let Ok(room) = RemoteRoomId::new(message.room.as_str()) else { return Vec::new() };
+    if let Some((target, keys)) = message.payload.reactions.take() {
+        let Some(base) = event_id(&message.room, &message.nick, message.stanza_id.as_deref(), message.id.as_deref())
+        else {
+            return Vec::new();
+        };
+        return super::reaction_events(shared, room, base, sender, &target, keys).await;
+    }
     let identity = sender.id.clone();
     let own = |id: &str| RemoteMessageId::new(format!("{identity}#{id}")).ok();
     let by_room = |id: &str| RemoteMessageId::new(id).ok();
@@ -50,7 +58,6 @@ pub(super) fn message(shared: &Shared, message: GroupMessage) -> Vec<InboundEven
             return Vec::new();
         }
     };
-    let Ok(room) = RemoteRoomId::new(message.room.as_str()) else { return Vec::new() };
     let mut event = InboundEvent::new(room, event_id, sender, body);
     if message.stanza_id.is_some() {
         event.aliases.extend(message.origin_id.or(message.id).as_deref().and_then(own));

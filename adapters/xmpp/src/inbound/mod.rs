@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use brygga_core::{EventBody, InboundEvent, Message, RemoteMessageId, Text};
+use brygga_core::{EventBody, InboundEvent, Message, RemoteMessageId, RemoteRoomId, RemoteSender, Text};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_xmpp::jid::BareJid;
@@ -22,7 +22,7 @@ use self::pushers::Pushers;
 use crate::adapter::Shared;
 use crate::link::Link;
 use crate::payload::{ChatState, Payload};
-use crate::stanza::{Inbound, classify};
+use crate::stanza::{GroupMessage, Inbound, classify};
 
 /// Reads inbound stanzas until cancelled.
 pub(crate) async fn dispatch(
@@ -45,9 +45,8 @@ pub(crate) async fn dispatch(
                 let Some(room) = BareJid::new(room.as_str()).ok().filter(|_| crate::direct::parse(&room).is_none()) else {
                     continue;
                 };
-                for message in catchup::start(&shared, &link, &room).await {
-                    route(&shared, &pushers, group::message(&shared, message));
-                }
+                let held = catchup::start(&shared, &link, &room).await;
+                route(&shared, &pushers, group_messages(&shared, held).await);
                 continue;
             }
         };
@@ -61,15 +60,18 @@ pub(crate) async fn dispatch(
                 } else {
                     Some(message)
                 };
-                released.map(|m| group::message(&shared, m)).unwrap_or_default()
+                match released {
+                    Some(message) => group::message(&shared, message).await,
+                    None => Vec::new(),
+                }
             }
             Inbound::Archived { query, message } => {
                 let ours = shared.history.lock().expect("history poisoned").room_of_query(&query);
-                if ours.as_ref() == Some(&message.room) { group::message(&shared, message) } else { Vec::new() }
+                if ours.as_ref() == Some(&message.room) { group::message(&shared, message).await } else { Vec::new() }
             }
             Inbound::QueryEnd { id, from, complete, last } => {
                 let held = catchup::page_end(&shared, &link, &id, &from, complete, last).await;
-                held.into_iter().flat_map(|m| group::message(&shared, m)).collect()
+                group_messages(&shared, held).await
             }
             Inbound::Occupant(presence) => {
                 let listener_joined = presence.available
@@ -79,11 +81,11 @@ pub(crate) async fn dispatch(
                 let mut events = group::occupant(&shared, presence);
                 if listener_joined {
                     let held = catchup::start(&shared, &link, &room).await;
-                    events.extend(held.into_iter().flat_map(|m| group::message(&shared, m)));
+                    events.extend(group_messages(&shared, held).await);
                 }
                 events
             }
-            Inbound::DirectMessage(message) => direct::message(&shared, message),
+            Inbound::DirectMessage(message) => direct::message(&shared, message).await,
             Inbound::IqRequest { from, to, id, kind, payload } => {
                 let answer = iq::answer(&shared, &from, &to, &id, kind, payload.as_ref()).await;
                 shared.send_quietly(&link, answer).await;
@@ -96,6 +98,43 @@ pub(crate) async fn dispatch(
         };
         route(&shared, &pushers, events);
     }
+}
+
+/// The events of several group messages, in order.
+async fn group_messages(shared: &Shared, messages: Vec<GroupMessage>) -> Vec<InboundEvent> {
+    let mut events = Vec::new();
+    for message in messages {
+        events.extend(group::message(shared, message).await);
+    }
+    events
+}
+
+/// A user's whole reaction set to `target`, as single additions and removals
+/// against the set they had (their ids derive from the set's own `base` id).
+pub(super) async fn reaction_events(
+    shared: &Shared,
+    room: RemoteRoomId,
+    base: RemoteMessageId,
+    sender: RemoteSender,
+    target: &str,
+    keys: Vec<String>,
+) -> Vec<InboundEvent> {
+    let Ok(target) = RemoteMessageId::new(target) else { return Vec::new() };
+    let change = match shared.reactions.replace(room.as_str(), target.as_str(), sender.id.as_str(), keys).await {
+        Ok(change) => change,
+        Err(err) => {
+            tracing::warn!(room = %room, error = %err, "reaction state unavailable; reactions skipped");
+            return Vec::new();
+        }
+    };
+    let marked = change.added.into_iter().map(|k| (k, false)).chain(change.removed.into_iter().map(|k| (k, true)));
+    marked
+        .filter_map(|(key, removed)| {
+            let id = RemoteMessageId::new(format!("{base}{}{key}", if removed { '-' } else { '+' })).ok()?;
+            let body = EventBody::Reaction { target: target.clone(), key, removed };
+            Some(InboundEvent::new(room.clone(), id, sender.clone(), body))
+        })
+        .collect()
 }
 
 /// Hands events to their rooms' pushers; a flooded room's excess is dropped

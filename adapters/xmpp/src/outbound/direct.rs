@@ -4,7 +4,7 @@
 use brygga_core::{BridgeError, EventBody, MatrixUserId, OutboundEvent, SendReceipt};
 use tokio_xmpp::jid::{BareJid, Jid};
 
-use super::{Delivery, compose, message_id, receipt};
+use super::{Delivery, compose, message_id, reaction_set, receipt, remember_set};
 use crate::adapter::Shared;
 use crate::link::Link;
 use crate::puppet::puppet_jid;
@@ -24,7 +24,8 @@ pub(super) async fn send(
     let puppet = puppet_jid(&shared.domain, user).ok_or_else(|| BridgeError::permanent("no valid puppet JID"))?;
     let id = message_id(&event.txn_id);
     let builder = MessageBuilder::new(&puppet, &Jid::from(contact.clone()), "chat", &id);
-    let Some((builder, delivery)) = compose(builder, event, shared.links.as_deref()) else {
+    let set = reaction_set(shared, event).await?;
+    let Some((builder, delivery)) = compose(builder, event, shared.links.as_deref(), set.as_deref()) else {
         return Ok(SendReceipt::default());
     };
     match delivery {
@@ -32,6 +33,7 @@ pub(super) async fn send(
         Delivery::Durable => {
             link.send(builder.build()).await?;
             link.barrier().await?;
+            remember_set(shared, event, set.as_deref()).await?;
         }
     }
     receipt(&event.body, &id, None)

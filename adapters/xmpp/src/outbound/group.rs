@@ -7,7 +7,7 @@ use brygga_core::{BridgeError, EventBody, Membership, OutboundEvent, SendReceipt
 use tokio_xmpp::jid::{BareJid, FullJid, Jid};
 use tokio_xmpp::minidom::Element;
 
-use super::{Delivery, compose, message_id, receipt};
+use super::{Delivery, compose, message_id, reaction_set, receipt, remember_set};
 use crate::adapter::Shared;
 use crate::link::Link;
 use crate::puppet::{nick_for, puppet_jid};
@@ -38,7 +38,8 @@ pub(super) async fn send(shared: &Shared, link: &Link, event: &OutboundEvent) ->
         body => {
             let id = message_id(&event.txn_id);
             let builder = MessageBuilder::new(&puppet, &Jid::from(room.clone()), "groupchat", &id);
-            let Some((builder, delivery)) = compose(builder, event, shared.links.as_deref()) else {
+            let set = reaction_set(shared, event).await?;
+            let Some((builder, delivery)) = compose(builder, event, shared.links.as_deref(), set.as_deref()) else {
                 return Ok(SendReceipt::default());
             };
             match delivery {
@@ -54,6 +55,7 @@ pub(super) async fn send(shared: &Shared, link: &Link, event: &OutboundEvent) ->
                     shared.seat(link, &room, &puppet, &nick).await?;
                     let stanza_id = say(shared, link, &room, &id, builder.build()).await?;
                     tracing::debug!(room = %room, reflected = stanza_id.is_some(), "delivered to XMPP");
+                    remember_set(shared, event, set.as_deref()).await?;
                     // The room's id is how XMPP clients refer to it; ours is kept for corrections.
                     if let Some(stanza_id) = stanza_id {
                         return receipt(body, &stanza_id, Some(&id));

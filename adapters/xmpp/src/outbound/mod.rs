@@ -8,6 +8,7 @@ use brygga_core::{BridgeError, EventBody, MediaLinks, MediaSource, OutboundEvent
 
 use crate::adapter::Shared;
 use crate::link::Link;
+use crate::reactions::Side;
 use crate::stanzas::MessageBuilder;
 
 /// Delivers one event.
@@ -40,6 +41,7 @@ fn compose(
     builder: MessageBuilder,
     event: &OutboundEvent,
     links: Option<&dyn MediaLinks>,
+    reaction_set: Option<&[String]>,
 ) -> Option<(MessageBuilder, Delivery)> {
     let (body, aliases) = (&event.body, event.target_aliases.as_slice());
     let built = match body {
@@ -70,6 +72,7 @@ fn compose(
             (builder.replaces(own_id(target, aliases)).body(&text.body), Delivery::Durable)
         }
         EventBody::Redaction { target, .. } => (builder.retracts(target.as_str()), Delivery::Durable),
+        EventBody::Reaction { target, .. } => (builder.reactions(target.as_str(), reaction_set?), Delivery::Durable),
         EventBody::Typing { typing } => {
             let state = if *typing { "composing" } else { "paused" };
             (builder.chat_state(state).no_store(), Delivery::Ephemeral)
@@ -78,6 +81,23 @@ fn compose(
         _ => return None,
     };
     Some(built)
+}
+
+/// For a reaction: the sender's whole set once it is applied (XEP-0444
+/// sends whole sets).
+async fn reaction_set(shared: &Shared, event: &OutboundEvent) -> Result<Option<Vec<String>>, BridgeError> {
+    let EventBody::Reaction { target, key, removed } = &event.body else { return Ok(None) };
+    let (room, user) = (event.room.as_str(), event.sender.user_id.as_str());
+    Ok(Some(shared.reactions.apply(room, target.as_str(), user, key, *removed).await?))
+}
+
+/// Remembers a reaction set once it was delivered.
+async fn remember_set(shared: &Shared, event: &OutboundEvent, set: Option<&[String]>) -> Result<(), BridgeError> {
+    if let (Some(set), EventBody::Reaction { target, .. }) = (set, &event.body) {
+        let (room, user) = (event.room.as_str(), event.sender.user_id.as_str());
+        shared.reactions.put(Side::Matrix, room, target.as_str(), user, set).await?;
+    }
+    Ok(())
 }
 
 /// What the bridge records for a delivered event: a new message gets its
