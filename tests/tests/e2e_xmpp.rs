@@ -428,3 +428,40 @@ async fn reaction_sets_become_single_reactions_and_back() {
     env.alice.redact(&room, &thumbs).await;
     bob.wait_for(WAIT, set(&["❤"])).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restarted_bridge_catches_up_with_what_was_said_while_it_was_down() {
+    let mut env = XmppEnv::start(Backend::Sqlite, &["fk"]).await;
+    let muc = "meanwhile@conference.localhost";
+    let room = env.linked_room("fk", muc).await;
+    env.alice.send_text(&room, "listen here").await;
+    let bob = XmppUser::connect(&env.prosody, "bob", "bob-pw").await;
+    bob.join_muc(muc, "Bob").await;
+    bob.wait_for(WAIT, body_is("listen here")).await;
+    bob.send_groupchat(muc, "before").await;
+    env.matrix_sees(&room, "before").await;
+
+    env.bridge.kill();
+    for i in 0..5 {
+        bob.send_groupchat(muc, &format!("while down {i}")).await;
+    }
+    env.bridge.start().await;
+    // The listener rejoins on its own (after a reconnect, or at the latest the periodic portal refresh).
+    let timeline = env
+        .alice
+        .wait_timeline(&room, Duration::from_secs(60), "the messages sent meanwhile", |t| {
+            t.iter().any(|e| e["content"]["body"] == "while down 4")
+        })
+        .await;
+    let bodies: Vec<&str> = timeline
+        .iter()
+        .filter(|e| e["type"] == "m.room.message")
+        .filter_map(|e| e["content"]["body"].as_str())
+        .collect();
+    let expected: Vec<String> = ["listen here", "before"]
+        .into_iter()
+        .map(str::to_owned)
+        .chain((0..5).map(|i| format!("while down {i}")))
+        .collect();
+    assert_eq!(bodies, expected);
+}

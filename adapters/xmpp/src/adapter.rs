@@ -37,6 +37,8 @@ pub(crate) struct Shared {
     pub(crate) history: Mutex<History>,
     /// Users' reaction sets per message (XEP-0444 sends whole sets).
     pub(crate) reactions: Reactions,
+    /// State that survives restarts (catch-up points).
+    pub(crate) state: Arc<dyn AdapterState>,
     /// The listener's JID: the component domain with a resource.
     pub(crate) listener: FullJid,
     pub(crate) domain: BareJid,
@@ -70,7 +72,8 @@ impl XmppAdapter {
             portals,
             rooms: Mutex::default(),
             history: Mutex::default(),
-            reactions: Reactions::new(state),
+            reactions: Reactions::new(state.clone()),
+            state,
             listener,
             domain,
             links,

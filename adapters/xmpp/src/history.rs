@@ -9,6 +9,9 @@ use tokio_xmpp::jid::BareJid;
 
 use crate::stanza::GroupMessage;
 
+/// How often a room's catch-up point is written to the adapter state.
+const SAVE_EVERY: Duration = Duration::from_secs(10);
+
 /// How many of our own delivered message ids are remembered per process.
 const DELIVERED_CAP: usize = 10_000;
 /// Overlap of a catch-up with what was already seen, against clock skew;
@@ -30,6 +33,8 @@ struct CatchUp {
 pub(crate) struct History {
     /// Up to when the listener is known to have seen everything.
     seen_until: HashMap<BareJid, SystemTime>,
+    /// When each room's catch-up point was last written to the adapter state.
+    saved: HashMap<BareJid, SystemTime>,
     /// Since when messages were dropped (a flooded queue), for the next catch-up.
     gaps: HashMap<BareJid, SystemTime>,
     /// Nicks our puppets have used, to recognise their archived messages.
@@ -45,6 +50,18 @@ impl History {
     pub(crate) fn seen(&mut self, room: &BareJid, at: SystemTime) {
         let entry = self.seen_until.entry(room.clone()).or_insert(at);
         *entry = (*entry).max(at);
+    }
+
+    /// The catch-up point to write to the adapter state, at most every few
+    /// seconds per room: a restarted bridge catches up from there.
+    pub(crate) fn save_due(&mut self, room: &BareJid, now: SystemTime) -> Option<SystemTime> {
+        let seen = *self.seen_until.get(room)?;
+        let last = self.saved.get(room).copied();
+        if last.is_some_and(|last| now.duration_since(last).unwrap_or_default() < SAVE_EVERY) {
+            return None;
+        }
+        self.saved.insert(room.clone(), now);
+        Some(seen)
     }
 
     /// Where a catch-up after a (re)join starts; `None` on the first join,
@@ -186,6 +203,19 @@ mod tests {
         assert_eq!(history.catch_up_from(&room), Some(t0 - OVERLAP));
         history.start_catch_up(&room, "q", t0);
         assert_eq!(history.catch_up_from(&room), Some(t0 + Duration::from_secs(100) - OVERLAP));
+    }
+
+    #[test]
+    fn catch_up_points_are_saved_at_most_every_few_seconds() {
+        let mut history = History::default();
+        let room = BareJid::new("r@c.example").unwrap();
+        let t0 = UNIX_EPOCH + Duration::from_secs(1_000_000);
+        assert_eq!(history.save_due(&room, t0), None, "nothing seen yet");
+        history.seen(&room, t0);
+        assert_eq!(history.save_due(&room, t0), Some(t0));
+        history.seen(&room, t0 + Duration::from_secs(1));
+        assert_eq!(history.save_due(&room, t0 + Duration::from_secs(1)), None);
+        assert_eq!(history.save_due(&room, t0 + SAVE_EVERY), Some(t0 + Duration::from_secs(1)));
     }
 
     #[test]

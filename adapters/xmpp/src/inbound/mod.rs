@@ -55,7 +55,11 @@ pub(crate) async fn dispatch(
                 let live = message.to.try_as_full().ok() == Some(&shared.listener);
                 let released = if live {
                     let mut history = shared.history.lock().expect("history poisoned");
-                    history.seen(&message.room, SystemTime::now());
+                    let now = SystemTime::now();
+                    history.seen(&message.room, now);
+                    if let Some(at) = history.save_due(&message.room, now) {
+                        catchup::save(shared.clone(), message.room.clone(), at);
+                    }
                     history.hold(message)
                 } else {
                     Some(message)

@@ -15,6 +15,13 @@ impl Delivery {
         let event: InboundEvent = serde_json::from_str(&entry.payload)
             .map_err(|e| BridgeError::permanent(format!("stored inbound event does not decode: {e}")))?;
         let portal = &entry.portal;
+        // A message whose id is already mapped was bridged before: an echo of
+        // one we sent (a platform replaying its history) or a repeat.
+        if matches!(event.body, EventBody::Message(_)) && !self.matrix_parts(portal, &event.event_id).await?.is_empty()
+        {
+            tracing::debug!(portal = %portal, "message already bridged; not sent again");
+            return Ok(Vec::new());
+        }
         let ghost = self.ensure_ghost(&portal.tenant, &portal.kind, &event.sender).await?;
         let direct = self
             .adapters
