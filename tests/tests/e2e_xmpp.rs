@@ -58,6 +58,16 @@ async fn group_chat_text_travels_both_ways_with_puppets_and_ghosts() {
     bob.join_muc(muc, "Robert").await;
     wait_display_name(&env, &bob_ghost, "Robert").await;
 
+    // Alice's presence reaches the room through her puppet.
+    let path = format!("/presence/{}/status", brygga_e2e::matrix_user::enc(&env.alice.user_id));
+    let away = serde_json::json!({"presence": "unavailable", "status_msg": "in a meeting"});
+    let (status, _) = env.alice.raw(reqwest::Method::PUT, &path, Some(away)).await;
+    assert_eq!(status, 200);
+    let seen = bob
+        .wait_for(WAIT, |e| e["type"] == "presence" && e["from"] == format!("{muc}/Alice A.") && e["show"] == "away")
+        .await;
+    assert_eq!(seen["status"], "in a meeting");
+
     // A leave is bridged once the grace period has passed.
     bob.leave_muc(muc).await;
     env.alice

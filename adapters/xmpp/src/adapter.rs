@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use brygga_core::{
     Adapter, AdapterState, BridgeError, Capabilities, InboundEvent, InboundSink, MatrixUserId, MediaLinks,
-    OutboundEvent, PortalDirectory, RemoteMedia, RemoteRoomId, RemoteUserId, SendReceipt,
+    OutboundEvent, PortalDirectory, Presence, RemoteMedia, RemoteRoomId, RemoteUserId, SendReceipt,
 };
 use tokio_util::sync::CancellationToken;
 use tokio_xmpp::jid::{BareJid, FullJid, Jid};
@@ -147,6 +147,11 @@ impl Adapter for XmppAdapter {
                 false
             }
         }
+    }
+
+    async fn matrix_presence(&self, user: &MatrixUserId, presence: Presence, status: Option<&str>) {
+        let Some(link) = self.shared.current_link() else { return };
+        crate::outbound::presence(&self.shared, &link, user, presence, status).await;
     }
 
     async fn send(&self, event: &OutboundEvent) -> Result<SendReceipt, BridgeError> {

@@ -122,6 +122,11 @@ impl Rooms {
         self.rooms.get(room)?.seats.get(jid).cloned()
     }
 
+    /// The rooms `jid` sits in, with its nick there.
+    pub(crate) fn seats_of(&self, jid: &FullJid) -> Vec<(BareJid, String)> {
+        self.rooms.iter().filter_map(|(room, r)| Some((room.clone(), r.seats.get(jid)?.clone()))).collect()
+    }
+
     /// Records another occupant's presence; returns what we knew of them
     /// under that nick before. A pending leave of the same person is called off.
     pub(crate) fn occupant_present(&mut self, room: &BareJid, nick: &str, occupant: Occupant) -> Option<Occupant> {

@@ -52,6 +52,23 @@ pub(crate) fn join(from: &FullJid, occupant: &FullJid) -> Element {
     presence.append(x).build()
 }
 
+/// Presence of `from` to `to` with a `show` (away, xa…) and status, or
+/// unavailable presence when `show` is `None` and `available` is false.
+pub(crate) fn presence(from: &FullJid, to: &Jid, available: bool, show: Option<&str>, status: Option<&str>) -> Element {
+    let mut presence =
+        attr(attr(Element::builder("presence", ns::COMPONENT), "from", from.as_str()), "to", to.as_str());
+    if !available {
+        presence = attr(presence, "type", "unavailable");
+    }
+    if let Some(show) = show {
+        presence = presence.append(Element::builder("show", ns::COMPONENT).append(show.to_owned()).build());
+    }
+    if let Some(status) = status {
+        presence = presence.append(Element::builder("status", ns::COMPONENT).append(xml_safe(status)).build());
+    }
+    presence.build()
+}
+
 /// Presence that leaves the room `occupant` is in.
 pub(crate) fn leave(from: &FullJid, occupant: &Jid, status: Option<&str>) -> Element {
     let mut presence = attr(Element::builder("presence", ns::COMPONENT), "from", from.as_str());

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::error::BridgeError;
-use crate::event::{InboundEvent, OutboundEvent, SendReceipt};
+use crate::event::{InboundEvent, OutboundEvent, Presence, SendReceipt};
 use crate::ids::{AdapterKind, MatrixUserId, RemoteRoomId, RemoteUserId, TenantId};
 use crate::naming::RoomAliasCodec;
 
@@ -239,6 +239,10 @@ pub trait Adapter: Send + Sync {
     fn direct_peer(&self, _room: &RemoteRoomId) -> Option<MatrixUserId> {
         None
     }
+
+    /// A Matrix user's presence changed. Matrix presence belongs to no room,
+    /// so an adapter shows it wherever that user appears on its platform.
+    async fn matrix_presence(&self, _user: &MatrixUserId, _presence: Presence, _status: Option<&str>) {}
 
     /// Whether a room asked for by alias exists and may be bridged on demand.
     async fn accepts_room(&self, _room: &RemoteRoomId) -> bool {

@@ -4,18 +4,54 @@
 mod direct;
 mod group;
 
-use brygga_core::{BridgeError, EventBody, MediaLinks, MediaSource, OutboundEvent, RemoteMessageId, SendReceipt};
+use brygga_core::{
+    BridgeError, EventBody, MatrixUserId, MediaLinks, MediaSource, OutboundEvent, Presence, RemoteMessageId,
+    SendReceipt,
+};
+use tokio_xmpp::jid::Jid;
 
 use crate::adapter::Shared;
 use crate::link::Link;
 use crate::reactions::Side;
-use crate::stanzas::MessageBuilder;
+use crate::stanzas::{self, MessageBuilder};
 
 /// Delivers one event.
 pub(crate) async fn send(shared: &Shared, link: &Link, event: &OutboundEvent) -> Result<SendReceipt, BridgeError> {
     match crate::direct::parse(&event.room) {
         Some((contact, user)) => direct::send(shared, link, event, &contact, &user).await,
         None => group::send(shared, link, event).await,
+    }
+}
+
+/// Shows a Matrix user's presence where their puppet appears: in the group
+/// chats it sits in (where offline shows as `xa`, since unavailable presence
+/// would leave the room) and to the contacts of their direct chats.
+pub(crate) async fn presence(
+    shared: &Shared,
+    link: &Link,
+    user: &MatrixUserId,
+    presence: Presence,
+    status: Option<&str>,
+) {
+    let Some(puppet) = crate::puppet::puppet_jid(&shared.domain, user) else { return };
+    let seats = shared.rooms.lock().expect("rooms poisoned").seats_of(&puppet);
+    let show = match presence {
+        Presence::Online => None,
+        Presence::Unavailable => Some("away"),
+        _ => Some("xa"),
+    };
+    for (room, nick) in seats {
+        let Ok(occupant) = room.with_resource_str(&nick) else { continue };
+        shared.send_quietly(link, stanzas::presence(&puppet, &Jid::from(occupant), true, show, status)).await;
+    }
+    let contacts = match shared.portals.rooms().await {
+        Ok(rooms) => rooms.iter().filter_map(crate::direct::parse).filter(|(_, u)| u == user).map(|(c, _)| c).collect(),
+        Err(_) => Vec::new(),
+    };
+    let available = presence != Presence::Offline;
+    for contact in contacts {
+        let show = if available { show } else { None };
+        shared.send_quietly(link, stanzas::presence(&puppet, &Jid::from(contact), available, show, status)).await;
     }
 }
 

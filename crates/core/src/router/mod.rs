@@ -184,6 +184,15 @@ impl AppserviceHandler for Router {
             if self.is_bridge_user(&event.sender) {
                 continue;
             }
+            if let EventBody::Presence { presence, status } = &event.body {
+                let adapters = &self.inner.delivery.adapters;
+                for (tenant, kind) in adapters.keys() {
+                    if let Some(adapter) = adapters.get(&tenant, &kind) {
+                        adapter.matrix_presence(&event.sender, *presence, status.as_deref()).await;
+                    }
+                }
+                continue;
+            }
             let portal = match self.portal_of_room(&event.room_id).await {
                 Ok(Some(portal)) => portal,
                 Ok(None) => continue,
