@@ -24,6 +24,8 @@ use crate::{inbound, stanzas};
 
 /// How long a join may take before the send is retried.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(15);
+/// Nicks tried before a join gives up on conflicts.
+const NICK_ATTEMPTS: usize = 4;
 /// How often the portal list is re-read, so rooms linked at run time get a listener.
 const PORTAL_REFRESH: Duration = Duration::from_secs(30);
 
@@ -175,6 +177,32 @@ impl Shared {
         jid: &FullJid,
         nick: &str,
     ) -> Result<String, BridgeError> {
+        // A nick someone else holds (another tenant's puppet of the same
+        // person, or a namesake) is tried again with the component's domain.
+        let mut last = String::new();
+        for attempt in 0..NICK_ATTEMPTS {
+            let nick = match attempt {
+                0 => nick.to_owned(),
+                1 => format!("{nick} ({})", self.domain),
+                n => format!("{nick} ({}) {n}", self.domain),
+            };
+            match self.seat_once(link, room, jid, &nick).await? {
+                Ok(nick) => return Ok(nick),
+                Err(condition) if condition == "conflict" => last = condition,
+                Err(condition) => return Err(BridgeError::transient(format!("joining {room} failed: {condition}"))),
+            }
+        }
+        Err(BridgeError::transient(format!("joining {room} failed: {last}")))
+    }
+
+    /// One join attempt: the nick the room gave, or the condition it refused with.
+    async fn seat_once(
+        &self,
+        link: &Link,
+        room: &BareJid,
+        jid: &FullJid,
+        nick: &str,
+    ) -> Result<Result<String, String>, BridgeError> {
         let generation = link.state().borrow().generation;
         let seat = {
             let mut rooms = self.rooms.lock().expect("rooms poisoned");
@@ -182,10 +210,11 @@ impl Shared {
             rooms.seat(room, jid)
         };
         let waiter = match seat {
-            Seat::Taken(nick) => return Ok(nick),
+            Seat::Taken(nick) => return Ok(Ok(nick)),
             Seat::Wait(rx) => rx,
             Seat::Join(rx) => {
                 let occupant = room.with_resource_str(nick).map_err(|_| BridgeError::permanent("invalid nick"))?;
+                self.rooms.lock().expect("rooms poisoned").joining_as(room, jid, nick);
                 if let Err(err) = link.send(stanzas::join(jid, &occupant)).await {
                     self.rooms.lock().expect("rooms poisoned").left(room, jid, Some("not sent"));
                     return Err(err);
@@ -198,9 +227,9 @@ impl Shared {
                 if jid != &self.listener {
                     self.history.lock().expect("history poisoned").our_nick(room, &nick);
                 }
-                Ok(nick)
+                Ok(Ok(nick))
             }
-            Ok(Ok(Err(condition))) => Err(BridgeError::transient(format!("joining {room} failed: {condition}"))),
+            Ok(Ok(Err(condition))) => Ok(Err(condition)),
             Ok(Err(_)) => Err(BridgeError::transient(format!("joining {room} was interrupted"))),
             Err(_) => {
                 self.rooms.lock().expect("rooms poisoned").left(room, jid, Some("timed out"));

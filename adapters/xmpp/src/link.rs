@@ -60,7 +60,8 @@ struct Outgoing {
     written: oneshot::Sender<Result<(), BridgeError>>,
 }
 
-type PendingIqs = Arc<Mutex<HashMap<String, oneshot::Sender<Element>>>>;
+/// Iqs waiting for their answer, by id, with the JID that must answer.
+type PendingIqs = Arc<Mutex<HashMap<String, (String, oneshot::Sender<Element>)>>>;
 
 /// A handle to the connection; cheap to clone.
 #[derive(Clone)]
@@ -115,8 +116,9 @@ impl Link {
     /// Sends an iq (with an id from [`Link::fresh_id`]) and waits for its result or error element.
     pub(crate) async fn iq(&self, iq: Element) -> Result<Element, BridgeError> {
         let id = iq.attr("id").ok_or_else(|| BridgeError::permanent("iq without an id"))?.to_owned();
+        let to = iq.attr("to").unwrap_or_default().to_owned();
         let (tx, rx) = oneshot::channel();
-        self.pending.lock().expect("iq map poisoned").insert(id.clone(), tx);
+        self.pending.lock().expect("iq map poisoned").insert(id.clone(), (to, tx));
         let result = async {
             self.send(iq).await?;
             match tokio::time::timeout(IQ_TIMEOUT, rx).await {
@@ -264,7 +266,10 @@ impl Connection {
             if id.starts_with("keepalive-") {
                 return None;
             }
-            if let Some(waiter) = self.pending.lock().expect("iq map poisoned").remove(&id) {
+            // Only the entity asked may answer: anyone else guessing the id is ignored.
+            let mut pending = self.pending.lock().expect("iq map poisoned");
+            let asked = pending.get(&id).is_some_and(|(to, _)| element.attr("from").unwrap_or_default() == to);
+            if asked && let Some((_, waiter)) = pending.remove(&id) {
                 let _ = waiter.send(element);
                 return None;
             }

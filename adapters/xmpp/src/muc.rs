@@ -18,8 +18,8 @@ pub(crate) type JoinResult = Result<String, String>;
 struct Room {
     /// Our JIDs that are in, with their nicks.
     seats: HashMap<FullJid, String>,
-    /// Joins in progress, with their waiters.
-    joining: HashMap<FullJid, Vec<oneshot::Sender<JoinResult>>>,
+    /// Joins in progress: the nick asked for, and the waiters.
+    joining: HashMap<FullJid, (Option<String>, Vec<oneshot::Sender<JoinResult>>)>,
     /// Other occupants by nick.
     occupants: HashMap<String, Occupant>,
     /// The room stamps trustworthy XEP-0421 occupant ids.
@@ -82,22 +82,35 @@ impl Rooms {
         }
         let (tx, rx) = oneshot::channel();
         match state.joining.get_mut(jid) {
-            Some(waiters) => {
+            Some((_, waiters)) => {
                 waiters.push(tx);
                 Seat::Wait(rx)
             }
             None => {
-                state.joining.insert(jid.clone(), vec![tx]);
+                state.joining.insert(jid.clone(), (None, vec![tx]));
                 Seat::Join(rx)
             }
         }
+    }
+
+    /// Notes the nick a join asks for: the room announces the new occupant
+    /// to the others (our listener) before it confirms the join to us.
+    pub(crate) fn joining_as(&mut self, room: &BareJid, jid: &FullJid, nick: &str) {
+        if let Some((asked, _)) = self.rooms.get_mut(room).and_then(|r| r.joining.get_mut(jid)) {
+            *asked = Some(nick.to_owned());
+        }
+    }
+
+    /// Whether `jid` sits in `room` or is joining it.
+    pub(crate) fn is_present(&self, room: &BareJid, jid: &FullJid) -> bool {
+        self.rooms.get(room).is_some_and(|r| r.seats.contains_key(jid) || r.joining.contains_key(jid))
     }
 
     /// Our JID's self-presence (status 110) arrived: the join is complete.
     pub(crate) fn joined(&mut self, room: &BareJid, jid: &FullJid, nick: &str) {
         let state = self.rooms.entry(room.clone()).or_default();
         state.seats.insert(jid.clone(), nick.to_owned());
-        for waiter in state.joining.remove(jid).unwrap_or_default() {
+        for waiter in state.joining.remove(jid).map(|(_, w)| w).unwrap_or_default() {
             let _ = waiter.send(Ok(nick.to_owned()));
         }
     }
@@ -107,14 +120,17 @@ impl Rooms {
         let Some(state) = self.rooms.get_mut(room) else { return };
         state.seats.remove(jid);
         let why = error.unwrap_or("left the room").to_owned();
-        for waiter in state.joining.remove(jid).unwrap_or_default() {
+        for waiter in state.joining.remove(jid).map(|(_, w)| w).unwrap_or_default() {
             let _ = waiter.send(Err(why.clone()));
         }
     }
 
-    /// Whether `nick` is one of our own seats in `room` (its messages are echoes).
+    /// Whether `nick` is one of our own seats in `room`, or being joined as
+    /// one (its presences and messages are ours, not an occupant's).
     pub(crate) fn is_ours(&self, room: &BareJid, nick: &str) -> bool {
-        self.rooms.get(room).is_some_and(|r| r.seats.values().any(|n| n == nick))
+        self.rooms.get(room).is_some_and(|r| {
+            r.seats.values().any(|n| n == nick) || r.joining.values().any(|(asked, _)| asked.as_deref() == Some(nick))
+        })
     }
 
     /// The nick `jid` sits under in `room`.
@@ -225,6 +241,17 @@ mod tests {
         assert_eq!(second.try_recv().unwrap(), Ok("Al".to_owned()));
         assert!(matches!(rooms.seat(&room(), &me()), Seat::Taken(n) if n == "Al"));
         assert!(rooms.is_ours(&room(), "Al"));
+    }
+
+    #[test]
+    fn a_nick_being_joined_is_already_ours() {
+        let mut rooms = Rooms::default();
+        let Seat::Join(_rx) = rooms.seat(&room(), &me()) else { panic!() };
+        assert!(!rooms.is_ours(&room(), "Al"));
+        rooms.joining_as(&room(), &me(), "Al");
+        assert!(rooms.is_ours(&room(), "Al") && rooms.is_present(&room(), &me()));
+        rooms.left(&room(), &me(), Some("conflict"));
+        assert!(!rooms.is_ours(&room(), "Al") && !rooms.is_present(&room(), &me()));
     }
 
     #[test]

@@ -13,8 +13,11 @@ use crate::muc::Occupant;
 use crate::stanza::{GroupMessage, OccupantPresence};
 
 pub(super) async fn message(shared: &Shared, mut message: GroupMessage) -> Vec<InboundEvent> {
-    // Every seat of ours gets a copy; the listener's is the one we read.
-    if message.to.try_as_full().ok() != Some(&shared.listener) {
+    // Every seat of ours gets a copy; the listener's is the one we read, and
+    // only from rooms it is in (anyone can send a "group chat" message).
+    if message.to.try_as_full().ok() != Some(&shared.listener)
+        || !shared.rooms.lock().expect("rooms poisoned").is_present(&message.room, &shared.listener)
+    {
         return Vec::new();
     }
     // Our puppets' messages come back as reflections, or from the archive.
@@ -122,6 +125,10 @@ pub(super) fn occupant(shared: &Arc<Shared>, presence: OccupantPresence) -> Vec<
     let room = presence.room.clone();
     {
         let mut rooms = shared.rooms.lock().expect("rooms poisoned");
+        // Only rooms our JIDs are in (or joining) speak about occupants.
+        if !rooms.is_present(&room, &to) {
+            return Vec::new();
+        }
         if let Some(error) = &presence.error {
             rooms.left(&room, &to, Some(error));
             return Vec::new();
