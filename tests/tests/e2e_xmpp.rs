@@ -475,3 +475,29 @@ async fn a_restarted_bridge_catches_up_with_what_was_said_while_it_was_down() {
         .collect();
     assert_eq!(bodies, expected);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_matrix_kick_removes_the_occupant_from_the_group_chat() {
+    let env = XmppEnv::start(Backend::Sqlite, &["fk"]).await;
+    let muc = "moderated@conference.localhost";
+    let room = env.linked_room("fk", muc).await;
+    // The bridge's listener joins first, so the room's creator (and owner) is the bridge.
+    env.alice.send_text(&room, "my room").await;
+    let bob = XmppUser::connect(&env.prosody, "bob", "bob-pw").await;
+    bob.join_muc(muc, "Bob").await;
+    bob.send_groupchat(muc, "hello").await;
+    let ghost = env.matrix_sees(&room, "hello").await["sender"].as_str().unwrap().to_owned();
+
+    let path = format!("/rooms/{}/kick", brygga_e2e::matrix_user::enc(&room));
+    let kick = serde_json::json!({"user_id": ghost, "reason": "off topic"});
+    let (status, answer) = env.alice.raw(reqwest::Method::POST, &path, Some(kick)).await;
+    assert_eq!(status, 200, "{answer}");
+    let kicked = bob
+        .wait_for(WAIT, |e| {
+            e["type"] == "presence"
+                && e["from"] == format!("{muc}/Bob")
+                && e["muc"]["status_codes"].as_array().is_some_and(|c| c.iter().any(|c| c == 307 || c == "307"))
+        })
+        .await;
+    assert_eq!(kicked["presence_type"], "unavailable", "{kicked}");
+}

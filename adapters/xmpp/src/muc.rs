@@ -143,6 +143,11 @@ impl Rooms {
         self.rooms.iter().filter_map(|(room, r)| Some((room.clone(), r.seats.get(jid)?.clone()))).collect()
     }
 
+    /// The nick an occupant with this identity has in `room` now.
+    pub(crate) fn nick_of_identity(&self, room: &BareJid, identity: &str) -> Option<String> {
+        self.rooms.get(room)?.occupants.iter().find(|(_, o)| o.identity == identity).map(|(nick, _)| nick.clone())
+    }
+
     /// Records another occupant's presence; returns what we knew of them
     /// under that nick before. A pending leave of the same person is called off.
     pub(crate) fn occupant_present(&mut self, room: &BareJid, nick: &str, occupant: Occupant) -> Option<Occupant> {

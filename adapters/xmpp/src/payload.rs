@@ -22,6 +22,8 @@ pub(crate) mod xmlns {
     pub(crate) const REPLY: &str = "urn:xmpp:reply:0";
     /// XEP-0428 fallback indication.
     pub(crate) const FALLBACK: &str = "urn:xmpp:fallback:0";
+    /// XEP-0045 room administration.
+    pub(crate) const MUC_ADMIN: &str = "http://jabber.org/protocol/muc#admin";
     /// XEP-0334 message processing hints.
     pub(crate) const HINTS: &str = "urn:xmpp:hints";
 }

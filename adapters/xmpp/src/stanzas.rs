@@ -162,6 +162,25 @@ impl MessageBuilder {
     }
 }
 
+/// A MUC admin request (XEP-0045 §8/§9) setting an occupant's role by nick
+/// or a user's affiliation by JID, e.g. a kick (`role=none`) or a ban
+/// (`affiliation=outcast`).
+pub(crate) fn muc_admin(
+    from: &FullJid,
+    room: &Jid,
+    id: &str,
+    target: (&'static str, &str),
+    change: (&'static str, &str),
+    reason: Option<&str>,
+) -> Element {
+    let mut item = attr(attr(Element::builder("item", xmlns::MUC_ADMIN), target.0, target.1), change.0, change.1);
+    if let Some(reason) = reason {
+        item = item.append(Element::builder("reason", xmlns::MUC_ADMIN).append(xml_safe(reason)).build());
+    }
+    let query = Element::builder("query", xmlns::MUC_ADMIN).append(item.build()).build();
+    iq_reply(&Jid::from(from.clone()), room, id, "set").append(query).build()
+}
+
 /// A vCard (vcard-temp) query from `from` to `to`.
 pub(crate) fn vcard_query(from: &FullJid, to: &Jid, id: &str) -> Element {
     iq_reply(&Jid::from(from.clone()), to, id, "get").append(Element::builder("vCard", ns::VCARD).build()).build()

@@ -303,6 +303,9 @@ pub struct OutboundEvent {
     /// For membership events about another user: who.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<MatrixSender>,
+    /// When that user is a ghost of this platform: who they are there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_remote: Option<RemoteUserId>,
     /// What to deliver, with references already mapped to remote ids.
     pub body: EventBody<RemoteMessageId>,
     /// Other ids of the message the event targets (edit, redaction, reaction,

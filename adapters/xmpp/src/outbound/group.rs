@@ -34,6 +34,10 @@ pub(super) async fn send(shared: &Shared, link: &Link, event: &OutboundEvent) ->
             leave(shared, link, &room, &puppet, reason.as_deref()).await?;
             Ok(SendReceipt::default())
         }
+        EventBody::Membership { membership: membership @ (Membership::Kick | Membership::Ban), reason, .. } => {
+            remove(shared, link, &room, event, *membership == Membership::Ban, reason.as_deref()).await?;
+            Ok(SendReceipt::default())
+        }
         EventBody::Membership { .. } => Ok(SendReceipt::default()),
         body => {
             let id = message_id(&event.txn_id);
@@ -112,4 +116,43 @@ async fn leave(
     link.send(stanzas::leave(puppet, &Jid::from(occupant), reason)).await?;
     shared.rooms.lock().expect("rooms poisoned").left(room, puppet, None);
     Ok(())
+}
+
+/// A Matrix kick or ban of an XMPP occupant's ghost: the listener (which, as
+/// the bridge's seat, needs the room's moderator rights) removes them. A ban
+/// needs their real JID; without it they are kicked.
+async fn remove(
+    shared: &Shared,
+    link: &Link,
+    room: &BareJid,
+    event: &OutboundEvent,
+    ban: bool,
+    reason: Option<&str>,
+) -> Result<(), BridgeError> {
+    let Some(identity) = event.target_remote.as_ref().map(|r| r.as_str().to_owned()) else { return Ok(()) };
+    let real_jid = BareJid::new(&identity).ok().filter(|jid| jid.node().is_some() && jid.domain() != room.domain());
+    let to = Jid::from(room.clone());
+    let id = link.fresh_id("admin");
+    let request = match (&real_jid, ban) {
+        (Some(jid), true) => {
+            stanzas::muc_admin(&shared.listener, &to, &id, ("jid", jid.as_str()), ("affiliation", "outcast"), reason)
+        }
+        _ => {
+            let nick = shared.rooms.lock().expect("rooms poisoned").nick_of_identity(room, &identity);
+            let Some(nick) = nick else { return Ok(()) };
+            stanzas::muc_admin(&shared.listener, &to, &id, ("nick", &nick), ("role", "none"), reason)
+        }
+    };
+    let answer = link.iq(request).await?;
+    if answer.attr("type") == Some("result") {
+        return Ok(());
+    }
+    let condition = answer
+        .get_child("error", tokio_xmpp::parsers::ns::COMPONENT)
+        .and_then(|e| e.children().next())
+        .map(|c| c.name().to_owned());
+    Err(BridgeError::permanent(format!(
+        "{room} refused to remove an occupant ({}): the bridge needs moderator rights there",
+        condition.unwrap_or_else(|| "unknown error".into())
+    )))
 }

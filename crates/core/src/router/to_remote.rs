@@ -4,7 +4,7 @@
 use crate::degrade::degrade;
 use crate::error::BridgeError;
 use crate::event::{EventBody, MatrixEvent, MatrixSender, Membership, Message, OutboundEvent, SendReceipt};
-use crate::ids::{MatrixEventId, MatrixUserId, PortalKey, RemoteMessageId};
+use crate::ids::{MatrixEventId, MatrixUserId, PortalKey, RemoteMessageId, RemoteUserId};
 use crate::router::delivery::Delivery;
 use crate::router::refs::{parse_reaction_identity, reaction_identity};
 use crate::store::{MappingKind, MessageMapping, OutboxEntry};
@@ -36,6 +36,7 @@ impl Delivery {
                 txn_id: txn_id(&["out", portal.tenant.as_str(), event.event_id.as_str(), &part.to_string()]),
                 sender: sender.clone(),
                 target: target_of(&event),
+                target_remote: self.target_remote(portal, &event),
                 body,
                 target_aliases: target_aliases.clone(),
             };
@@ -79,6 +80,7 @@ impl Delivery {
                 txn_id: txn_id(&["out", portal.tenant.as_str(), event.event_id.as_str()]),
                 sender: sender.clone(),
                 target: None,
+                target_remote: None,
                 body,
                 target_aliases: self.target_aliases(portal, event).await?,
             };
@@ -171,6 +173,13 @@ impl Delivery {
         };
         let parts = self.remote_parts(&portal.tenant, target).await?;
         Ok(parts.into_iter().filter(|m| m.kind == MappingKind::Alias).map(|m| m.remote_id).collect())
+    }
+
+    /// The remote user behind the ghost a membership event is about, if it is one of this portal's.
+    fn target_remote(&self, portal: &PortalKey, event: &MatrixEvent) -> Option<RemoteUserId> {
+        let target = target_of(event)?;
+        let (kind, tenant, remote) = self.namer.parse_ghost(&target.user_id)?;
+        (kind == portal.kind && tenant == portal.tenant).then_some(remote)
     }
 
     /// The ghost of this portal's adapter that `event` invites, if any.
