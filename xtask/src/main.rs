@@ -1,9 +1,11 @@
 //! Developer commands, run as `cargo xtask <command>`:
 //!
-//! - `test [ARGS...]`: install Synapse and PostgreSQL if missing, then
-//!   `cargo test --workspace --all-targets ARGS...` with the harness pointed at them.
-//! - `demo`: install, build the bridge, start Synapse and the bridge wired
-//!   together, print how to log in, and run until Ctrl-C or end of stdin.
+//! - `test [ARGS...]`: install Synapse, PostgreSQL, Prosody and the XMPP test
+//!   client if missing, then `cargo test --workspace --all-targets ARGS...`
+//!   with the harness pointed at them.
+//! - `demo`: install, build the bridge, start Prosody, Synapse and the bridge
+//!   wired together with a demo tenant and one linked room, print the Matrix
+//!   and XMPP logins, and run until Ctrl-C or end of stdin.
 
 mod demo;
 mod install;
