@@ -46,6 +46,8 @@ pub(crate) struct Shared {
     pub(crate) domain: BareJid,
     /// Signed links to Matrix media, when the bridge serves them.
     pub(crate) links: Option<Arc<dyn MediaLinks>>,
+    /// Group chats the component hosts itself.
+    pub(crate) hosted: crate::hosted::Hosted,
     link: Mutex<Option<Link>>,
     pushers: Mutex<Option<Arc<Pushers>>>,
 }
@@ -79,6 +81,7 @@ impl XmppAdapter {
             listener,
             domain,
             links,
+            hosted: Default::default(),
             link: Mutex::new(None),
             pushers: Mutex::default(),
         };
@@ -137,7 +140,11 @@ impl Adapter for XmppAdapter {
 
     async fn accepts_room(&self, room: &RemoteRoomId) -> bool {
         let Ok(jid) = BareJid::new(room.as_str()) else { return false };
-        if jid.node().is_none() || !self.shared.config.allows_muc(jid.domain().as_str()) {
+        // Rooms under our own domain are hosted here and opened by linking.
+        if jid.node().is_none()
+            || jid.domain() == self.shared.domain.domain()
+            || !self.shared.config.allows_muc(jid.domain().as_str())
+        {
             return false;
         }
         let Some(link) = self.shared.current_link() else { return false };
@@ -299,6 +306,7 @@ async fn keep_listening(shared: Arc<Shared>, link: Link, cancel: CancellationTok
         if !state.borrow().connected {
             continue;
         }
+        crate::hosted::sync(&shared, &link);
         let rooms = match shared.portals.rooms().await {
             Ok(rooms) => rooms,
             Err(err) => {
@@ -311,6 +319,10 @@ async fn keep_listening(shared: Arc<Shared>, link: Link, cancel: CancellationTok
                 tracing::warn!(room = %room, "portal room is not a bare JID");
                 continue;
             };
+            // Rooms we host need no listener.
+            if crate::hosted::is_hosted(&shared, room.as_str()) {
+                continue;
+            }
             let (shared, link) = (shared.clone(), link.clone());
             tokio::spawn(async move {
                 if let Err(err) = shared.listen(&link, &room).await {

@@ -11,6 +11,7 @@ mod aliases;
 mod config;
 mod direct;
 mod history;
+mod hosted;
 mod inbound;
 mod link;
 mod media;

@@ -206,15 +206,33 @@ fn iq_reply(from: &Jid, to: &Jid, id: &str, kind: &str) -> ElementBuilder {
 
 /// A disco#info result with one identity and the given features.
 pub(crate) fn disco_info(from: &Jid, to: &Jid, id: &str, identity: &Disco<'_>, features: &[&str]) -> Element {
-    let identity = attr(
-        attr(attr(Element::builder("identity", ns::DISCO_INFO), "category", identity.category), "type", identity.kind),
-        "name",
-        identity.name,
-    );
+    disco_info_identities(from, to, id, std::slice::from_ref(identity), features)
+}
+
+/// A disco#info result with several identities and the given features.
+pub(crate) fn disco_info_identities(
+    from: &Jid,
+    to: &Jid,
+    id: &str,
+    identities: &[Disco<'_>],
+    features: &[&str],
+) -> Element {
+    let identities = identities.iter().map(|identity| {
+        attr(
+            attr(
+                attr(Element::builder("identity", ns::DISCO_INFO), "category", identity.category),
+                "type",
+                identity.kind,
+            ),
+            "name",
+            identity.name,
+        )
+        .build()
+    });
     let query = features
         .iter()
         .map(|f| attr(Element::builder("feature", ns::DISCO_INFO), "var", *f).build())
-        .fold(Element::builder("query", ns::DISCO_INFO).append(identity.build()), |q, f| q.append(f));
+        .fold(identities.fold(Element::builder("query", ns::DISCO_INFO), |q, i| q.append(i)), |q, f| q.append(f));
     iq_reply(from, to, id, "result").append(query.build()).build()
 }
 

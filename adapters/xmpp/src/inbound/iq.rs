@@ -44,8 +44,14 @@ pub(super) async fn answer(
     match (kind, payload.name(), payload.ns().as_str()) {
         (IqKind::Get, "ping", ns::PING) => stanzas::iq_result(to, from, id),
         (IqKind::Get, "query", ns::DISCO_INFO) if is_gateway => {
+            // Also a group chat service: it hosts rooms of its own and lists bridged ones.
             let name = format!("Matrix bridge ({})", shared.domain);
-            stanzas::disco_info(to, from, id, &Disco { category: "gateway", kind: "matrix", name: &name }, FEATURES)
+            let identities = [
+                Disco { category: "gateway", kind: "matrix", name: &name },
+                Disco { category: "conference", kind: "text", name: &name },
+            ];
+            let features: Vec<&str> = FEATURES.iter().copied().chain([ns::MUC]).collect();
+            stanzas::disco_info_identities(to, from, id, &identities, &features)
         }
         (IqKind::Get, "query", ns::DISCO_INFO) if is_puppet => {
             stanzas::disco_info(to, from, id, &Disco { category: "client", kind: "pc", name: "Matrix" }, FEATURES)

@@ -50,6 +50,10 @@ pub(crate) async fn dispatch(
                 continue;
             }
         };
+        if let Some(events) = crate::hosted::inbound(&shared, &link, &element).await {
+            route(&shared, &pushers, events);
+            continue;
+        }
         let events = match classify(&element) {
             Inbound::GroupMessage(message) => {
                 let live = message.to.try_as_full().ok() == Some(&shared.listener);
@@ -115,7 +119,7 @@ async fn group_messages(shared: &Shared, messages: Vec<GroupMessage>) -> Vec<Inb
 
 /// A user's whole reaction set to `target`, as single additions and removals
 /// against the set they had (their ids derive from the set's own `base` id).
-pub(super) async fn reaction_events(
+pub(crate) async fn reaction_events(
     shared: &Shared,
     room: RemoteRoomId,
     base: RemoteMessageId,
@@ -156,12 +160,12 @@ fn route(shared: &Shared, pushers: &Arc<Pushers>, events: Vec<InboundEvent>) {
 }
 
 /// Whether a message's body is within the configured limit.
-pub(super) fn body_fits(shared: &Shared, payload: &Payload) -> bool {
+pub(crate) fn body_fits(shared: &Shared, payload: &Payload) -> bool {
     payload.body.as_ref().is_none_or(|b| b.len() <= shared.config.max_body_bytes)
 }
 
 /// A unique id for an event the remote side gave none (presence, typing).
-pub(super) fn ephemeral_id() -> RemoteMessageId {
+pub(crate) fn ephemeral_id() -> RemoteMessageId {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();
     let id = format!("local:{nanos}:{}", NEXT.fetch_add(1, Ordering::Relaxed));
@@ -171,7 +175,7 @@ pub(super) fn ephemeral_id() -> RemoteMessageId {
 /// What a message says, as a bridge event. `id` turns the ids a stanza uses
 /// for other messages into the ids the bridge knows them by; `own_id` does
 /// the same for a correction, which names the sender's own id of its target.
-pub(super) fn body_of(
+pub(crate) fn body_of(
     payload: Payload,
     id: impl Fn(&str) -> Option<RemoteMessageId>,
     own_id: impl Fn(&str) -> Option<RemoteMessageId>,

@@ -17,6 +17,9 @@ use crate::stanzas::{self, MessageBuilder};
 
 /// Delivers one event.
 pub(crate) async fn send(shared: &Shared, link: &Link, event: &OutboundEvent) -> Result<SendReceipt, BridgeError> {
+    if crate::hosted::is_hosted(shared, event.room.as_str()) {
+        return crate::hosted::send(shared, link, event).await;
+    }
     match crate::direct::parse(&event.room) {
         Some((contact, user)) => direct::send(shared, link, event, &contact, &user).await,
         None => group::send(shared, link, event).await,
@@ -57,7 +60,7 @@ pub(crate) async fn presence(
 
 /// How sure a send must be before it counts as done.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Delivery {
+pub(crate) enum Delivery {
     /// Confirmed by the server (reflection or barrier), retried otherwise.
     Durable,
     /// Best effort: typing and read markers.
@@ -66,14 +69,14 @@ enum Delivery {
 
 /// The stanza id of a Matrix-originated stanza, stable across retries so the
 /// other side can recognise a repeat.
-fn message_id(txn_id: &str) -> String {
+pub(crate) fn message_id(txn_id: &str) -> String {
     txn_id.to_owned()
 }
 
 /// Fills a message stanza for an event; `None` for events without one.
 /// Files travel as signed links (XEP-0066) whose body is the link itself,
 /// which clients show inline.
-fn compose(
+pub(crate) fn compose(
     builder: MessageBuilder,
     event: &OutboundEvent,
     links: Option<&dyn MediaLinks>,
@@ -121,14 +124,18 @@ fn compose(
 
 /// For a reaction: the sender's whole set once it is applied (XEP-0444
 /// sends whole sets).
-async fn reaction_set(shared: &Shared, event: &OutboundEvent) -> Result<Option<Vec<String>>, BridgeError> {
+pub(crate) async fn reaction_set(shared: &Shared, event: &OutboundEvent) -> Result<Option<Vec<String>>, BridgeError> {
     let EventBody::Reaction { target, key, removed } = &event.body else { return Ok(None) };
     let (room, user) = (event.room.as_str(), event.sender.user_id.as_str());
     Ok(Some(shared.reactions.apply(room, target.as_str(), user, key, *removed).await?))
 }
 
 /// Remembers a reaction set once it was delivered.
-async fn remember_set(shared: &Shared, event: &OutboundEvent, set: Option<&[String]>) -> Result<(), BridgeError> {
+pub(crate) async fn remember_set(
+    shared: &Shared,
+    event: &OutboundEvent,
+    set: Option<&[String]>,
+) -> Result<(), BridgeError> {
     if let (Some(set), EventBody::Reaction { target, .. }) = (set, &event.body) {
         let (room, user) = (event.room.as_str(), event.sender.user_id.as_str());
         shared.reactions.put(Side::Matrix, room, target.as_str(), user, set).await?;
@@ -138,7 +145,11 @@ async fn remember_set(shared: &Shared, event: &OutboundEvent, set: Option<&[Stri
 
 /// What the bridge records for a delivered event: a new message gets its
 /// id, and the id we gave it when the room named it otherwise.
-fn receipt(body: &EventBody<RemoteMessageId>, id: &str, ours: Option<&str>) -> Result<SendReceipt, BridgeError> {
+pub(crate) fn receipt(
+    body: &EventBody<RemoteMessageId>,
+    id: &str,
+    ours: Option<&str>,
+) -> Result<SendReceipt, BridgeError> {
     let remote = |id: &str| RemoteMessageId::new(id).map_err(|e| BridgeError::permanent(e.to_string()));
     match body {
         EventBody::Message(_) => {
