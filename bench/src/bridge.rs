@@ -1,5 +1,6 @@
 //! Assembles the real bridge (store, Matrix client, router, adapter host,
-//! appservice server) the way `brygga::app` does, around the instant fakes.
+//! appservice server) the way `brygga::app` does, around the instant fakes
+//! or, for the XMPP runs, around real Prosody and a given homeserver.
 
 use std::sync::Arc;
 
@@ -21,6 +22,10 @@ use crate::timed::{TimedMatrix, TimedStore, Timings};
 pub const SERVER_NAME: &str = "bench";
 /// The token the fake homeserver sends to the appservice.
 pub const HS_TOKEN: &str = "bench-hs-token";
+/// The token the bridge sends to the homeserver.
+pub const AS_TOKEN: &str = "bench-as-token";
+/// The bridge bot's local part.
+pub const BOT_LOCALPART: &str = "bridgebot";
 
 /// A running bridge and the fakes around it.
 pub struct Bridge {
@@ -43,6 +48,39 @@ pub struct Bridge {
     _dir: Option<tempfile::TempDir>,
 }
 
+/// The bridge's parts, assembled for one tenant, with the appservice server
+/// listening and no adapter started yet.
+pub struct Core {
+    /// The real store.
+    pub store: SqlStore,
+    /// The store as the router sees it (timed with `--instrument`).
+    pub shared: Arc<dyn Store>,
+    /// The tenant everything runs in.
+    pub tenant: TenantId,
+    /// The router.
+    pub router: Router,
+    /// The adapter host.
+    pub host: AdapterHost,
+    /// The Matrix client.
+    pub matrix: Arc<MatrixClient>,
+    /// Base URL of the real appservice server.
+    pub appservice_url: String,
+    /// Per-call times of store and Matrix client, with `--instrument`.
+    pub timings: Option<Arc<Timings>>,
+    dir: Option<tempfile::TempDir>,
+}
+
+impl Core {
+    /// Stores the tenant's config of adapter `kind` and starts the adapter.
+    pub async fn start_adapter(&self, kind: &str, config: serde_json::Value) -> anyhow::Result<()> {
+        let kind = AdapterKind::new(kind)?;
+        let config = AdapterConfig::new(self.tenant.clone(), kind.clone(), true, config);
+        self.shared.put_adapter_config(&config).await?;
+        self.host.start(&self.tenant, &kind).await?;
+        Ok(())
+    }
+}
+
 /// A unique suffix, so runs against a shared PostgreSQL never collide.
 pub fn nonce() -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
@@ -62,18 +100,37 @@ async fn open_store(spec: &str) -> anyhow::Result<(SqlStore, Option<tempfile::Te
     Ok((store, None))
 }
 
-/// Starts everything and the instant adapter of one tenant; `instrument`
-/// wraps store and Matrix client in timers.
-pub async fn start(store_spec: &str, instrument: bool) -> anyhow::Result<Bridge> {
-    let nonce = nonce();
-    let (store, dir) = open_store(store_spec).await?;
-    let (hs_url, homeserver) = fake_homeserver::start(SERVER_NAME, &nonce).await?;
+/// What to assemble a bridge against.
+pub struct Setup<'a> {
+    /// `--store`.
+    pub store: &'a str,
+    /// `--instrument`.
+    pub instrument: bool,
+    /// The homeserver's base URL.
+    pub homeserver_url: &'a str,
+    /// The homeserver's server name.
+    pub server_name: &'a str,
+    /// The adapters compiled in.
+    pub factories: Vec<Arc<dyn AdapterFactory>>,
+    /// Where the appservice server listens (bound early, so a homeserver
+    /// can be told its URL before the bridge exists).
+    pub listener: TcpListener,
+}
 
-    let settings = ClientSettings::new(hs_url.parse()?, SERVER_NAME, "bench-as-token", "bridgebot");
+/// Assembles store, Matrix client, router and adapter host for a fresh
+/// tenant and serves the appservice API; starts no adapter.
+pub async fn assemble(setup: Setup<'_>) -> anyhow::Result<Core> {
+    let (store, dir) = open_store(setup.store).await?;
+    let settings = ClientSettings::new(setup.homeserver_url.parse()?, setup.server_name, AS_TOKEN, BOT_LOCALPART);
     let matrix = Arc::new(MatrixClient::new(settings)?);
     let template = || Template::new("{kind}_{tenant}_{id}").expect("valid template");
-    let namer = Namer::new(SERVER_NAME, template(), template());
-    let timings = instrument.then(|| Arc::new(Timings::default()));
+    let namer = setup.factories.iter().fold(Namer::new(setup.server_name, template(), template()), |namer, f| match f
+        .room_aliases()
+    {
+        Some(codec) => namer.with_codec(f.kind(), codec),
+        None => namer,
+    });
+    let timings = setup.instrument.then(|| Arc::new(Timings::default()));
     let mut shared: Arc<dyn Store> = Arc::new(store.clone());
     let mut side: Arc<dyn MatrixSide> = matrix.clone();
     if let Some(timings) = &timings {
@@ -82,28 +139,40 @@ pub async fn start(store_spec: &str, instrument: bool) -> anyhow::Result<Bridge>
     }
     let running = RunningAdapters::default();
     let router = Router::new(shared.clone(), side, namer, running.clone(), RetryPolicy::default());
-    let adapter = Arc::new(InstantFactory::default());
-    let factories: Vec<Arc<dyn AdapterFactory>> = vec![adapter.clone()];
-    let host = AdapterHost::new(factories, running, shared.clone(), router.clone(), matrix.clone());
+    let host = AdapterHost::new(setup.factories, running, shared.clone(), router.clone(), matrix.clone());
 
-    let tenant = TenantId::new(format!("b{nonce}"))?;
-    let kind = AdapterKind::new(KIND)?;
+    let tenant = TenantId::new(format!("b{}", nonce()))?;
     shared.upsert_tenant(&Tenant::new(tenant.clone(), "Benchmark")).await?;
-    let config = AdapterConfig::new(tenant.clone(), kind.clone(), true, serde_json::json!({}));
-    shared.put_adapter_config(&config).await?;
     router.recover().await?;
 
     let appservice = brygga_matrix::router(Arc::new(router.clone()), ServerSettings::new(HS_TOKEN));
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let appservice_url = format!("http://{}", listener.local_addr()?);
+    let appservice_url = format!("http://{}", setup.listener.local_addr()?);
+    let listener = setup.listener;
     tokio::spawn(async move {
         if let Err(err) = axum::serve(listener, appservice).await {
             eprintln!("appservice server stopped: {err}");
         }
     });
+    Ok(Core { store, shared, tenant, router, host, matrix, appservice_url, timings, dir })
+}
 
-    host.start(&tenant, &kind).await?;
+/// Starts everything and the instant adapter of one tenant; `instrument`
+/// wraps store and Matrix client in timers.
+pub async fn start(store_spec: &str, instrument: bool) -> anyhow::Result<Bridge> {
+    let (hs_url, homeserver) = fake_homeserver::start(SERVER_NAME, &nonce()).await?;
+    let adapter = Arc::new(InstantFactory::default());
+    let core = assemble(Setup {
+        store: store_spec,
+        instrument,
+        homeserver_url: &hs_url,
+        server_name: SERVER_NAME,
+        factories: vec![adapter.clone()],
+        listener: TcpListener::bind("127.0.0.1:0").await?,
+    })
+    .await?;
+    core.start_adapter(KIND, serde_json::json!({})).await?;
     let sink = adapter.sink().context("the adapter was built without a sink")?;
-    matrix.ping("brygga").await?;
+    core.matrix.ping("brygga").await?;
+    let Core { store, tenant, router, appservice_url, timings, dir, .. } = core;
     Ok(Bridge { store, tenant, sink, appservice_url, homeserver, adapter, router, timings, _dir: dir })
 }

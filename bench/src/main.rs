@@ -1,6 +1,8 @@
 //! brygga-bench: the bridge's own overhead on its real code path (store,
 //! router, Matrix client, appservice server) against an instant in-process
-//! homeserver and an instant adapter.
+//! homeserver and an instant adapter; with `--runs xmpp,synapse` also XMPP
+//! relay through a real Prosody, and the bridge path through a real Synapse
+//! beside Synapse's own direct-client rate.
 
 mod bridge;
 mod fake_homeserver;
@@ -8,6 +10,7 @@ mod instant_adapter;
 mod scenarios;
 mod stats;
 mod timed;
+mod xmpp;
 
 use std::time::Duration;
 
@@ -21,11 +24,30 @@ use crate::stats::{Percentiles, peak_rss_mib};
 const TARGET_MSGS_PER_SEC: f64 = 10_000.0;
 /// Target 99th percentile latency from the issue, in milliseconds.
 const TARGET_P99_MS: f64 = 5.0;
+/// Target share of Synapse's direct-client rate the bridge path reaches.
+const TARGET_SYNAPSE_RATIO: f64 = 0.90;
+
+/// One group of runs.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Run {
+    /// Instant adapter and instant homeserver (the bridge's own overhead).
+    Core,
+    /// XMPP to Matrix and back through real Prosody and the instant homeserver.
+    Xmpp,
+    /// XMPP through the bridge into real Synapse, beside Synapse's direct rate.
+    Synapse,
+    /// All of the above.
+    All,
+}
 
 /// Command line.
 #[derive(Parser, Debug)]
 #[command(about = "Measures brygga's own relay overhead")]
 struct Args {
+    /// Which runs, comma-separated: core, xmpp, synapse or all. `xmpp` and
+    /// `synapse` start Prosody (and Synapse) from the test harness.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "core")]
+    runs: Vec<Run>,
     /// Messages pushed in the inbound (remote to Matrix) run.
     #[arg(long, default_value_t = 20_000)]
     messages: usize,
@@ -51,6 +73,40 @@ struct Args {
     /// Time every store and Matrix client call (slightly perturbs the figures).
     #[arg(long)]
     instrument: bool,
+    /// Messages XMPP clients send towards Matrix (instant homeserver).
+    #[arg(long, default_value_t = 4_000)]
+    xmpp_messages: usize,
+    /// Group chats (portals) of the XMPP runs.
+    #[arg(long, default_value_t = 4)]
+    xmpp_rooms: usize,
+    /// XMPP clients, spread over the group chats.
+    #[arg(long, default_value_t = 8)]
+    xmpp_clients: usize,
+    /// Messages an XMPP client may send before the room reflected them.
+    #[arg(long, default_value_t = 16)]
+    xmpp_window: usize,
+    /// Paces both XMPP runs against the instant homeserver to this many
+    /// messages per second overall (default: as fast as they are taken).
+    #[arg(long)]
+    xmpp_rate: Option<f64>,
+    /// Matrix messages relayed to XMPP (instant homeserver).
+    #[arg(long, default_value_t = 4_000)]
+    xmpp_out_messages: usize,
+    /// Events per appservice transaction in the Matrix to XMPP run.
+    #[arg(long, default_value_t = 50)]
+    xmpp_events_per_txn: usize,
+    /// Messages of each path in the Synapse comparison.
+    #[arg(long, default_value_t = 300)]
+    synapse_messages: usize,
+    /// Rooms (one sender each) of each path in the Synapse comparison.
+    #[arg(long, default_value_t = 1)]
+    synapse_rooms: usize,
+}
+
+impl Args {
+    fn wants(&self, run: Run) -> bool {
+        self.runs.contains(&run) || self.runs.contains(&Run::All)
+    }
 }
 
 fn figure(name: &str, value: f64, unit: &str, target: Option<(&str, bool)>) {
@@ -96,14 +152,96 @@ fn info(bridge: &bridge::Bridge, before: WriteStats, missing: usize) {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     anyhow::ensure!(args.portals > 0 && args.messages > 0 && args.events_per_txn > 0, "sizes must be positive");
-    let timeout = Duration::from_secs(args.timeout_secs);
+    anyhow::ensure!(
+        args.xmpp_rooms > 0 && args.xmpp_clients >= args.xmpp_rooms && args.xmpp_messages > 0,
+        "XMPP sizes must be positive, with at least one client per room"
+    );
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let bridge = bridge::start(&args.store, args.instrument).await?;
     let store = match args.store.as_str() {
         "sqlite" => "sqlite (temp file, WAL, synchronous=FULL: durable default)".to_owned(),
         other if other.starts_with("postgres") => "postgres".to_owned(),
         other => other.to_owned(),
     };
+    println!("store: {store}");
+    println!("cores: {cores}");
+    println!("instrumented: {}", args.instrument);
+    if args.wants(Run::Core) {
+        core_runs(&args).await?;
+    }
+    if args.wants(Run::Xmpp) || args.wants(Run::Synapse) {
+        xmpp_runs(&args).await?;
+    }
+    figure("peak_rss_mib", peak_rss_mib().unwrap_or(f64::NAN), "MiB", None);
+    Ok(())
+}
+
+/// The XMPP runs, against one Prosody.
+async fn xmpp_runs(args: &Args) -> anyhow::Result<()> {
+    let sizes = xmpp::Sizes {
+        messages: args.xmpp_messages,
+        rooms: args.xmpp_rooms,
+        clients: args.xmpp_clients,
+        window: args.xmpp_window.max(1),
+        rate: args.xmpp_rate,
+        out_messages: args.xmpp_out_messages,
+        events_per_txn: args.xmpp_events_per_txn,
+        synapse_messages: args.synapse_messages,
+        synapse_rooms: args.synapse_rooms.max(1),
+        timeout: Duration::from_secs(args.timeout_secs),
+    };
+    let prosody = xmpp::start_prosody(sizes.clients + sizes.synapse_rooms).await?;
+    if args.wants(Run::Xmpp) {
+        println!("xmpp: {} clients in {} group chats, window {}", sizes.clients, sizes.rooms, sizes.window);
+        println!("xmpp_messages: {} to Matrix, {} to XMPP", sizes.messages, sizes.out_messages);
+        match sizes.rate {
+            Some(rate) => println!("xmpp_pacing: {rate} msg/s"),
+            None => println!("xmpp_pacing: none (send windows and transaction acknowledgements only)"),
+        }
+        let report = xmpp::fake_homeserver_runs(&prosody, &sizes, &args.store, args.instrument).await?;
+        figure("xmpp_to_matrix_relay_msgs_per_sec", report.to_matrix.msgs_per_sec, "msg/s", None);
+        figure("xmpp_to_matrix_latency_p50_ms", report.to_matrix.latency.ms(50.0), "ms", None);
+        figure("xmpp_to_matrix_latency_p99_ms", report.to_matrix.latency.ms(99.0), "ms", None);
+        missing(report.to_matrix.missing);
+        figure("matrix_to_xmpp_relay_msgs_per_sec", report.to_xmpp.msgs_per_sec, "msg/s", None);
+        figure("matrix_to_xmpp_latency_p50_ms", report.to_xmpp.latency.ms(50.0), "ms", None);
+        figure("matrix_to_xmpp_latency_p99_ms", report.to_xmpp.latency.ms(99.0), "ms", None);
+        missing(report.to_xmpp.missing);
+        if report.unknown_calls > 0 {
+            println!("  homeserver calls the instant homeserver does not know: {}", report.unknown_calls);
+        }
+    }
+    if args.wants(Run::Synapse) {
+        println!("synapse: {} messages per path in {} room(s)", sizes.synapse_messages, sizes.synapse_rooms);
+        let report = xmpp::synapse::run(&prosody, &sizes, &args.store, args.instrument, sizes.clients).await?;
+        let [before, after] = &report.direct_runs;
+        figure("synapse_direct_client_msgs_per_sec", report.direct_msgs_per_sec, "msg/s", None);
+        println!(
+            "  direct runs: {:.2} msg/s before and {:.2} after the bridge path (acknowledged: {:.2} and {:.2})",
+            before.seen.msgs_per_sec, after.seen.msgs_per_sec, before.acks_per_sec, after.acks_per_sec
+        );
+        missing(before.seen.missing + after.seen.missing);
+        figure("synapse_xmpp_bridge_path_msgs_per_sec", report.bridged.msgs_per_sec, "msg/s", None);
+        missing(report.bridged.missing);
+        for line in &report.timings {
+            println!("  {line}");
+        }
+        let ratio = report.bridged.msgs_per_sec / report.direct_msgs_per_sec;
+        let target = format!(">= {TARGET_SYNAPSE_RATIO:.2}");
+        figure("synapse_bridge_to_direct_ratio", ratio, "x", Some((&target, ratio >= TARGET_SYNAPSE_RATIO)));
+    }
+    Ok(())
+}
+
+fn missing(n: usize) {
+    if n > 0 {
+        println!("  WARNING: {n} messages did not arrive before the timeout");
+    }
+}
+
+/// The runs against the instant adapter and homeserver.
+async fn core_runs(args: &Args) -> anyhow::Result<()> {
+    let timeout = Duration::from_secs(args.timeout_secs);
+    let bridge = bridge::start(&args.store, args.instrument).await?;
     println!("messages: {}", args.messages);
     println!("portals: {}", args.portals);
     println!("transactions: {} x {} events", args.transactions, args.events_per_txn);
@@ -111,9 +249,6 @@ async fn main() -> anyhow::Result<()> {
         Some(rate) => println!("inbound_pacing: {rate} msg/s"),
         None => println!("inbound_pacing: none (each portal pushes as soon as its last push was acknowledged)"),
     }
-    println!("store: {store}");
-    println!("cores: {cores}");
-    println!("instrumented: {}", args.instrument);
 
     let rooms = scenarios::warm_up(&bridge, args.portals, timeout).await?;
     scenarios::drain(&bridge, timeout).await?;
@@ -153,7 +288,6 @@ async fn main() -> anyhow::Result<()> {
         info(&bridge, writes_before, out.missing);
     }
 
-    figure("peak_rss_mib", peak_rss_mib().unwrap_or(f64::NAN), "MiB", None);
     bridge.router.shutdown();
     Ok(())
 }

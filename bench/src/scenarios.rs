@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use brygga_core::{
     Ack, EventBody, InboundEvent, MatrixRoomId, Message, RemoteMessageId, RemoteRoomId, RemoteSender, RemoteUserId,
-    Store, Text,
+    Store, TenantId, Text,
 };
+use brygga_store::SqlStore;
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
 
@@ -62,10 +63,15 @@ fn per_sec(n: usize, elapsed: Duration) -> f64 {
 /// Waits (untimed) until the tenant's outbox has nothing pending, so one
 /// run's completions do not spill into the next run or past the exit.
 pub async fn drain(bridge: &Bridge, timeout: Duration) -> anyhow::Result<()> {
+    drain_tenant(&bridge.store, &bridge.tenant, timeout).await
+}
+
+/// Waits (untimed) until `tenant`'s outbox has nothing pending.
+pub async fn drain_tenant(store: &SqlStore, tenant: &TenantId, timeout: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
-        let queues = bridge.store.pending_queues().await?;
-        if !queues.iter().any(|(portal, _)| portal.tenant == bridge.tenant) {
+        let queues = store.pending_queues().await?;
+        if !queues.iter().any(|(portal, _)| &portal.tenant == tenant) {
             return Ok(());
         }
         if Instant::now() > deadline {
