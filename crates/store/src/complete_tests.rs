@@ -1,7 +1,6 @@
 //! Completes that share one group commit are judged one by one: a refused
 //! complete writes nothing and gets its own reason, its batch mates succeed.
-//! Runs on SQLite, and on PostgreSQL when `BRYGGA_TEST_POSTGRES_SERVER` is
-//! set (see `feed_tests`).
+//! Runs on SQLite, and on PostgreSQL in the test harness's throwaway cluster.
 
 use brygga_core::{
     AdapterKind, Direction, MappingKind, MatrixEventId, MessageMapping, NewOutboxEntry, PortalKey, RemoteMessageId,
@@ -82,21 +81,21 @@ async fn batched_completes_are_judged_one_by_one(store: SqlStore) {
 
 #[tokio::test]
 async fn sqlite_judges_batched_completes_one_by_one() {
-    let (store, _, _dir) = two_stores(false).await.unwrap();
+    let (store, _, _dir) = two_stores(false).await;
     batched_completes_are_judged_one_by_one(store).await;
 }
 
 #[tokio::test]
 async fn postgres_judges_batched_completes_one_by_one() {
     sqlx::any::install_default_drivers();
-    let Some((store, _, _)) = two_stores(true).await else { return };
+    let (store, _, _) = two_stores(true).await;
     batched_completes_are_judged_one_by_one(store).await;
 }
 
 #[tokio::test]
 async fn postgres_writer_plans_key_lookups_even_on_empty_tables() {
     sqlx::any::install_default_drivers();
-    let Some((store, _, _)) = two_stores(true).await else { return };
+    let (store, _, _) = two_stores(true).await;
     let sql = "EXPLAIN UPDATE outbox SET status = 'done' FROM jsonb_array_elements('[[1, null]]'::jsonb) AS j \
                WHERE outbox.seq = CAST(j.value ->> 0 AS BIGINT)";
     let plan: Vec<String> = sqlx::query(sql)

@@ -1,9 +1,8 @@
 //! The commit feed and the queues' fast path on it: every committed entry is
 //! handed over once, in seq order, and entries stored by someone else (a
 //! second store on the same database stands in for another process) are
-//! neither lost nor overtaken. On SQLite, and on PostgreSQL when
-//! `BRYGGA_TEST_POSTGRES_SERVER` names a server (`postgres://user@host:port`)
-//! on which the tests may create databases.
+//! neither lost nor overtaken. On SQLite, and on PostgreSQL in the test
+//! harness's throwaway cluster.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -17,8 +16,6 @@ use brygga_core::{
     RetryPolicy, Store, Tenant, TenantId,
 };
 
-use sqlx::{AssertSqlSafe, Connection};
-
 use crate::SqlStore;
 
 fn portal(room: &str) -> PortalKey {
@@ -29,20 +26,16 @@ fn entry(room: &str, key: &str) -> NewOutboxEntry {
     NewOutboxEntry::new(Direction::ToMatrix, portal(room), key, format!("payload {key}"))
 }
 
-/// Two stores on one new database (SQLite, or PostgreSQL if configured).
-pub(crate) async fn two_stores(postgres: bool) -> Option<(SqlStore, SqlStore, Option<tempfile::TempDir>)> {
+/// Two stores on one new database (SQLite, or PostgreSQL from the test harness's throwaway cluster).
+pub(crate) async fn two_stores(postgres: bool) -> (SqlStore, SqlStore, Option<tempfile::TempDir>) {
     let (url, dir) = if postgres {
-        let server = std::env::var("BRYGGA_TEST_POSTGRES_SERVER").ok()?;
-        let mut admin = sqlx::AnyConnection::connect(&format!("{server}/postgres")).await.unwrap();
-        let name =
-            format!("feed_{}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos());
-        sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await.unwrap();
-        (format!("{server}/{name}"), None)
+        let url = tokio::task::spawn_blocking(brygga_harness::postgres::fresh_database_url).await.unwrap();
+        (url, None)
     } else {
         let dir = tempfile::tempdir().unwrap();
         (format!("sqlite://{}", dir.path().join("feed.db").display()), Some(dir))
     };
-    Some((SqlStore::connect(&url).await.unwrap(), SqlStore::connect(&url).await.unwrap(), dir))
+    (SqlStore::connect(&url).await.unwrap(), SqlStore::connect(&url).await.unwrap(), dir)
 }
 
 /// Records each call of the feed: (seqs, gap).
@@ -57,14 +50,14 @@ impl CommitListener for Calls {
 
 #[tokio::test]
 async fn sqlite_feed_hands_over_every_commit_in_order_and_flags_foreign_rows() {
-    let (ours, theirs, _dir) = two_stores(false).await.unwrap();
+    let (ours, theirs, _dir) = two_stores(false).await;
     feed_hands_over_every_commit_in_order_and_flags_foreign_rows(ours, theirs).await;
 }
 
 #[tokio::test]
 async fn postgres_feed_hands_over_every_commit_in_order_and_flags_foreign_rows() {
     sqlx::any::install_default_drivers();
-    let Some((ours, theirs, _)) = two_stores(true).await else { return };
+    let (ours, theirs, _) = two_stores(true).await;
     feed_hands_over_every_commit_in_order_and_flags_foreign_rows(ours, theirs).await;
 }
 
@@ -138,14 +131,14 @@ async fn wait_for(recorder: &Recorder, n: usize) -> Vec<(String, i64)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_queues_on_the_feed_deliver_foreign_and_overflowing_entries_in_order() {
-    let (ours, theirs, _dir) = two_stores(false).await.unwrap();
+    let (ours, theirs, _dir) = two_stores(false).await;
     queues_on_the_feed_deliver_foreign_and_overflowing_entries_in_order(ours, theirs).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_queues_on_the_feed_deliver_foreign_and_overflowing_entries_in_order() {
     sqlx::any::install_default_drivers();
-    let Some((ours, theirs, _)) = two_stores(true).await else { return };
+    let (ours, theirs, _) = two_stores(true).await;
     queues_on_the_feed_deliver_foreign_and_overflowing_entries_in_order(ours, theirs).await;
 }
 
