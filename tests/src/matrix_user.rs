@@ -197,6 +197,28 @@ impl MatrixUser {
         }
     }
 
+    /// Waits for an ephemeral event (typing, receipt) in a joined room that
+    /// `pred` accepts; returns it.
+    pub async fn wait_ephemeral(&self, room: &str, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut since = String::new();
+        loop {
+            let path = if since.is_empty() {
+                "/sync?timeout=0".to_owned()
+            } else {
+                format!("/sync?timeout=1000&since={since}")
+            };
+            let (status, sync) = self.call(reqwest::Method::GET, &path, None).await;
+            assert_eq!(status, 200, "sync failed: {sync}");
+            let events = sync["rooms"]["join"][room]["ephemeral"]["events"].as_array().cloned().unwrap_or_default();
+            if let Some(event) = events.into_iter().find(&pred) {
+                return event;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no such ephemeral event in {room} within {timeout:?}");
+            since = sync["next_batch"].as_str().unwrap_or_default().to_owned();
+        }
+    }
+
     /// Creates a direct chat with `peer`; returns its id.
     pub async fn create_dm(&self, peer: &str) -> String {
         let body = serde_json::json!({"preset": "trusted_private_chat", "is_direct": true, "invite": [peer]});

@@ -501,3 +501,49 @@ async fn a_matrix_kick_removes_the_occupant_from_the_group_chat() {
         .await;
     assert_eq!(kicked["presence_type"], "unavailable", "{kicked}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn typing_and_read_markers_cross_both_ways() {
+    let env = XmppEnv::start(Backend::Sqlite, &["fk"]).await;
+    env.alice.set_display_name("Alice A.").await;
+    let muc = "typing@conference.localhost";
+    let room = env.linked_room("fk", muc).await;
+    let bob = XmppUser::connect(&env.prosody, "bob", "bob-pw").await;
+    bob.join_muc(muc, "Bob").await;
+    let from_matrix = env.alice.send_text(&room, "read me").await;
+    let read_me = bob.wait_for(WAIT, body_is("read me")).await["stanza_id"].as_str().unwrap().to_owned();
+    bob.send_groupchat(muc, "and me").await;
+    let ghost = env.matrix_sees(&room, "and me").await["sender"].as_str().unwrap().to_owned();
+    let and_me = env.alice.messages(&room).await.last().unwrap()["event_id"].as_str().unwrap().to_owned();
+
+    // XMPP to Matrix: Bob's chat state and displayed marker.
+    bob.chat_state(muc, "groupchat", "composing").await;
+    env.alice
+        .wait_ephemeral(&room, WAIT, |e| {
+            e["type"] == "m.typing"
+                && e["content"]["user_ids"].as_array().is_some_and(|u| u.iter().any(|u| u == ghost.as_str()))
+        })
+        .await;
+    bob.displayed(muc, "groupchat", &read_me).await;
+    env.alice
+        .wait_ephemeral(&room, WAIT, |e| e["type"] == "m.receipt" && !e["content"][from_matrix.as_str()].is_null())
+        .await;
+
+    // Matrix to XMPP: Alice typing and her read receipt.
+    let alice = brygga_e2e::matrix_user::enc(&env.alice.user_id);
+    let typing = format!("/rooms/{}/typing/{alice}", brygga_e2e::matrix_user::enc(&room));
+    let (status, _) =
+        env.alice.raw(reqwest::Method::PUT, &typing, Some(serde_json::json!({"typing": true, "timeout": 10000}))).await;
+    assert_eq!(status, 200);
+    bob.wait_for(WAIT, |e| e["from"] == format!("{muc}/Alice A.") && e["chat_state"] == "composing").await;
+    let receipt = format!(
+        "/rooms/{}/receipt/m.read/{}",
+        brygga_e2e::matrix_user::enc(&room),
+        brygga_e2e::matrix_user::enc(&and_me)
+    );
+    let (status, _) = env.alice.raw(reqwest::Method::POST, &receipt, Some(serde_json::json!({}))).await;
+    assert_eq!(status, 200);
+    let marker = bob.wait_for(WAIT, |e| e["from"] == format!("{muc}/Alice A.") && !e["displayed_id"].is_null()).await;
+    let and_me_stanza = bob.events_seen().iter().find(|e| body_is("and me")(e)).unwrap()["stanza_id"].clone();
+    assert_eq!(marker["displayed_id"], and_me_stanza);
+}
