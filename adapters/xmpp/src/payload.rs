@@ -37,6 +37,8 @@ pub(crate) struct Retraction {
     pub(crate) moderated: bool,
     /// The moderator's reason.
     pub(crate) reason: Option<String>,
+    /// The moderator (their occupant JID), for a moderation.
+    pub(crate) by: Option<String>,
 }
 
 /// XEP-0085 states.
@@ -118,21 +120,23 @@ fn dedupe(mut keys: Vec<String>) -> Vec<String> {
 
 fn retraction(message: &Element) -> Option<Retraction> {
     if let Some(retract) = message.get_child("retract", xmlns::RETRACT) {
-        let moderated = retract.has_child("moderated", xmlns::MODERATE);
+        let moderator = retract.get_child("moderated", xmlns::MODERATE);
         let reason = retract.get_child("reason", xmlns::RETRACT).map(Element::text);
-        return Some(Retraction { id: retract.attr("id")?.to_owned(), moderated, reason });
+        let by = moderator.and_then(|m| m.attr("by")).map(str::to_owned);
+        return Some(Retraction { id: retract.attr("id")?.to_owned(), moderated: moderator.is_some(), reason, by });
     }
     // Older drafts fasten the retraction to the message it removes.
     let apply_to = message.get_child("apply-to", xmlns::FASTEN)?;
     let id = apply_to.attr("id")?.to_owned();
     if apply_to.has_child("retract", xmlns::RETRACT_0) {
-        return Some(Retraction { id, moderated: false, reason: None });
+        return Some(Retraction { id, moderated: false, reason: None, by: None });
     }
     let moderated = apply_to.get_child("moderated", xmlns::MODERATE_0)?;
     moderated.has_child("retract", xmlns::RETRACT_0).then(|| Retraction {
         id,
         moderated: true,
         reason: moderated.get_child("reason", xmlns::MODERATE_0).map(Element::text),
+        by: moderated.attr("by").map(str::to_owned),
     })
 }
 
@@ -198,14 +202,19 @@ mod tests {
     #[test]
     fn both_retraction_drafts_and_moderation_are_read() {
         let current = read(&message("<retract xmlns='urn:xmpp:message-retract:1' id='o1'/>"));
-        assert_eq!(current.retraction, Some(Retraction { id: "o1".into(), moderated: false, reason: None }));
+        assert_eq!(current.retraction, Some(Retraction { id: "o1".into(), moderated: false, reason: None, by: None }));
         let moderated = read(&message(
             "<retract xmlns='urn:xmpp:message-retract:1' id='s1'>\
              <moderated xmlns='urn:xmpp:message-moderate:1' by='room@c/mod'/><reason>spam</reason></retract>",
         ));
         assert_eq!(
             moderated.retraction,
-            Some(Retraction { id: "s1".into(), moderated: true, reason: Some("spam".into()) })
+            Some(Retraction {
+                id: "s1".into(),
+                moderated: true,
+                reason: Some("spam".into()),
+                by: Some("room@c/mod".into())
+            })
         );
         let old = read(&message(
             "<apply-to xmlns='urn:xmpp:fasten:0' id='s2'><moderated xmlns='urn:xmpp:message-moderate:0' by='x'>\
@@ -213,7 +222,12 @@ mod tests {
         ));
         assert_eq!(
             old.retraction,
-            Some(Retraction { id: "s2".into(), moderated: true, reason: Some("off topic".into()) })
+            Some(Retraction {
+                id: "s2".into(),
+                moderated: true,
+                reason: Some("off topic".into()),
+                by: Some("x".into())
+            })
         );
     }
 

@@ -154,7 +154,23 @@ fn message(element: &Element) -> Inbound {
         }
     }
     let Some((room, nick)) = occupant(&from) else {
+        return moderation(element, &from, to);
+    };
+    Inbound::GroupMessage(group_message(element, room, nick, to, None))
+}
+
+/// A message from the room itself: only a moderator's retraction (XEP-0425)
+/// is of interest, and it counts as coming from that moderator.
+fn moderation(element: &Element, from: &Jid, to: Jid) -> Inbound {
+    let payload = payload::read(element);
+    let Some(retraction) = payload.retraction.as_ref().filter(|r| r.moderated) else {
         return Inbound::Ignored("group message from the room itself");
+    };
+    let room = from.to_bare();
+    let moderator = retraction.by.as_deref().and_then(|by| Jid::new(by).ok()).and_then(|by| occupant(&by));
+    let nick = match moderator {
+        Some((by_room, nick)) if by_room == room => nick,
+        _ => "moderator".to_owned(),
     };
     Inbound::GroupMessage(group_message(element, room, nick, to, None))
 }
@@ -333,6 +349,25 @@ mod tests {
         assert_eq!(p.codes, vec![307]);
         assert_eq!(p.real_jid.unwrap().as_str(), "bob@localhost");
         assert_eq!(p.reason.as_deref(), Some("spam"));
+    }
+
+    #[test]
+    fn moderations_come_from_the_moderator() {
+        let el = parse(
+            "<message xmlns='jabber:component:accept' type='groupchat' id='x' \
+             from='room@conference.localhost' to='matrix.localhost/bridge'>\
+             <retract xmlns='urn:xmpp:message-retract:1' id='s1'>\
+             <moderated xmlns='urn:xmpp:message-moderate:1' by='room@conference.localhost/Mod'/>\
+             <reason>spam</reason></retract></message>",
+        );
+        let Inbound::GroupMessage(m) = classify(&el) else { panic!("not a group message") };
+        assert_eq!(m.nick, "Mod");
+        assert_eq!(m.payload.retraction.unwrap().id, "s1");
+        let plain = parse(
+            "<message xmlns='jabber:component:accept' type='groupchat' from='room@conference.localhost' \
+             to='matrix.localhost/bridge'><subject>topic</subject></message>",
+        );
+        assert!(matches!(classify(&plain), Inbound::Ignored(_)));
     }
 
     #[test]

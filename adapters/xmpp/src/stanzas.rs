@@ -181,6 +181,16 @@ pub(crate) fn muc_admin(
     iq_reply(&Jid::from(from.clone()), room, id, "set").append(query).build()
 }
 
+/// A moderation request (XEP-0425): the room retracts message `id` (its stanza id).
+pub(crate) fn moderate(from: &FullJid, room: &Jid, iq_id: &str, id: &str, reason: Option<&str>) -> Element {
+    let mut moderate = attr(Element::builder("moderate", xmlns::MODERATE), "id", id)
+        .append(Element::builder("retract", xmlns::RETRACT).build());
+    if let Some(reason) = reason {
+        moderate = moderate.append(Element::builder("reason", xmlns::MODERATE).append(xml_safe(reason)).build());
+    }
+    iq_reply(&Jid::from(from.clone()), room, iq_id, "set").append(moderate.build()).build()
+}
+
 /// A vCard (vcard-temp) query from `from` to `to`.
 pub(crate) fn vcard_query(from: &FullJid, to: &Jid, id: &str) -> Element {
     iq_reply(&Jid::from(from.clone()), to, id, "get").append(Element::builder("vCard", ns::VCARD).build()).build()

@@ -39,6 +39,11 @@ pub(super) async fn send(shared: &Shared, link: &Link, event: &OutboundEvent) ->
             Ok(SendReceipt::default())
         }
         EventBody::Membership { .. } => Ok(SendReceipt::default()),
+        // Someone else's message: only the room can remove it, on a moderator's request.
+        EventBody::Redaction { target, reason } if !super::is_ours(target, &event.target_aliases) => {
+            moderate(shared, link, &room, target.as_str(), reason.as_deref()).await?;
+            Ok(SendReceipt::default())
+        }
         body => {
             let id = message_id(&event.txn_id);
             let builder = MessageBuilder::new(&puppet, &Jid::from(room.clone()), "groupchat", &id);
@@ -154,5 +159,23 @@ async fn remove(
     Err(BridgeError::permanent(format!(
         "{room} refused to remove an occupant ({}): the bridge needs moderator rights there",
         condition.unwrap_or_else(|| "unknown error".into())
+    )))
+}
+
+/// Asks the room to retract an occupant's message (XEP-0425), as the listener.
+async fn moderate(
+    shared: &Shared,
+    link: &Link,
+    room: &BareJid,
+    id: &str,
+    reason: Option<&str>,
+) -> Result<(), BridgeError> {
+    let request = stanzas::moderate(&shared.listener, &Jid::from(room.clone()), &link.fresh_id("moderate"), id, reason);
+    let answer = link.iq(request).await?;
+    if answer.attr("type") == Some("result") {
+        return Ok(());
+    }
+    Err(BridgeError::permanent(format!(
+        "{room} did not retract the message: it needs XEP-0425 moderation and the bridge moderator rights"
     )))
 }

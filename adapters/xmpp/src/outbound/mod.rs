@@ -161,6 +161,11 @@ pub(crate) fn receipt(
     }
 }
 
+/// Whether a message was sent by the bridge (it carries one of our ids).
+fn is_ours(target: &RemoteMessageId, aliases: &[RemoteMessageId]) -> bool {
+    std::iter::once(target).chain(aliases).any(|id| id.as_str().starts_with("brygga."))
+}
+
 /// The id a correction names: the one we gave the message, when the room
 /// knows it by another.
 fn own_id<'a>(target: &'a RemoteMessageId, aliases: &'a [RemoteMessageId]) -> &'a str {
