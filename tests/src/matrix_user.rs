@@ -172,10 +172,11 @@ impl MatrixUser {
         response.bytes().await.expect("download body").to_vec()
     }
 
-    /// Waits for an invite from `inviter`; returns the room id.
-    pub async fn wait_invite(&self, inviter: &str, timeout: Duration) -> String {
+    /// Follows `/sync` until `find` finds something in a sync response.
+    /// (Synapse caches identical initial syncs for a while, so the loop
+    /// follows the since token rather than repeating the first request.)
+    async fn sync_until<T>(&self, timeout: Duration, what: &str, find: impl Fn(&Value) -> Option<T>) -> T {
         let deadline = tokio::time::Instant::now() + timeout;
-        // Synapse caches identical initial syncs for a while: follow the since token.
         let mut since = String::new();
         loop {
             let path = if since.is_empty() {
@@ -185,38 +186,34 @@ impl MatrixUser {
             };
             let (status, sync) = self.call(reqwest::Method::GET, &path, None).await;
             assert_eq!(status, 200, "sync failed: {sync}");
-            let invites = sync["rooms"]["invite"].as_object().cloned().unwrap_or_default();
-            for (room, state) in invites {
-                let events = state["invite_state"]["events"].as_array().cloned().unwrap_or_default();
-                if events.iter().any(|e| e["type"] == "m.room.member" && e["sender"] == inviter) {
-                    return room;
-                }
+            if let Some(found) = find(&sync) {
+                return found;
             }
-            assert!(tokio::time::Instant::now() < deadline, "no invite from {inviter} within {timeout:?}");
+            assert!(tokio::time::Instant::now() < deadline, "no {what} within {timeout:?}");
             since = sync["next_batch"].as_str().unwrap_or_default().to_owned();
         }
+    }
+
+    /// Waits for an invite from `inviter`; returns the room id.
+    pub async fn wait_invite(&self, inviter: &str, timeout: Duration) -> String {
+        self.sync_until(timeout, &format!("invite from {inviter}"), |sync| {
+            let invites = sync["rooms"]["invite"].as_object()?;
+            invites.iter().find_map(|(room, state)| {
+                let events = state["invite_state"]["events"].as_array()?;
+                let invited = events.iter().any(|e| e["type"] == "m.room.member" && e["sender"] == inviter);
+                invited.then(|| room.clone())
+            })
+        })
+        .await
     }
 
     /// Waits for an ephemeral event (typing, receipt) in a joined room that
     /// `pred` accepts; returns it.
     pub async fn wait_ephemeral(&self, room: &str, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut since = String::new();
-        loop {
-            let path = if since.is_empty() {
-                "/sync?timeout=0".to_owned()
-            } else {
-                format!("/sync?timeout=1000&since={since}")
-            };
-            let (status, sync) = self.call(reqwest::Method::GET, &path, None).await;
-            assert_eq!(status, 200, "sync failed: {sync}");
-            let events = sync["rooms"]["join"][room]["ephemeral"]["events"].as_array().cloned().unwrap_or_default();
-            if let Some(event) = events.into_iter().find(&pred) {
-                return event;
-            }
-            assert!(tokio::time::Instant::now() < deadline, "no such ephemeral event in {room} within {timeout:?}");
-            since = sync["next_batch"].as_str().unwrap_or_default().to_owned();
-        }
+        self.sync_until(timeout, &format!("such ephemeral event in {room}"), |sync| {
+            sync["rooms"]["join"][room]["ephemeral"]["events"].as_array()?.iter().find(|e| pred(e)).cloned()
+        })
+        .await
     }
 
     /// Creates a direct chat with `peer`; returns its id.
