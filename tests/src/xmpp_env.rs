@@ -84,6 +84,12 @@ impl XmppEnv {
 }
 
 impl XmppEnv {
+    /// Waits until event `event` of Alice's room is redacted.
+    pub async fn matrix_sees_redaction(&self, room: &str, event: &str) {
+        let redacted = |e: &serde_json::Value| e["event_id"] == event && !e["unsigned"]["redacted_because"].is_null();
+        self.alice.wait_timeline(room, Duration::from_secs(30), "a redaction", |t| t.iter().any(redacted)).await;
+    }
+
     /// Waits until Alice's room has an edit whose new body is `body`; returns it.
     pub async fn matrix_sees_edit(&self, room: &str, body: &str) -> serde_json::Value {
         let is_edit = |e: &serde_json::Value| e["content"]["m.new_content"]["body"] == body;

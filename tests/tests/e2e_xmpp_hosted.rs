@@ -115,11 +115,7 @@ async fn the_component_hosts_group_chats_for_matrix_rooms() {
     assert_eq!(refused["error"]["condition"], "forbidden", "{refused}");
     bob.retract(TOWN, "groupchat", &b1_stanza).await;
     let b1_event = b1_matrix["event_id"].as_str().unwrap().to_owned();
-    env.alice
-        .wait_timeline(&room, WAIT, "b1's redaction", |t| {
-            t.iter().any(|e| e["event_id"] == b1_event.as_str() && !e["unsigned"]["redacted_because"].is_null())
-        })
-        .await;
+    env.matrix_sees_redaction(&room, &b1_event).await;
     env.alice.redact(&room, &m1).await;
     let gone = carol.wait_for(WAIT, |e| e["retract_id"] == m1_stanza.as_str()).await;
     assert_eq!(gone["from"], alice_nick.as_str());
