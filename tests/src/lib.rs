@@ -8,6 +8,7 @@ pub mod loopback;
 pub mod matrix_user;
 pub mod remote;
 pub mod store_suite;
+pub mod xmpp_checks;
 pub mod xmpp_env;
 pub mod xmpp_user;
 
