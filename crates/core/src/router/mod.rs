@@ -167,6 +167,11 @@ impl AppserviceHandler for Router {
             let payload = serde_json::to_string(&event).map_err(|e| BridgeError::permanent(e.to_string()))?;
             entries.push(NewOutboxEntry::new(Direction::ToRemote, portal, event.event_id.as_str(), payload));
         }
+        // Nothing to store (only our own echoes, or rooms without portals):
+        // a replay of it would store nothing either, so its id need not be kept.
+        if entries.is_empty() {
+            return Ok(());
+        }
         let queues: BTreeSet<PortalKey> = entries.iter().map(|e| e.portal.clone()).collect();
         let outcome = self.inner.store.ingest_transaction(txn_id, entries).await?;
         if outcome == TxnOutcome::Replayed {
