@@ -252,6 +252,15 @@ impl MatrixUser {
     }
 }
 
+/// The latest membership of `user` in a timeline.
+pub fn membership_of<'a>(timeline: &'a [Value], user: &str) -> Option<&'a str> {
+    timeline
+        .iter()
+        .filter(|e| e["type"] == "m.room.member" && e["state_key"] == user)
+        .filter_map(|e| e["content"]["membership"].as_str())
+        .next_back()
+}
+
 /// Percent-encodes a path segment.
 pub fn enc(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use brygga_e2e::env::Backend;
+use brygga_e2e::matrix_user::membership_of;
 use brygga_e2e::xmpp_env::{LEAVE_GRACE_SECS, XmppEnv, ghost_id};
 use brygga_e2e::xmpp_user::XmppUser;
 use serde_json::Value;
@@ -101,15 +102,6 @@ async fn several_sessions_and_brief_absences_do_not_churn_membership() {
         .filter_map(|e| e["content"]["membership"].as_str())
         .collect();
     assert_eq!(changes, ["invite", "join"], "Dave's ghost churned: {changes:?}");
-}
-
-/// The latest membership of `user` in a timeline.
-fn membership_of<'a>(timeline: &'a [Value], user: &str) -> Option<&'a str> {
-    timeline
-        .iter()
-        .filter(|e| e["type"] == "m.room.member" && e["state_key"] == user)
-        .filter_map(|e| e["content"]["membership"].as_str())
-        .next_back()
 }
 
 async fn wait_presence(env: &XmppEnv, user: &str, state: &str) -> Value {

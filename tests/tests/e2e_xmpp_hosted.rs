@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use brygga_e2e::env::Backend;
+use brygga_e2e::matrix_user::membership_of;
 use brygga_e2e::xmpp_env::{LEAVE_GRACE_SECS, XmppEnv, ghost_id};
 use brygga_e2e::xmpp_user::XmppUser;
 use serde_json::{Value, json};
@@ -25,15 +26,6 @@ fn presence_of(nick: &str, kind: &str) -> impl Fn(&Value) -> bool {
     let from = format!("{TOWN}/{nick}");
     let kind = kind.to_owned();
     move |e| e["type"] == "presence" && e["from"] == from.as_str() && e["presence_type"] == kind.as_str()
-}
-
-/// The latest membership of `user` in a timeline.
-fn membership_of<'a>(timeline: &'a [Value], user: &str) -> Option<&'a str> {
-    timeline
-        .iter()
-        .filter(|e| e["type"] == "m.room.member" && e["state_key"] == user)
-        .filter_map(|e| e["content"]["membership"].as_str())
-        .next_back()
 }
 
 /// Waits until the room's archive (asked over MAM, which anyone may) holds `body`.
