@@ -319,8 +319,9 @@ async fn keep_listening(shared: Arc<Shared>, link: Link, cancel: CancellationTok
                 tracing::warn!(room = %room, "portal room is not a bare JID");
                 continue;
             };
-            // Rooms we host need no listener.
+            // Rooms we host need no listener, only their record read.
             if crate::hosted::is_hosted(&shared, room.as_str()) {
+                crate::hosted::restore(&shared, &room).await;
                 continue;
             }
             let (shared, link) = (shared.clone(), link.clone());

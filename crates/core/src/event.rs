@@ -172,6 +172,15 @@ pub enum EventBody<R> {
         /// The last message read.
         up_to: R,
     },
+    /// The room's name or topic changed (`None`: unchanged; empty: cleared).
+    RoomDetails {
+        /// The new name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        /// The new topic.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        topic: Option<String>,
+    },
 }
 
 impl<R> EventBody<R> {
@@ -189,6 +198,7 @@ impl<R> EventBody<R> {
             }
             Self::Presence { presence, status } => Some(EventBody::Presence { presence, status }),
             Self::Typing { typing } => Some(EventBody::Typing { typing }),
+            Self::RoomDetails { name, topic } => Some(EventBody::RoomDetails { name, topic }),
             Self::Message(_) | Self::Edit { .. } | Self::Redaction { .. } | Self::Reaction { .. } => None,
             Self::ReadReceipt { .. } => None,
         }
@@ -205,6 +215,7 @@ impl<R> EventBody<R> {
             Self::Presence { .. } => "presence",
             Self::Typing { .. } => "typing",
             Self::ReadReceipt { .. } => "read_receipt",
+            Self::RoomDetails { .. } => "room_details",
         }
     }
 }
@@ -354,7 +365,9 @@ impl<R> EventBody<R> {
                 vec![Reference::Target(target)]
             }
             Self::ReadReceipt { up_to } => vec![Reference::Target(up_to)],
-            Self::Membership { .. } | Self::Presence { .. } | Self::Typing { .. } => Vec::new(),
+            Self::Membership { .. } | Self::Presence { .. } | Self::Typing { .. } | Self::RoomDetails { .. } => {
+                Vec::new()
+            }
         }
     }
 }

@@ -73,6 +73,9 @@ pub(super) async fn message(
             return Vec::new();
         }
         Some("groupchat") if to.resource().is_none() => {}
+        Some("chat") if to.resource().is_some() => {
+            return super::private::message(shared, link, element, room, to, &session).await;
+        }
         _ => {
             shared.send_quietly(link, bounce("feature-not-implemented")).await;
             return Vec::new();
@@ -182,7 +185,7 @@ pub(super) async fn message(
     vec![event]
 }
 
-pub(super) async fn iq(shared: &Shared, link: &Link, element: &Element, room: &BareJid, to: &Jid, from: &Jid) {
+pub(super) async fn iq(shared: &Arc<Shared>, link: &Link, element: &Element, room: &BareJid, to: &Jid, from: &Jid) {
     let Some(id) = element.attr("id") else { return };
     let kind = element.attr("type").unwrap_or_default();
     if !matches!(kind, "get" | "set") {
@@ -209,7 +212,8 @@ pub(super) async fn iq(shared: &Shared, link: &Link, element: &Element, room: &B
         _ if !known(shared, room).await => error("cancel", "item-not-found"),
         ("get", "ping", ns::PING) => stanzas::iq_result(to, from, id),
         ("get", "query", ns::DISCO_INFO) if bare => {
-            let name = room.node().map(|n| n.as_str()).unwrap_or_default().to_owned();
+            let named = shared.hosted.occupants.lock().expect("occupants poisoned").details(room).name;
+            let name = named.unwrap_or_else(|| room.node().map(|n| n.as_str()).unwrap_or_default().to_owned());
             stanzas::disco_info(
                 to,
                 from,

@@ -8,12 +8,17 @@
 //! self-presence carries status 100 and 110). Anyone may query a room's
 //! archive, as anyone may join it and see its history. XMPP occupants get a
 //! ghost named after their bare JID (the same as in one-to-one chats) with
-//! their nick as display name. Nick changes are refused (`not-acceptable`).
+//! their nick as display name, which follows their nick changes. The room
+//! is unmoderated: moderation happens on Matrix (kicks and bans from there
+//! remove occupants). Its name and subject are the Matrix room's name and
+//! topic; XMPP occupants cannot change the subject.
 
 mod archive;
 mod messages;
 mod occupancy;
 mod outbound;
+mod private;
+mod record;
 mod rooms;
 mod wire;
 
@@ -67,6 +72,8 @@ pub(crate) struct Hosted {
     occupants: Mutex<Occupants>,
     archives: Mutex<HashMap<BareJid, Arc<tokio::sync::Mutex<Archive>>>>,
     known: Mutex<Known>,
+    /// Held while a room's record is read or written.
+    saving: tokio::sync::Mutex<()>,
 }
 
 /// The hosted rooms among the portals, as last read.
@@ -86,8 +93,14 @@ pub(crate) fn is_hosted(shared: &Shared, room: &str) -> bool {
     BareJid::new(room).is_ok_and(|jid| jid.node().is_some() && jid.domain() == shared.domain.domain())
 }
 
-/// Whether `room` is a hosted room with a portal.
-async fn known(shared: &Shared, room: &BareJid) -> bool {
+/// Whether `room` is a hosted room with a portal, its record read (so
+/// its bans hold before anyone joins).
+async fn known(shared: &Arc<Shared>, room: &BareJid) -> bool {
+    listed(shared, room).await && restore(shared, room).await
+}
+
+/// Whether `room` is among the hosted rooms with a portal.
+async fn listed(shared: &Shared, room: &BareJid) -> bool {
     let refresh = {
         let known = shared.hosted.known.lock().expect("known poisoned");
         let age = known.refreshed.map(|t| t.elapsed());
@@ -152,3 +165,14 @@ pub(crate) async fn inbound(shared: &Arc<Shared>, link: &Link, element: &Element
 }
 
 pub(crate) use self::outbound::send;
+
+/// Reads a hosted room's record (done after each connect too, so the
+/// former occupants' leaves are bridged even if nobody speaks there);
+/// false when it could not be read.
+pub(crate) async fn restore(shared: &Arc<Shared>, room: &BareJid) -> bool {
+    let loaded = record::load(shared, room).await;
+    if let Err(err) = &loaded {
+        tracing::warn!(room = %room, error = %err, "reading a hosted room's record failed");
+    }
+    loaded.is_ok()
+}

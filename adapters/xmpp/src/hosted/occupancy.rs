@@ -10,6 +10,7 @@ use tokio_xmpp::parsers::ns;
 
 use super::messages::archive_of;
 use super::rooms::{Join, Seen, Shown};
+use super::record;
 use super::{HISTORY_DEFAULT, HISTORY_MAX, MAX_STATUS_CHARS, known, rooms, wire};
 use crate::adapter::Shared;
 use crate::link::Link;
@@ -67,6 +68,13 @@ pub(super) async fn join(
             broadcast(shared, link, room, &me, true, None).await;
             Vec::new()
         }
+        Join::Renamed { from } => {
+            renamed(shared, link, room, &from, &me).await;
+            record::save(shared, room).await;
+            let body =
+                EventBody::Membership { membership: Membership::Join, display_name: Some(nick.clone()), reason: None };
+            membership_event(room, &session.to_bare(), &nick, body).into_iter().collect()
+        }
         Join::Joined { new_nick } => {
             // Others first, then the joiner itself, then history, then the subject.
             let others = shared.hosted.occupants.lock().expect("occupants poisoned").others(room, &nick);
@@ -102,11 +110,14 @@ pub(super) async fn join(
                 }
                 Err(err) => tracing::warn!(room = %room, error = %err, "hosted room archive unavailable"),
             }
-            shared.send_quietly(link, wire::subject(room, session, "")).await;
+            let subject = shared.hosted.occupants.lock().expect("occupants poisoned").details(room).subject;
+            let from = Jid::from(room.clone());
+            shared.send_quietly(link, wire::subject(&from, session, subject.as_deref().unwrap_or_default())).await;
             if !new_nick {
                 return Vec::new();
             }
             broadcast(shared, link, room, &me, true, Some(session)).await;
+            record::save(shared, room).await;
             let bare = session.to_bare();
             if shared.hosted.occupants.lock().expect("occupants poisoned").came_back(room, &bare) {
                 return Vec::new();
@@ -129,7 +140,28 @@ pub(super) async fn left(shared: &Arc<Shared>, link: &Link, room: &BareJid, sess
     }
     if last {
         broadcast(shared, link, room, &me, false, None).await;
+        record::save(shared, room).await;
         schedule_leave(shared, room, &session.to_bare(), &nick);
+    }
+}
+
+/// Tells every session that an occupant now goes by another nick: the old
+/// nick leaves with status 303 naming the new one, the new one arrives (XEP-0045 §7.6).
+async fn renamed(shared: &Shared, link: &Link, room: &BareJid, from: &str, now: &Seen) {
+    let (sessions, own) = {
+        let occupants = shared.hosted.occupants.lock().expect("occupants poisoned");
+        (occupants.sessions(room), occupants.sessions_of(room, &now.nick))
+    };
+    let before = Seen { nick: from.to_owned(), ..now.clone() };
+    for session in &sessions {
+        let codes: &[u16] = if own.contains(session) { &[303, 110] } else { &[303] };
+        if let Some(p) = wire::nick_change(room, session, &before, &now.nick, codes) {
+            shared.send_quietly(link, p).await;
+        }
+        let codes: &[u16] = if own.contains(session) { &[110] } else { &[] };
+        if let Some(p) = wire::occupant_presence(room, session, now, true, codes) {
+            shared.send_quietly(link, p).await;
+        }
     }
 }
 

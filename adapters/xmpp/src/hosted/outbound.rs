@@ -1,6 +1,8 @@
 //! Matrix to hosted rooms: the sender speaks as an occupant named after
 //! their display name; kicks and bans remove XMPP occupants.
 
+use std::sync::Arc;
+
 use brygga_core::{BridgeError, EventBody, Membership, OutboundEvent, SendReceipt};
 use tokio_xmpp::jid::{BareJid, Jid};
 use tokio_xmpp::minidom::Element;
@@ -9,6 +11,7 @@ use tokio_xmpp::parsers::ns;
 use super::archive::Entry;
 use super::messages::{archive_of, new_stanza_id, schedule_flush};
 use super::occupancy::broadcast;
+use super::record;
 use super::rooms::{Seen, Shown};
 use super::wire::CLIENT;
 use super::{now_secs, wire};
@@ -17,11 +20,12 @@ use crate::link::Link;
 use crate::stanzas::MessageBuilder;
 
 /// Delivers a Matrix event to a hosted room.
-pub(crate) async fn send(shared: &Shared, link: &Link, event: &OutboundEvent) -> Result<SendReceipt, BridgeError> {
+pub(crate) async fn send(shared: &Arc<Shared>, link: &Link, event: &OutboundEvent) -> Result<SendReceipt, BridgeError> {
     use crate::outbound::{Delivery, compose, message_id, reaction_set, receipt, remember_set};
     let room =
         BareJid::new(event.room.as_str()).map_err(|_| BridgeError::permanent("hosted room is not a bare JID"))?;
     let user = &event.sender.user_id;
+    record::load(shared, &room).await?;
     match &event.body {
         EventBody::Membership { membership: Membership::Join, display_name, .. } if event.target.is_none() => {
             let name = display_name.as_deref().or(event.sender.display_name.as_deref());
@@ -31,6 +35,7 @@ pub(crate) async fn send(shared: &Shared, link: &Link, event: &OutboundEvent) ->
         EventBody::Membership { membership: Membership::Leave, .. } if event.target.is_none() => {
             let nick = shared.hosted.occupants.lock().expect("occupants poisoned").matrix_left(&room, user);
             if let Some(nick) = nick {
+                record::save(shared, &room).await;
                 let jid = puppet_bare(shared, user);
                 broadcast(shared, link, &room, &Seen { nick, jid, shown: Shown::default() }, false, None).await;
             }
@@ -44,6 +49,10 @@ pub(crate) async fn send(shared: &Shared, link: &Link, event: &OutboundEvent) ->
             return Ok(SendReceipt::default());
         }
         EventBody::Membership { .. } => return Ok(SendReceipt::default()),
+        EventBody::RoomDetails { name, topic } => {
+            details(shared, link, &room, event, name.as_deref(), topic.as_deref()).await;
+            return Ok(SendReceipt::default());
+        }
         _ => {}
     }
     let nick = matrix_nick(shared, link, &room, user, event.sender.display_name.as_deref()).await;
@@ -122,6 +131,7 @@ pub(super) async fn matrix_nick(
     let (nick, before) =
         shared.hosted.occupants.lock().expect("occupants poisoned").matrix_nick(room, user, wanted.as_deref());
     if let Some(before) = before {
+        record::save(shared, room).await;
         let jid = puppet_bare(shared, user);
         if !before.is_empty() {
             broadcast(
@@ -139,9 +149,32 @@ pub(super) async fn matrix_nick(
     nick
 }
 
+/// A new name or topic from Matrix: kept, and a new subject announced by
+/// the occupant who set it.
+async fn details(
+    shared: &Shared,
+    link: &Link,
+    room: &BareJid,
+    event: &OutboundEvent,
+    name: Option<&str>,
+    topic: Option<&str>,
+) {
+    let changed = shared.hosted.occupants.lock().expect("occupants poisoned").set_details(room, name, topic);
+    record::save(shared, room).await;
+    let Some(subject) = changed else { return };
+    let (user, name) = (&event.sender.user_id, event.sender.display_name.as_deref());
+    let nick = matrix_nick(shared, link, room, user, name).await;
+    let Ok(from) = room.with_resource_str(&nick) else { return };
+    let sessions = shared.hosted.occupants.lock().expect("occupants poisoned").sessions(room);
+    for session in &sessions {
+        shared.send_quietly(link, wire::subject(&Jid::from(from.clone()), session, &subject)).await;
+    }
+}
+
 /// A kick or ban from Matrix: every session of the occupant is removed.
 pub(super) async fn remove(shared: &Shared, link: &Link, room: &BareJid, target: &BareJid, ban: bool) {
     let removed = shared.hosted.occupants.lock().expect("occupants poisoned").remove(room, target, ban);
+    record::save(shared, room).await;
     let Some((nick, sessions)) = removed else { return };
     shared.hosted.occupants.lock().expect("occupants poisoned").came_back(room, target);
     let code = if ban { 301 } else { 307 };

@@ -3,12 +3,16 @@
 //!
 //! XMPP occupants belong to one connection: a new link generation starts
 //! with none (clients notice, e.g. by XEP-0410 self-pings, and rejoin).
-//! Matrix occupants, bans and pending leaves outlive it.
+//! Matrix occupants, bans and pending leaves outlive it, and the room's
+//! record (`record.rs`) keeps them across restarts.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use brygga_core::MatrixUserId;
+use serde::{Deserialize, Serialize};
 use tokio_xmpp::jid::{BareJid, FullJid};
+
+use super::record::Record;
 
 /// Sessions one bare JID may have in one room.
 pub(crate) const MAX_SESSIONS: usize = 16;
@@ -32,6 +36,26 @@ pub(crate) struct XmppOccupant {
     pub(crate) sessions: Vec<(FullJid, Shown)>,
 }
 
+impl XmppOccupant {
+    fn has(&self, session: &FullJid) -> bool {
+        self.sessions.iter().any(|(s, _)| s == session)
+    }
+
+    fn show(&mut self, session: &FullJid, shown: Shown) {
+        if let Some(entry) = self.sessions.iter_mut().find(|(s, _)| s == session) {
+            entry.1 = shown;
+        }
+    }
+}
+
+/// A room's name and subject, as Matrix last set them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub(crate) struct Details {
+    pub(crate) name: Option<String>,
+    pub(crate) subject: Option<String>,
+}
+
 /// Someone another joiner sees in the room.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Seen {
@@ -50,11 +74,15 @@ pub(crate) enum Join {
     Joined { new_nick: bool },
     /// A session already in sent presence again (a show/status change).
     Updated,
+    /// A session already in asked for another nick, which all the person's sessions now hold.
+    Renamed { from: String },
 }
 
-/// One room's occupants.
+/// One room's occupants, and what Matrix calls it.
 #[derive(Default)]
 struct Room {
+    /// The Matrix room's name and topic (the group chat's subject).
+    details: Details,
     xmpp: BTreeMap<String, XmppOccupant>,
     /// Matrix users by nick.
     matrix: BTreeMap<String, MatrixUserId>,
@@ -67,6 +95,8 @@ struct Room {
 pub(crate) struct Occupants {
     generation: u64,
     rooms: HashMap<BareJid, Room>,
+    /// Rooms whose record was read.
+    restored: HashSet<BareJid>,
     /// Leaves waiting out their grace period, by (room, bare JID), with a token.
     pending_leaves: HashMap<(BareJid, BareJid), u64>,
     next_token: u64,
@@ -89,6 +119,64 @@ impl Occupants {
         gone
     }
 
+    /// Whether the room's record was read.
+    pub(crate) fn is_restored(&self, room: &BareJid) -> bool {
+        self.restored.contains(room)
+    }
+
+    /// Takes in the room's kept state (once; later calls change nothing);
+    /// returns the XMPP occupants it names (bare JID, nick) who are not in now.
+    pub(crate) fn restore(&mut self, room: &BareJid, record: Record) -> Vec<(BareJid, String)> {
+        if !self.restored.insert(room.clone()) {
+            return Vec::new();
+        }
+        let state = self.rooms.entry(room.clone()).or_default();
+        for (nick, user) in record.matrix {
+            if !state.xmpp.contains_key(&nick) && !state.matrix.values().any(|u| *u == user) {
+                state.matrix.insert(nick, user);
+            }
+        }
+        state.banned.extend(record.banned.iter().filter_map(|b| BareJid::new(b).ok()));
+        state.details = record.details;
+        let present = |bare: &BareJid| state.xmpp.values().any(|o| o.bare == *bare);
+        record
+            .xmpp
+            .iter()
+            .filter_map(|(bare, nick)| Some((BareJid::new(bare).ok()?, nick.clone())))
+            .filter(|(bare, _)| !present(bare))
+            .collect()
+    }
+
+    /// The room's name and subject.
+    pub(crate) fn details(&self, room: &BareJid) -> Details {
+        self.rooms.get(room).map(|state| state.details.clone()).unwrap_or_default()
+    }
+
+    /// Takes in a new name and/or subject (an empty one clears it); returns
+    /// the subject when it changed.
+    pub(crate) fn set_details(&mut self, room: &BareJid, name: Option<&str>, subject: Option<&str>) -> Option<String> {
+        let details = &mut self.rooms.entry(room.clone()).or_default().details;
+        let given = |value: &str| Some(value.to_owned()).filter(|v| !v.is_empty());
+        if let Some(name) = name {
+            details.name = given(name);
+        }
+        let subject = subject.map(given)?;
+        if subject == details.subject {
+            return None;
+        }
+        details.subject = subject;
+        Some(details.subject.clone().unwrap_or_default())
+    }
+
+    /// The room's state worth keeping.
+    pub(crate) fn record(&self, room: &BareJid) -> Record {
+        let Some(state) = self.rooms.get(room) else { return Record::default() };
+        let mut banned: Vec<String> = state.banned.iter().map(|b| b.to_string()).collect();
+        banned.sort();
+        let xmpp = state.xmpp.iter().map(|(nick, o)| (o.bare.to_string(), nick.clone())).collect();
+        Record { matrix: state.matrix.clone(), banned, details: state.details.clone(), xmpp }
+    }
+
     /// A session's join (or presence update) under `nick`.
     pub(crate) fn join(&mut self, room: &BareJid, session: &FullJid, nick: &str, shown: Shown) -> Join {
         let bare = session.to_bare();
@@ -96,11 +184,24 @@ impl Occupants {
         if state.banned.contains(&bare) {
             return Join::Refused("forbidden");
         }
-        if let Some((held, occupant)) = state.xmpp.iter_mut().find(|(_, o)| o.bare == bare) {
-            if held != nick {
-                // One nick per person; nick changes are not offered.
+        let held = state.xmpp.iter().find(|(_, o)| o.bare == bare).map(|(n, o)| (n.clone(), o.has(session)));
+        if let Some((held, in_room)) = held
+            && held != nick
+        {
+            // A session already in changes the nick of all the person's
+            // sessions; a new session must join under the nick they hold.
+            if !in_room {
                 return Join::Refused("not-acceptable");
             }
+            if state.xmpp.contains_key(nick) || state.matrix.contains_key(nick) {
+                return Join::Refused("conflict");
+            }
+            let mut occupant = state.xmpp.remove(&held).expect("the held nick is in the room");
+            occupant.show(session, shown);
+            state.xmpp.insert(nick.to_owned(), occupant);
+            return Join::Renamed { from: held };
+        }
+        if let Some(occupant) = state.xmpp.get_mut(nick).filter(|o| o.bare == bare) {
             if let Some(entry) = occupant.sessions.iter_mut().find(|(s, _)| s == session) {
                 entry.1 = shown;
                 return Join::Updated;
@@ -137,7 +238,7 @@ impl Occupants {
     /// Removes an XMPP occupant with all their sessions (a kick or ban from
     /// Matrix); returns their nick and sessions.
     pub(crate) fn remove(&mut self, room: &BareJid, bare: &BareJid, ban: bool) -> Option<(String, Vec<FullJid>)> {
-        let state = self.rooms.get_mut(room)?;
+        let state = self.rooms.entry(room.clone()).or_default();
         if ban {
             state.banned.insert(bare.clone());
         }
@@ -156,6 +257,17 @@ impl Occupants {
     pub(crate) fn sessions(&self, room: &BareJid) -> Vec<FullJid> {
         let Some(state) = self.rooms.get(room) else { return Vec::new() };
         state.xmpp.values().flat_map(|o| o.sessions.iter().map(|(s, _)| s.clone())).collect()
+    }
+
+    /// The Matrix user who appears under `nick`.
+    pub(crate) fn matrix_user(&self, room: &BareJid, nick: &str) -> Option<MatrixUserId> {
+        self.rooms.get(room)?.matrix.get(nick).cloned()
+    }
+
+    /// The sessions of the occupant under `nick`.
+    pub(crate) fn sessions_of(&self, room: &BareJid, nick: &str) -> Vec<FullJid> {
+        let occupant = self.rooms.get(room).and_then(|state| state.xmpp.get(nick));
+        occupant.map(|o| o.sessions.iter().map(|(s, _)| s.clone()).collect()).unwrap_or_default()
     }
 
     /// How an occupant appears to others: their first session's JID and show.
@@ -259,13 +371,27 @@ mod tests {
         assert_eq!(o.join(&room(), &phone, "Bob", Shown::default()), Join::Joined { new_nick: true });
         assert_eq!(o.join(&room(), &laptop, "Bob", Shown::default()), Join::Joined { new_nick: false });
         assert_eq!(o.join(&room(), &laptop, "Bob", Shown::default()), Join::Updated);
-        assert_eq!(o.join(&room(), &laptop, "Robert", Shown::default()), Join::Refused("not-acceptable"));
+        assert_eq!(o.join(&room(), &jid("bob@localhost/tablet"), "Robert", Shown::default()), Join::Refused("not-acceptable"));
         assert_eq!(o.join(&room(), &jid("eve@localhost/x"), "Bob", Shown::default()), Join::Refused("conflict"));
         assert_eq!(o.sessions(&room()).len(), 2);
         assert_eq!(o.leave(&room(), &phone), Some(("Bob".into(), false)));
         assert_eq!(o.leave(&room(), &laptop), Some(("Bob".into(), true)));
         assert_eq!(o.leave(&room(), &laptop), None);
         assert!(o.sessions(&room()).is_empty());
+    }
+
+    #[test]
+    fn a_nick_change_moves_every_session() {
+        let mut o = Occupants::default();
+        let (phone, laptop) = (jid("bob@localhost/phone"), jid("bob@localhost/laptop"));
+        o.join(&room(), &phone, "Bob", Shown::default());
+        o.join(&room(), &laptop, "Bob", Shown::default());
+        o.join(&room(), &jid("eve@localhost/x"), "Eve", Shown::default());
+        assert_eq!(o.join(&room(), &laptop, "Eve", Shown::default()), Join::Refused("conflict"));
+        assert_eq!(o.join(&room(), &laptop, "Robert", Shown::default()), Join::Renamed { from: "Bob".into() });
+        assert_eq!(o.nick_of(&room(), &phone).as_deref(), Some("Robert"));
+        assert_eq!(o.join(&room(), &phone, "Robert", Shown::default()), Join::Updated);
+        assert_eq!(o.join(&room(), &jid("x@localhost/x"), "Bob", Shown::default()), Join::Joined { new_nick: true });
     }
 
     #[test]
@@ -299,6 +425,42 @@ mod tests {
         assert_eq!(o.join(&room(), &jid("x@localhost/x"), "Al", Shown::default()), Join::Refused("conflict"));
         assert_eq!(o.others(&room(), "Bob").len(), 2);
         assert_eq!(o.matrix_left(&room(), &alice), Some("Al".into()));
+    }
+
+    #[test]
+    fn matrix_occupants_and_bans_are_kept() {
+        let mut o = Occupants::default();
+        let alice = MatrixUserId::new("@alice:localhost").unwrap();
+        o.matrix_nick(&room(), &alice, Some("Alice"));
+        o.remove(&room(), &BareJid::new("eve@localhost").unwrap(), true);
+        o.set_details(&room(), Some("Town hall"), Some("Budget"));
+        o.join(&room(), &jid("bob@localhost/laptop"), "Bob", Shown::default());
+        o.join(&room(), &jid("carol@localhost/x"), "Carol", Shown::default());
+        let record = o.record(&room());
+        let mut restarted = Occupants::default();
+        assert!(!restarted.is_restored(&room()));
+        let back = jid("bob@localhost/phone");
+        restarted.join(&room(), &back, "Bob", Shown::default());
+        let gone = restarted.restore(&room(), record.clone());
+        assert_eq!(gone, vec![(BareJid::new("carol@localhost").unwrap(), "Carol".to_owned())]);
+        assert!(restarted.is_restored(&room()));
+        restarted.leave(&room(), &back);
+        assert_eq!(restarted.record(&room()), Record { xmpp: Vec::new(), ..record.clone() });
+        assert_eq!(restarted.join(&room(), &jid("eve@localhost/x"), "Eve", Shown::default()), Join::Refused("forbidden"));
+        assert_eq!(restarted.join(&room(), &jid("al@localhost/x"), "Alice", Shown::default()), Join::Refused("conflict"));
+        assert!(restarted.restore(&room(), Record::default()).is_empty());
+        assert_eq!(restarted.record(&room()).banned, record.banned, "a second restore changes nothing");
+    }
+
+    #[test]
+    fn names_and_subjects_change_apart() {
+        let mut o = Occupants::default();
+        assert_eq!(o.set_details(&room(), Some("Town hall"), None), None);
+        assert_eq!(o.set_details(&room(), None, Some("Budget")), Some("Budget".into()));
+        assert_eq!(o.set_details(&room(), None, Some("Budget")), None, "the same subject is no change");
+        assert_eq!(o.details(&room()), Details { name: Some("Town hall".into()), subject: Some("Budget".into()) });
+        assert_eq!(o.set_details(&room(), Some(""), Some("")), Some(String::new()));
+        assert_eq!(o.details(&room()), Details::default());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! messages, history, the subject, MAM results and errors.
 
 use tokio_xmpp::jid::{BareJid, FullJid, Jid};
-use tokio_xmpp::minidom::rxml::NcName;
+use tokio_xmpp::minidom::rxml::{Namespace, NcName};
 use tokio_xmpp::minidom::{Element, ElementBuilder, Node};
 use tokio_xmpp::parsers::ns;
 
@@ -53,6 +53,16 @@ pub(crate) fn occupant_presence(
     Some(presence.append(x.build()).build())
 }
 
+/// The unavailable presence of an occupant's old nick that names the new one.
+pub(crate) fn nick_change(room: &BareJid, to: &FullJid, before: &Seen, nick: &str, codes: &[u16]) -> Option<Element> {
+    let mut presence = occupant_presence(room, to, before, false, codes)?;
+    let item = presence.get_child_mut("x", ns::MUC_USER)?.get_child_mut("item", ns::MUC_USER)?;
+    for (name, value) in [("nick", nick), ("role", "participant")] {
+        item.set_attr(Namespace::NONE, NcName::try_from(name).expect("static attribute names are valid"), value);
+    }
+    Some(presence)
+}
+
 /// A presence error for a refused join, from the occupant JID asked for.
 pub(crate) fn presence_error(from: &Jid, to: &Jid, condition: &str) -> Element {
     let kind = if condition == "service-unavailable" || condition == "resource-constraint" { "wait" } else { "cancel" };
@@ -81,9 +91,10 @@ pub(crate) fn message_error(from: &Jid, to: &Jid, id: Option<&str>, condition: &
     attr(message, "type", "error").append(error).build()
 }
 
-/// The room's subject, which ends the join sequence.
-pub(crate) fn subject(room: &BareJid, to: &FullJid, subject: &str) -> Element {
-    let message = attr(Element::builder("message", ns::COMPONENT), "from", room.as_str());
+/// The room's subject, from the room (ending the join sequence) or from the
+/// occupant who changed it.
+pub(crate) fn subject(from: &Jid, to: &FullJid, subject: &str) -> Element {
+    let message = attr(Element::builder("message", ns::COMPONENT), "from", from.as_str());
     attr(attr(attr(message, "to", to.as_str()), "type", "groupchat"), "id", format!("subject-{}", super::now_secs()))
         .append(Element::builder("subject", ns::COMPONENT).append(xml_safe(subject)).build())
         .build()

@@ -7,7 +7,7 @@ use crate::adapter::Shared;
 use crate::direct;
 use crate::stanza::DirectMessage;
 
-pub(super) async fn message(shared: &Shared, mut message: DirectMessage) -> Vec<InboundEvent> {
+pub(crate) async fn message(shared: &Shared, mut message: DirectMessage) -> Vec<InboundEvent> {
     let Some(user) = shared.puppet_owner(&message.to) else {
         tracing::debug!("one-to-one message not addressed to a puppet ignored");
         return Vec::new();

@@ -4,6 +4,8 @@
 
 mod catchup;
 mod direct;
+
+pub(crate) use self::direct::message as direct_message;
 mod group;
 mod iq;
 pub(crate) mod pushers;

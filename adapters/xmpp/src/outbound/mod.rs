@@ -4,6 +4,8 @@
 mod direct;
 mod group;
 
+use std::sync::Arc;
+
 use brygga_core::{
     BridgeError, EventBody, MatrixUserId, MediaLinks, MediaSource, OutboundEvent, Presence, RemoteMessageId,
     SendReceipt,
@@ -16,7 +18,7 @@ use crate::reactions::Side;
 use crate::stanzas::{self, MessageBuilder};
 
 /// Delivers one event.
-pub(crate) async fn send(shared: &Shared, link: &Link, event: &OutboundEvent) -> Result<SendReceipt, BridgeError> {
+pub(crate) async fn send(shared: &Arc<Shared>, link: &Link, event: &OutboundEvent) -> Result<SendReceipt, BridgeError> {
     if crate::hosted::is_hosted(shared, event.room.as_str()) {
         return crate::hosted::send(shared, link, event).await;
     }

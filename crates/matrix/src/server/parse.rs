@@ -65,6 +65,9 @@ fn convert(envelope: &Envelope<'_>) -> Converted {
         "m.reaction" => Some(reaction(content)?),
         "m.room.redaction" => Some(redaction(content, envelope.redacts.as_deref())?),
         "m.room.member" => member(content, envelope)?,
+        "m.room.name" | "m.room.topic" if envelope.state_key.as_deref() == Some("") => {
+            Some(room_details(&envelope.kind, content)?)
+        }
         _ => None,
     };
     let Some(body) = body else {
@@ -79,6 +82,19 @@ fn convert(envelope: &Envelope<'_>) -> Converted {
         state_key: envelope.state_key.clone(),
         body,
     }))
+}
+
+/// A name or topic change; a missing or non-text value clears it.
+fn room_details(kind: &str, content: &RawValue) -> Result<Body, &'static str> {
+    let content: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(content.get()).map_err(|_| "invalid room name or topic content")?;
+    let field = if kind == "m.room.name" { "name" } else { "topic" };
+    let value = content.get(field).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+    Ok(if kind == "m.room.name" {
+        EventBody::RoomDetails { name: Some(value), topic: None }
+    } else {
+        EventBody::RoomDetails { name: None, topic: Some(value) }
+    })
 }
 
 fn event_id(raw: impl Into<String>) -> Result<MatrixEventId, &'static str> {

@@ -167,9 +167,26 @@ fn membership_changes() {
     assert_eq!(member("@a:hs", "@a:hs", json!({"membership": "knock"})), None);
 }
 
+fn state(kind: &str, state_key: &str, content: Value) -> Option<MatrixEvent> {
+    parse_full(json!({"type": kind, "event_id": "$s", "room_id": "!r:hs", "sender": "@a:hs",
+        "state_key": state_key, "origin_server_ts": 1, "content": content}))
+}
+
+#[test]
+fn room_names_and_topics() {
+    let name = state("m.room.name", "", json!({"name": "Town hall"})).unwrap();
+    assert_eq!(name.body, EventBody::RoomDetails { name: Some("Town hall".into()), topic: None });
+    let topic = state("m.room.topic", "", json!({"topic": "Budget"})).unwrap();
+    assert_eq!(topic.body, EventBody::RoomDetails { name: None, topic: Some("Budget".into()) });
+    let cleared = state("m.room.topic", "", json!({})).unwrap();
+    assert_eq!(cleared.body, EventBody::RoomDetails { name: None, topic: Some(String::new()) });
+    assert_eq!(state("m.room.name", "x", json!({"name": "not the room's"})), None);
+    assert_eq!(state("m.room.name", "", json!("not an object")), None);
+}
+
 #[test]
 fn unknown_and_broken_events_are_skipped() {
-    assert_eq!(parse("m.room.topic", json!({"topic": "t"})), None);
+    assert_eq!(parse("m.room.topic", json!({"topic": "t"})), None, "a topic without a state key");
     assert_eq!(parse("m.room.message", json!({"body": 3})), None);
     assert_eq!(parse_full(json!({"type": "m.room.message"})), None);
     assert_eq!(parse_full(json!([1])), None);
