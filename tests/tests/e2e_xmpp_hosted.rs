@@ -180,3 +180,116 @@ async fn the_component_hosts_group_chats_for_matrix_rooms() {
         .wait_timeline(&room, WAIT, "Bob's ghost leaving", |t| membership_of(t, &bob_ghost) == Some("leave"))
         .await;
 }
+
+/// Sets a state event of the room as Alice.
+async fn set_state(env: &XmppEnv, room: &str, kind: &str, content: Value) {
+    let path = format!("/rooms/{room}/state/{kind}/");
+    let (status, body) = env.alice.raw(reqwest::Method::PUT, &path, Some(content)).await;
+    assert_eq!(status, 200, "{kind}: {body}");
+}
+
+/// Waits until the bridge's component answers again.
+async fn component_back(user: &XmppUser) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while user.disco_info("matrix-fk.localhost").await.is_err() {
+        assert!(tokio::time::Instant::now() < deadline, "the component never came back");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Waits until the ghost's display name is `name`.
+async fn ghost_named(env: &XmppEnv, ghost: &str, name: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while env.alice.profile(ghost).await["displayname"] != name {
+        assert!(tokio::time::Instant::now() < deadline, "{ghost} never became {name:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hosted_rooms_follow_nicks_and_topics_and_outlive_restarts() {
+    let mut env = XmppEnv::start(Backend::Sqlite, &["fk"]).await;
+    env.alice.set_display_name("Alice A.").await;
+    let room = env.linked_room("fk", TOWN).await;
+    let bob_ghost = ghost_id("fk", "bob@localhost");
+    let carol_ghost = ghost_id("fk", "carol@localhost");
+    let dave_ghost = ghost_id("fk", "dave@localhost");
+
+    // The Matrix room's name and topic are the group chat's name and subject.
+    set_state(&env, &room, "m.room.name", json!({"name": "Town hall"})).await;
+    set_state(&env, &room, "m.room.topic", json!({"topic": "Budget"})).await;
+    env.alice.send_text(&room, "the agenda is out").await;
+    let bob = XmppUser::connect(&env.prosody, "bob", "bob-pw").await;
+    archived(&bob, "the agenda is out").await;
+    let joined = bob.join_muc(TOWN, "Bob").await;
+    assert_eq!(joined["subject"], "Budget", "{joined}");
+    let info = bob.disco_info(TOWN).await.expect("disco#info of the room");
+    assert!(info["identities"].as_array().unwrap().iter().any(|i| i["name"] == "Town hall"), "{info}");
+    let carol = XmppUser::connect(&env.prosody, "carol", "carol-pw").await;
+    carol.join_muc(TOWN, "Carol").await;
+    set_state(&env, &room, "m.room.topic", json!({"topic": "Budget, second reading"})).await;
+    let changed = carol.wait_for(WAIT, |e| e["subject"] == "Budget, second reading").await;
+    assert_eq!(changed["from"], format!("{TOWN}/Alice A."), "{changed}");
+
+    // Bob changes his nick: the room says so (303, then the new nick), and his ghost is renamed.
+    bob.raw(&format!("<presence to='{TOWN}/Robert'/>")).await;
+    let gone = carol
+        .wait_for(WAIT, |e| presence_of("Bob", "unavailable")(e) && e["muc"]["status_codes"] == json!([303]))
+        .await;
+    assert_eq!(gone["muc"]["nick"], "Robert", "{gone}");
+    carol.wait_for(WAIT, presence_of("Robert", "available")).await;
+    bob.wait_for(WAIT, |e| presence_of("Robert", "available")(e) && e["muc"]["status_codes"] == json!([110])).await;
+    ghost_named(&env, &bob_ghost, "Robert").await;
+    bob.send_groupchat(TOWN, "call me Robert").await;
+    let said = carol.wait_for(WAIT, body_is("call me Robert")).await;
+    assert_eq!(said["from"], format!("{TOWN}/Robert"));
+    env.matrix_sees(&room, "call me Robert").await;
+
+    // Private messages: between XMPP occupants the room relays them (and
+    // Matrix sees nothing); to a Matrix occupant they open a direct chat.
+    bob.send_chat(&format!("{TOWN}/Carol"), "psst, carol").await;
+    let private = carol.wait_for(WAIT, body_is("psst, carol")).await;
+    assert_eq!(
+        (private["from"].as_str(), private["msg_type"].as_str()),
+        (Some(&*format!("{TOWN}/Robert")), Some("chat"))
+    );
+    bob.send_chat(&format!("{TOWN}/Alice A."), "psst, alice").await;
+    let dm = env.alice.wait_invite(&bob_ghost, WAIT).await;
+    env.alice.join(&dm).await;
+    env.matrix_sees(&dm, "psst, alice").await;
+    let timeline = env.alice.timeline(&room).await;
+    assert!(!timeline.iter().any(|e| e["content"]["body"] == "psst, carol" || e["content"]["body"] == "psst, alice"));
+
+    // A ban from Matrix survives a bridge restart, and so do the Matrix
+    // occupants and the subject.
+    let (status, body) = env
+        .alice
+        .raw(reqwest::Method::POST, &format!("/rooms/{room}/ban"), Some(json!({"user_id": carol_ghost})))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    carol.wait_for(WAIT, |e| e["type"] == "presence" && e["muc"]["status_codes"] == json!([110, 301])).await;
+    env.bridge.kill();
+    env.bridge.start().await;
+    component_back(&carol).await;
+    let refused = carol.command("join_muc", json!({"room": TOWN, "nick": "Carol"})).await;
+    assert!(refused.as_ref().is_err_and(|e| e.contains("forbidden")), "{refused:?}");
+    let dave = XmppUser::connect(&env.prosody, "dave", "dave-pw").await;
+    let joined = dave.join_muc(TOWN, "Dave").await;
+    assert_eq!(joined["subject"], "Budget, second reading", "{joined}");
+    assert!(joined["occupants"].as_array().unwrap().iter().any(|o| o["nick"] == "Alice A."), "{joined}");
+
+    // The component's connection drops (Prosody restarts): every XMPP
+    // occupant is gone; who rejoins within the grace period never left
+    // Matrix, who does not leaves it.
+    drop((bob, carol, dave));
+    env.prosody.restart(Duration::from_secs(5)).expect("Prosody restarts");
+    let bob = XmppUser::connect(&env.prosody, "bob", "bob-pw").await;
+    component_back(&bob).await;
+    bob.join_muc(TOWN, "Robert").await;
+    env.alice
+        .wait_timeline(&room, WAIT, "Dave's ghost leaving", |t| membership_of(t, &dave_ghost) == Some("leave"))
+        .await;
+    assert_eq!(membership_of(&env.alice.timeline(&room).await, &bob_ghost), Some("join"));
+    bob.send_groupchat(TOWN, "still here after the restart").await;
+    env.matrix_sees(&room, "still here after the restart").await;
+}

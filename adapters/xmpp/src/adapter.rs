@@ -314,7 +314,8 @@ async fn keep_listening(shared: Arc<Shared>, link: Link, cancel: CancellationTok
                 continue;
             }
         };
-        for room in rooms {
+        // Direct chats have no room to sit in.
+        for room in rooms.into_iter().filter(|r| crate::direct::parse(r).is_none()) {
             let Ok(room) = BareJid::new(room.as_str()) else {
                 tracing::warn!(room = %room, "portal room is not a bare JID");
                 continue;

@@ -9,8 +9,8 @@ use tokio_xmpp::minidom::Element;
 use tokio_xmpp::parsers::ns;
 
 use super::messages::archive_of;
-use super::rooms::{Join, Seen, Shown};
 use super::record;
+use super::rooms::{Join, Seen, Shown};
 use super::{HISTORY_DEFAULT, HISTORY_MAX, MAX_STATUS_CHARS, known, rooms, wire};
 use crate::adapter::Shared;
 use crate::link::Link;

@@ -371,7 +371,10 @@ mod tests {
         assert_eq!(o.join(&room(), &phone, "Bob", Shown::default()), Join::Joined { new_nick: true });
         assert_eq!(o.join(&room(), &laptop, "Bob", Shown::default()), Join::Joined { new_nick: false });
         assert_eq!(o.join(&room(), &laptop, "Bob", Shown::default()), Join::Updated);
-        assert_eq!(o.join(&room(), &jid("bob@localhost/tablet"), "Robert", Shown::default()), Join::Refused("not-acceptable"));
+        assert_eq!(
+            o.join(&room(), &jid("bob@localhost/tablet"), "Robert", Shown::default()),
+            Join::Refused("not-acceptable")
+        );
         assert_eq!(o.join(&room(), &jid("eve@localhost/x"), "Bob", Shown::default()), Join::Refused("conflict"));
         assert_eq!(o.sessions(&room()).len(), 2);
         assert_eq!(o.leave(&room(), &phone), Some(("Bob".into(), false)));
@@ -446,8 +449,14 @@ mod tests {
         assert!(restarted.is_restored(&room()));
         restarted.leave(&room(), &back);
         assert_eq!(restarted.record(&room()), Record { xmpp: Vec::new(), ..record.clone() });
-        assert_eq!(restarted.join(&room(), &jid("eve@localhost/x"), "Eve", Shown::default()), Join::Refused("forbidden"));
-        assert_eq!(restarted.join(&room(), &jid("al@localhost/x"), "Alice", Shown::default()), Join::Refused("conflict"));
+        assert_eq!(
+            restarted.join(&room(), &jid("eve@localhost/x"), "Eve", Shown::default()),
+            Join::Refused("forbidden")
+        );
+        assert_eq!(
+            restarted.join(&room(), &jid("al@localhost/x"), "Alice", Shown::default()),
+            Join::Refused("conflict")
+        );
         assert!(restarted.restore(&room(), Record::default()).is_empty());
         assert_eq!(restarted.record(&room()).banned, record.banned, "a second restore changes nothing");
     }
