@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use brygga_core::store::CommitListener;
 use brygga_core::{
-    AdapterConfig, AdapterKind, BridgeError, Direction, EventBody, Ghost, GhostProfile, LinkedAccount, MatrixEventId,
-    MatrixRoomId, MatrixSide, MatrixUserId, MediaBytes, MessageMapping, NewOutboxEntry, OutboxEntry, Portal, PortalKey,
-    RemoteMessageId, RemoteUserId, RoomSpec, Store, StoreResult, Tenant, TenantId, TxnOutcome,
+    AdapterConfig, AdapterKind, AdminToken, BridgeError, Direction, EventBody, Ghost, GhostProfile, LinkedAccount,
+    MatrixEventId, MatrixRoomId, MatrixSide, MatrixUserId, MediaBytes, MessageMapping, NewOutboxEntry, OutboxEntry,
+    Portal, PortalKey, RemoteMessageId, RemoteUserId, RoomSpec, Store, StoreResult, Tenant, TenantId, TxnOutcome,
 };
 
 /// Calls, total and longest time per operation name.
@@ -86,6 +86,18 @@ impl Store for TimedStore {
     }
     async fn set_adapter_enabled(&self, t: &TenantId, k: &AdapterKind, on: bool) -> StoreResult<bool> {
         self.timings.time("store.set_adapter_enabled", self.inner.set_adapter_enabled(t, k, on)).await
+    }
+    async fn put_admin_token(&self, t: &AdminToken) -> StoreResult<()> {
+        self.inner.put_admin_token(t).await
+    }
+    async fn admin_token_by_hash(&self, h: &str) -> StoreResult<Option<AdminToken>> {
+        self.inner.admin_token_by_hash(h).await
+    }
+    async fn admin_tokens(&self, t: &TenantId) -> StoreResult<Vec<AdminToken>> {
+        self.inner.admin_tokens(t).await
+    }
+    async fn remove_admin_token(&self, t: &TenantId, id: &str) -> StoreResult<bool> {
+        self.inner.remove_admin_token(t, id).await
     }
     async fn upsert_ghost(&self, g: &Ghost) -> StoreResult<()> {
         self.timings.time("store.upsert_ghost", self.inner.upsert_ghost(g)).await

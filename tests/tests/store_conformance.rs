@@ -55,6 +55,7 @@ conformance!(
     linked_accounts_link_relink_unlink,
     portals_by_key_and_room,
     adapter_state_by_tenant_and_kind,
+    admin_tokens_by_hash_and_tenant,
     message_map_both_ways_ordered_by_part,
     reactions_keep_their_kind,
     aliases_map_to_the_same_event,

@@ -39,6 +39,6 @@ pub use queue::{Queues, RetryPolicy};
 pub use router::Router;
 pub use running::RunningAdapters;
 pub use store::{
-    AdapterConfig, Direction, Ghost, LinkedAccount, MappingKind, MessageMapping, NewOutboxEntry, OutboxEntry, Portal,
-    Store, StoreResult, Tenant, TenantSettings, TxnOutcome,
+    AdapterConfig, AdminToken, Direction, Ghost, LinkedAccount, MappingKind, MessageMapping, NewOutboxEntry,
+    OutboxEntry, Portal, Store, StoreResult, Tenant, TenantSettings, TxnOutcome,
 };

@@ -67,6 +67,29 @@ impl AdapterConfig {
     }
 }
 
+/// A tenant administrator's API token, kept only as a hash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct AdminToken {
+    /// Public id of the token (to list and revoke it; not a secret).
+    pub id: String,
+    /// The tenant it administers.
+    pub tenant: TenantId,
+    /// Hex SHA-256 of the secret token.
+    pub hash: String,
+    /// What it is for, as its creator said.
+    pub label: Option<String>,
+    /// Creation time, ms since the Unix epoch.
+    pub created_at: i64,
+}
+
+impl AdminToken {
+    /// Builds a token record.
+    pub fn new(id: impl Into<String>, tenant: TenantId, hash: impl Into<String>, created_at: i64) -> Self {
+        Self { id: id.into(), tenant, hash: hash.into(), label: None, created_at }
+    }
+}
+
 /// A remote user's virtual Matrix user.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -325,6 +348,15 @@ pub trait Store: Send + Sync {
     async fn adapter_configs(&self, tenant: Option<&TenantId>) -> StoreResult<Vec<AdapterConfig>>;
     /// Turns an adapter on or off. Returns false if it has no config.
     async fn set_adapter_enabled(&self, tenant: &TenantId, kind: &AdapterKind, enabled: bool) -> StoreResult<bool>;
+
+    /// Stores a tenant-admin token. The tenant must exist.
+    async fn put_admin_token(&self, token: &AdminToken) -> StoreResult<()>;
+    /// The token with this hash.
+    async fn admin_token_by_hash(&self, hash: &str) -> StoreResult<Option<AdminToken>>;
+    /// A tenant's tokens, oldest first.
+    async fn admin_tokens(&self, tenant: &TenantId) -> StoreResult<Vec<AdminToken>>;
+    /// Revokes a token of a tenant. Returns false if it did not exist.
+    async fn remove_admin_token(&self, tenant: &TenantId, id: &str) -> StoreResult<bool>;
 
     /// Creates or updates a ghost.
     async fn upsert_ghost(&self, ghost: &Ghost) -> StoreResult<()>;

@@ -131,6 +131,17 @@ pub(crate) fn linked_account(row: &AnyRow) -> Result<LinkedAccount, StoreError> 
     Ok(account)
 }
 
+pub(crate) fn admin_token(row: &AnyRow) -> Result<brygga_core::AdminToken, StoreError> {
+    let mut token = brygga_core::AdminToken::new(
+        text(row, "id")?,
+        tenant_id(row, "tenant")?,
+        text(row, "hash")?,
+        int(row, "created_at")?,
+    );
+    token.label = opt_text(row, "label")?;
+    Ok(token)
+}
+
 pub(crate) fn portal(row: &AnyRow) -> Result<Portal, StoreError> {
     let mut portal = Portal::new(portal_key(row)?);
     portal.room_id = opt_id(row, "room_id", MatrixRoomId::new)?;

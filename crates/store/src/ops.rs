@@ -31,6 +31,11 @@ pub(crate) enum Op {
         kind: AdapterKind,
         enabled: bool,
     },
+    PutAdminToken(brygga_core::AdminToken),
+    RemoveAdminToken {
+        tenant: TenantId,
+        id: String,
+    },
     UpsertGhost(brygga_core::Ghost),
     LinkAccount(brygga_core::LinkedAccount),
     UnlinkAccount {
@@ -105,6 +110,8 @@ pub(crate) async fn apply(
         Op::SetAdapterEnabled { tenant, kind, enabled } => {
             write_entities::set_adapter_enabled(conn, tenant, kind, *enabled, now).await
         }
+        Op::PutAdminToken(token) => write_entities::put_admin_token(conn, token).await,
+        Op::RemoveAdminToken { tenant, id } => write_entities::remove_admin_token(conn, tenant, id).await,
         Op::UpsertGhost(ghost) => write_entities::upsert_ghost(conn, ghost, now).await,
         Op::LinkAccount(account) => write_entities::link_account(conn, account, now).await,
         Op::UnlinkAccount { tenant, kind, user } => write_entities::unlink_account(conn, tenant, kind, user).await,
@@ -134,6 +141,8 @@ pub(crate) fn op_name(op: &Op) -> &'static str {
         Op::RemoveTenant(_) => "remove tenant",
         Op::PutAdapterConfig { .. } => "put adapter config",
         Op::SetAdapterEnabled { .. } => "set adapter enabled",
+        Op::PutAdminToken(_) => "put admin token",
+        Op::RemoveAdminToken { .. } => "remove admin token",
         Op::UpsertGhost(_) => "upsert ghost",
         Op::LinkAccount(_) => "link account",
         Op::UnlinkAccount { .. } => "unlink account",

@@ -2,7 +2,7 @@
 //! mode (SQLite) and under MVCC (PostgreSQL) readers see the last commit.
 
 use brygga_core::{
-    AdapterConfig, AdapterKind, Direction, Ghost, LinkedAccount, MatrixEventId, MatrixRoomId, MatrixUserId,
+    AdapterConfig, AdapterKind, AdminToken, Direction, Ghost, LinkedAccount, MatrixEventId, MatrixRoomId, MatrixUserId,
     MessageMapping, OutboxEntry, Portal, PortalKey, RemoteMessageId, RemoteUserId, StoreResult, Tenant, TenantId,
 };
 use sqlx::any::AnyRow;
@@ -125,6 +125,19 @@ pub(crate) async fn state(
         .bind(kind.as_str())
         .bind(key);
     one(pool, "read adapter state", q, |row| codec::text(row, "value")).await
+}
+
+pub(crate) async fn admin_token_by_hash(pool: &AnyPool, hash: &str) -> StoreResult<Option<AdminToken>> {
+    let q = sqlx::query("SELECT id, tenant, hash, label, created_at FROM admin_tokens WHERE hash = $1").bind(hash);
+    one(pool, "read admin token", q, codec::admin_token).await
+}
+
+pub(crate) async fn admin_tokens(pool: &AnyPool, tenant: &TenantId) -> StoreResult<Vec<AdminToken>> {
+    let q = sqlx::query(
+        "SELECT id, tenant, hash, label, created_at FROM admin_tokens WHERE tenant = $1 ORDER BY created_at, id",
+    )
+    .bind(tenant.as_str());
+    all(pool, "list admin tokens", q, codec::admin_token).await
 }
 
 pub(crate) async fn portal_by_room(pool: &AnyPool, room: &MatrixRoomId) -> StoreResult<Option<Portal>> {

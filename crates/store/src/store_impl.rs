@@ -6,7 +6,7 @@ use std::sync::Weak;
 use async_trait::async_trait;
 use brygga_core::store::CommitListener;
 use brygga_core::{
-    AdapterConfig, AdapterKind, Direction, Ghost, LinkedAccount, MatrixEventId, MatrixRoomId, MatrixUserId,
+    AdapterConfig, AdapterKind, AdminToken, Direction, Ghost, LinkedAccount, MatrixEventId, MatrixRoomId, MatrixUserId,
     MessageMapping, NewOutboxEntry, OutboxEntry, Portal, PortalKey, RemoteMessageId, RemoteUserId, Store, StoreError,
     StoreResult, Tenant, TenantId, TxnOutcome,
 };
@@ -102,6 +102,22 @@ impl Store for SqlStore {
 
     async fn ghost_by_user_id(&self, user_id: &MatrixUserId) -> StoreResult<Option<Ghost>> {
         reads::ghost_by_user_id(self.read_pool(), user_id).await
+    }
+
+    async fn put_admin_token(&self, token: &AdminToken) -> StoreResult<()> {
+        self.write_unit(Op::PutAdminToken(token.clone())).await
+    }
+
+    async fn admin_token_by_hash(&self, hash: &str) -> StoreResult<Option<AdminToken>> {
+        reads::admin_token_by_hash(self.read_pool(), hash).await
+    }
+
+    async fn admin_tokens(&self, tenant: &TenantId) -> StoreResult<Vec<AdminToken>> {
+        reads::admin_tokens(self.read_pool(), tenant).await
+    }
+
+    async fn remove_admin_token(&self, tenant: &TenantId, id: &str) -> StoreResult<bool> {
+        self.write_flag(Op::RemoveAdminToken { tenant: tenant.clone(), id: id.to_owned() }).await
     }
 
     async fn link_account(&self, account: &LinkedAccount) -> StoreResult<()> {

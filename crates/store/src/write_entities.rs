@@ -9,7 +9,8 @@ use sqlx::AnyConnection;
 use crate::ops::{Applied, Reply, TenantRow};
 
 /// Every table with a `tenant` column, children before parents.
-const TENANT_TABLES: [&str; 8] = [
+const TENANT_TABLES: [&str; 9] = [
+    "DELETE FROM admin_tokens WHERE tenant = $1",
     "DELETE FROM adapter_state WHERE tenant = $1",
     "DELETE FROM message_map WHERE tenant = $1",
     "DELETE FROM outbox WHERE tenant = $1",
@@ -48,6 +49,30 @@ pub(crate) async fn remove_tenant(conn: &mut AnyConnection, id: &TenantId) -> Ap
 async fn tenant_exists(conn: &mut AnyConnection, id: &TenantId) -> Result<bool, sqlx::Error> {
     let row = sqlx::query("SELECT id FROM tenants WHERE id = $1").bind(id.as_str()).fetch_optional(conn).await?;
     Ok(row.is_some())
+}
+
+pub(crate) async fn put_admin_token(conn: &mut AnyConnection, token: &brygga_core::AdminToken) -> Applied {
+    if !tenant_exists(conn, &token.tenant).await? {
+        return Ok(Err(StoreError::NotFound(format!("tenant {} does not exist", token.tenant))));
+    }
+    sqlx::query("INSERT INTO admin_tokens (id, tenant, hash, label, created_at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(&token.id)
+        .bind(token.tenant.as_str())
+        .bind(&token.hash)
+        .bind(token.label.as_deref())
+        .bind(token.created_at)
+        .execute(conn)
+        .await?;
+    Ok(Ok(Reply::Unit))
+}
+
+pub(crate) async fn remove_admin_token(conn: &mut AnyConnection, tenant: &TenantId, id: &str) -> Applied {
+    let done = sqlx::query("DELETE FROM admin_tokens WHERE tenant = $1 AND id = $2")
+        .bind(tenant.as_str())
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(Ok(Reply::Flag(done.rows_affected() > 0)))
 }
 
 pub(crate) async fn put_adapter_config(

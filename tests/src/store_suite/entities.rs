@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use brygga_core::{AdapterConfig, Ghost, LinkedAccount, Portal, Store, StoreError, Tenant, TenantSettings};
+use brygga_core::{AdapterConfig, AdminToken, Ghost, LinkedAccount, Portal, Store, StoreError, Tenant, TenantSettings};
 use serde_json::json;
 
 use super::{add_tenant, kind, mxid, portal, remote_user, room_id, tid};
@@ -199,4 +199,32 @@ pub async fn adapter_state_by_tenant_and_kind(store: Arc<dyn Store>) {
     assert_eq!(store.adapter_state(&fk, &xmpp, "k").await.unwrap(), None);
     assert!(store.remove_tenant(&tv).await.unwrap());
     assert_eq!(store.adapter_state(&tv, &xmpp, "k").await.unwrap(), None);
+}
+
+/// Admin tokens: stored per tenant (which must exist), found by hash (which
+/// is unique), listed oldest first, revoked only by their own tenant, and
+/// gone with the tenant.
+pub async fn admin_tokens_by_hash_and_tenant(store: Arc<dyn Store>) {
+    add_tenant(&*store, "fk").await;
+    add_tenant(&*store, "tv").await;
+    let (fk, tv) = (tid("fk"), tid("tv"));
+    let mut first = AdminToken::new("t1", fk.clone(), "aa11", 10);
+    first.label = Some("console".into());
+    store.put_admin_token(&first).await.unwrap();
+    store.put_admin_token(&AdminToken::new("t2", fk.clone(), "bb22", 20)).await.unwrap();
+    store.put_admin_token(&AdminToken::new("t3", tv.clone(), "cc33", 5)).await.unwrap();
+    let orphan = store.put_admin_token(&AdminToken::new("t4", tid("nobody"), "dd44", 1)).await;
+    assert!(matches!(orphan, Err(StoreError::NotFound(_))), "{orphan:?}");
+    let duplicate = store.put_admin_token(&AdminToken::new("t5", tv.clone(), "aa11", 1)).await;
+    assert!(duplicate.is_err(), "two tokens with one hash");
+    assert_eq!(store.admin_token_by_hash("aa11").await.unwrap(), Some(first.clone()));
+    assert_eq!(store.admin_token_by_hash("ffff").await.unwrap(), None);
+    let ids: Vec<String> = store.admin_tokens(&fk).await.unwrap().into_iter().map(|t| t.id).collect();
+    assert_eq!(ids, ["t1", "t2"]);
+    assert!(!store.remove_admin_token(&tv, "t1").await.unwrap(), "another tenant's token");
+    assert!(store.remove_admin_token(&fk, "t1").await.unwrap());
+    assert_eq!(store.admin_token_by_hash("aa11").await.unwrap(), None);
+    assert!(store.remove_tenant(&tv).await.unwrap());
+    assert_eq!(store.admin_token_by_hash("cc33").await.unwrap(), None);
+    assert_eq!(store.admin_tokens(&fk).await.unwrap().len(), 1);
 }
