@@ -22,6 +22,8 @@ pub struct BridgeSetup {
     pub as_token: String,
     /// The store URL.
     pub db_url: String,
+    /// The operator's admin API token.
+    pub operator_token: String,
 }
 
 impl BridgeSetup {
@@ -34,18 +36,19 @@ impl BridgeSetup {
             hs_token: random_hex(20),
             as_token: random_hex(20),
             db_url,
+            operator_token: random_hex(20),
         }
     }
 
     /// The bridge config with the given `tenants:` entries (YAML list items).
     pub fn config(&self, tenants_yaml: &str) -> String {
-        let Self { hs_port, as_port, admin_port, hs_token, as_token, db_url } = self;
+        let Self { hs_port, as_port, admin_port, hs_token, as_token, db_url, operator_token } = self;
         format!(
             "homeserver: {{ url: \"http://127.0.0.1:{hs_port}\", server_name: \"localhost\" }}\n\
              appservice:\n  id: brygga\n  listen: \"127.0.0.1:{as_port}\"\n  url: \"http://127.0.0.1:{as_port}\"\n  \
              as_token: \"{as_token}\"\n  hs_token: \"{hs_token}\"\n  bot_localpart: brygga\n\
              database: {{ url: \"{db_url}\" }}\n\
-             admin: {{ listen: \"127.0.0.1:{admin_port}\" }}\n\
+             admin: {{ listen: \"127.0.0.1:{admin_port}\", operator_token: \"{operator_token}\" }}\n\
              media: {{ public_url: \"http://127.0.0.1:{as_port}\", secret: \"{hs_token}-media\" }}\n\
              logging: {{ level: \"info,brygga_core=debug,brygga_xmpp=debug\" }}\n\
              tenants:\n{tenants_yaml}"

@@ -2,6 +2,7 @@
 //! adapter, a running environment (Synapse + bridge process), a Matrix
 //! test client and an XMPP test client. None of this is shipped.
 
+pub mod admin_api;
 pub mod bridge;
 pub mod env;
 pub mod loopback;

@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, AdminState};
+use crate::api::{self, ApiState};
 use crate::config::Config;
 use crate::media_links::SignedLinks;
 use crate::tenants;
@@ -91,7 +92,9 @@ pub async fn run(config: Config, factories: Vec<Arc<dyn AdapterFactory>>) -> any
     let admin_listener = TcpListener::bind(config.admin.listen)
         .await
         .with_context(|| format!("binding config key `admin.listen` ({})", config.admin.listen))?;
-    let admin_routes = admin::routes(Arc::new(AdminState::new(host.clone(), router.clone())));
+    let api = ApiState::new(store.clone(), host.clone(), config.admin.operator_token.clone());
+    let admin_routes =
+        admin::routes(Arc::new(AdminState::new(host.clone(), router.clone()))).merge(api::routes(Arc::new(api)));
     let servers = [
         tokio::spawn(serve(as_listener, appservice, shutdown.clone())),
         tokio::spawn(serve(admin_listener, admin_routes, shutdown.clone())),

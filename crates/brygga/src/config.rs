@@ -128,14 +128,18 @@ impl Default for DatabaseConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminConfig {
-    /// Address for `/health` and `/metrics`.
+    /// Address for `/health`, `/metrics` and the admin API.
     #[serde(default = "default_admin")]
     pub listen: SocketAddr,
+    /// The operator's API token (full access); set it from the environment
+    /// (`BRYGGA_ADMIN__OPERATOR_TOKEN`). Without it only tenant admins' tokens work.
+    #[serde(default)]
+    pub operator_token: Option<String>,
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
-        Self { listen: default_admin() }
+        Self { listen: default_admin(), operator_token: None }
     }
 }
 

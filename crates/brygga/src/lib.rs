@@ -2,6 +2,7 @@
 //! listener and the run loop, so test and custom builds can add adapters.
 
 pub mod admin;
+pub mod api;
 pub mod app;
 pub mod cli;
 pub mod config;
