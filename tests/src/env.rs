@@ -65,6 +65,8 @@ pub struct TestEnv {
     pub as_token: String,
     /// Where the bridge listens for the homeserver.
     pub appservice_url: String,
+    /// The operator's admin API token.
+    pub operator_token: String,
     bridge: BridgeProcess,
     _dir: TempDir,
 }
@@ -100,6 +102,7 @@ impl TestEnv {
             hs_token: setup.hs_token.clone(),
             as_token: setup.as_token.clone(),
             appservice_url: format!("http://127.0.0.1:{}", setup.as_port),
+            operator_token: setup.operator_token.clone(),
             bridge,
             _dir: dir,
         }
