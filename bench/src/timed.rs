@@ -99,6 +99,12 @@ impl Store for TimedStore {
     async fn remove_admin_token(&self, t: &TenantId, id: &str) -> StoreResult<bool> {
         self.inner.remove_admin_token(t, id).await
     }
+    async fn ghosts(&self, t: &TenantId, s: Option<&str>, n: u32) -> StoreResult<Vec<Ghost>> {
+        self.inner.ghosts(t, s, n).await
+    }
+    async fn remove_portal(&self, k: &PortalKey) -> StoreResult<bool> {
+        self.inner.remove_portal(k).await
+    }
     async fn upsert_ghost(&self, g: &Ghost) -> StoreResult<()> {
         self.timings.time("store.upsert_ghost", self.inner.upsert_ghost(g)).await
     }

@@ -360,6 +360,10 @@ pub trait Store: Send + Sync {
 
     /// Creates or updates a ghost.
     async fn upsert_ghost(&self, ghost: &Ghost) -> StoreResult<()>;
+    /// A tenant's ghosts whose remote id, Matrix id or display name contains
+    /// `search` (case-insensitively; all without it), at most `limit`, ordered
+    /// by Matrix id.
+    async fn ghosts(&self, tenant: &TenantId, search: Option<&str>, limit: u32) -> StoreResult<Vec<Ghost>>;
     /// The ghost of a remote user.
     async fn ghost(&self, tenant: &TenantId, kind: &AdapterKind, remote: &RemoteUserId) -> StoreResult<Option<Ghost>>;
     /// The ghost with a Matrix id.
@@ -374,6 +378,8 @@ pub trait Store: Send + Sync {
 
     /// Creates or updates a portal. The tenant must exist.
     async fn upsert_portal(&self, portal: &Portal) -> StoreResult<()>;
+    /// Removes a portal (its message map stays). Returns false if it did not exist.
+    async fn remove_portal(&self, key: &PortalKey) -> StoreResult<bool>;
     /// One portal.
     async fn portal(&self, key: &PortalKey) -> StoreResult<Option<Portal>>;
 

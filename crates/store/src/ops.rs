@@ -44,6 +44,7 @@ pub(crate) enum Op {
         user: MatrixUserId,
     },
     UpsertPortal(brygga_core::Portal),
+    RemovePortal(brygga_core::PortalKey),
     PutState {
         tenant: TenantId,
         kind: AdapterKind,
@@ -116,6 +117,7 @@ pub(crate) async fn apply(
         Op::LinkAccount(account) => write_entities::link_account(conn, account, now).await,
         Op::UnlinkAccount { tenant, kind, user } => write_entities::unlink_account(conn, tenant, kind, user).await,
         Op::UpsertPortal(portal) => write_entities::upsert_portal(conn, portal, now).await,
+        Op::RemovePortal(key) => write_entities::remove_portal(conn, key).await,
         Op::PutState { tenant, kind, key, value } => {
             write_entities::put_state(conn, tenant, kind, key, value.as_deref(), now).await
         }
@@ -147,6 +149,7 @@ pub(crate) fn op_name(op: &Op) -> &'static str {
         Op::LinkAccount(_) => "link account",
         Op::UnlinkAccount { .. } => "unlink account",
         Op::UpsertPortal(_) => "upsert portal",
+        Op::RemovePortal(_) => "remove portal",
         Op::PutState { .. } => "put adapter state",
         Op::Enqueue(_) => "enqueue",
         Op::Ingest { .. } => "ingest transaction",

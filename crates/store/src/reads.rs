@@ -81,6 +81,29 @@ pub(crate) async fn ghost(
     one(pool, "read ghost", q, codec::ghost).await
 }
 
+pub(crate) async fn ghosts(
+    pool: &AnyPool,
+    tenant: &TenantId,
+    search: Option<&str>,
+    limit: u32,
+) -> StoreResult<Vec<Ghost>> {
+    // LIKE wildcards in the search text are matched literally.
+    let pattern = search.map(|s| {
+        let escaped = s.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        format!("%{escaped}%")
+    });
+    let q = sqlx::query(
+        "SELECT tenant, kind, remote_user, user_id, display_name, avatar_mxc, avatar_source FROM ghosts \
+         WHERE tenant = $1 AND ($2 IS NULL OR LOWER(remote_user) LIKE $2 ESCAPE '\\' \
+         OR LOWER(user_id) LIKE $2 ESCAPE '\\' OR LOWER(COALESCE(display_name, '')) LIKE $2 ESCAPE '\\') \
+         ORDER BY user_id LIMIT $3",
+    )
+    .bind(tenant.as_str())
+    .bind(pattern)
+    .bind(i64::from(limit));
+    all(pool, "list ghosts", q, codec::ghost).await
+}
+
 pub(crate) async fn ghost_by_user_id(pool: &AnyPool, user: &MatrixUserId) -> StoreResult<Option<Ghost>> {
     let q = sqlx::query(
         "SELECT tenant, kind, remote_user, user_id, display_name, avatar_mxc, avatar_source FROM ghosts \

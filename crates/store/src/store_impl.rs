@@ -120,6 +120,14 @@ impl Store for SqlStore {
         self.write_flag(Op::RemoveAdminToken { tenant: tenant.clone(), id: id.to_owned() }).await
     }
 
+    async fn ghosts(&self, tenant: &TenantId, search: Option<&str>, limit: u32) -> StoreResult<Vec<Ghost>> {
+        reads::ghosts(self.read_pool(), tenant, search, limit).await
+    }
+
+    async fn remove_portal(&self, key: &PortalKey) -> StoreResult<bool> {
+        self.write_flag(Op::RemovePortal(key.clone())).await
+    }
+
     async fn link_account(&self, account: &LinkedAccount) -> StoreResult<()> {
         self.write_unit(Op::LinkAccount(account.clone())).await
     }

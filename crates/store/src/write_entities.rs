@@ -190,6 +190,16 @@ pub(crate) async fn unlink_account(
     Ok(Ok(Reply::Flag(done.rows_affected() > 0)))
 }
 
+pub(crate) async fn remove_portal(conn: &mut AnyConnection, key: &brygga_core::PortalKey) -> Applied {
+    let done = sqlx::query("DELETE FROM portals WHERE tenant = $1 AND kind = $2 AND room = $3")
+        .bind(key.tenant.as_str())
+        .bind(key.kind.as_str())
+        .bind(key.room.as_str())
+        .execute(conn)
+        .await?;
+    Ok(Ok(Reply::Flag(done.rows_affected() > 0)))
+}
+
 pub(crate) async fn upsert_portal(conn: &mut AnyConnection, portal: &Portal, now: i64) -> Applied {
     let key = &portal.key;
     if !tenant_exists(conn, &key.tenant).await? {

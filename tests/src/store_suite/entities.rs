@@ -181,6 +181,35 @@ pub async fn portals_by_key_and_room(store: Arc<dyn Store>) {
     thief.room_id = Some(room_id("!kansliet:hub"));
     assert!(matches!(store.upsert_portal(&thief).await, Err(StoreError::Conflict(_))));
     assert_eq!(store.portal_by_room(&room_id("!kansliet:hub")).await.unwrap(), Some(linked));
+
+    // Unlinking frees the Matrix room.
+    assert!(store.remove_portal(&key).await.unwrap());
+    assert!(!store.remove_portal(&key).await.unwrap());
+    assert_eq!(store.portal(&key).await.unwrap(), None);
+    assert_eq!(store.portal_by_room(&room_id("!kansliet:hub")).await.unwrap(), None);
+    store.upsert_portal(&thief).await.unwrap();
+}
+
+/// Ghosts of a tenant are listed and searched by remote id, Matrix id or
+/// name, case-insensitively, with wildcards taken literally.
+pub async fn ghosts_are_listed_and_searched(store: Arc<dyn Store>) {
+    add_tenant(&*store, "fk").await;
+    add_tenant(&*store, "tv").await;
+    let mut anna = Ghost::new(tid("fk"), kind("xmpp"), remote_user("anna@fk.se"), mxid("@xmpp_fk_anna:hub"));
+    anna.display_name = Some("Anna Berg".into());
+    let bo = Ghost::new(tid("fk"), kind("xmpp"), remote_user("bo_50%@fk.se"), mxid("@xmpp_fk_bo:hub"));
+    let other = Ghost::new(tid("tv"), kind("xmpp"), remote_user("anna@tv.se"), mxid("@xmpp_tv_anna:hub"));
+    for ghost in [&anna, &bo, &other] {
+        store.upsert_ghost(ghost).await.unwrap();
+    }
+    let ids = |ghosts: Vec<Ghost>| ghosts.into_iter().map(|g| g.user_id.to_string()).collect::<Vec<_>>();
+    assert_eq!(ids(store.ghosts(&tid("fk"), None, 10).await.unwrap()), ["@xmpp_fk_anna:hub", "@xmpp_fk_bo:hub"]);
+    assert_eq!(ids(store.ghosts(&tid("fk"), None, 1).await.unwrap()), ["@xmpp_fk_anna:hub"]);
+    assert_eq!(ids(store.ghosts(&tid("fk"), Some("BERG"), 10).await.unwrap()), ["@xmpp_fk_anna:hub"]);
+    assert_eq!(ids(store.ghosts(&tid("fk"), Some("xmpp_fk_b"), 10).await.unwrap()), ["@xmpp_fk_bo:hub"]);
+    assert_eq!(ids(store.ghosts(&tid("fk"), Some("50%"), 10).await.unwrap()), ["@xmpp_fk_bo:hub"]);
+    assert!(store.ghosts(&tid("fk"), Some("5_%"), 10).await.unwrap().is_empty(), "wildcards are literal");
+    assert_eq!(ids(store.ghosts(&tid("tv"), Some("anna"), 10).await.unwrap()), ["@xmpp_tv_anna:hub"]);
 }
 
 /// Adapter state is kept per tenant and kind, replaced, forgotten, and goes with its tenant.
