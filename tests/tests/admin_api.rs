@@ -33,6 +33,14 @@ fn routes_of(tenant: &str) -> Vec<(&'static str, String, Option<&'static str>)> 
         ("PUT", format!("{t}/adapters/loopback"), Some(LOOPBACK)),
         ("POST", format!("{t}/adapters/loopback/enable"), None),
         ("POST", format!("{t}/adapters/loopback/disable"), None),
+        ("GET", format!("{t}/portals"), None),
+        (
+            "POST",
+            format!("{t}/portals"),
+            Some(r#"{"kind": "loopback", "remote_room": "r9", "room_id": "!r9:localhost"}"#),
+        ),
+        ("DELETE", format!("{t}/portals/loopback/r9"), None),
+        ("GET", format!("{t}/ghosts?search=a"), None),
         ("GET", format!("{t}/tokens"), None),
         ("POST", format!("{t}/tokens"), None),
         ("DELETE", format!("{t}/tokens/tok_x"), None),
@@ -141,6 +149,22 @@ async fn tokens_scope_every_route_and_adapters_toggle_at_run_time() {
         ("POST", "/tenants".into(), Some(r#"{"id": "ok", "invite": ["alice"]}"#), 400, "invite"),
         ("DELETE", "/tenants/tv".into(), None, 400, "confirm"),
         ("DELETE", "/tenants/fk/tokens/tok_nosuch".into(), None, 404, "no token"),
+        (
+            "POST",
+            "/tenants/fk/portals".into(),
+            Some(r#"{"kind": "loopback", "remote_room": "r1", "room_id": "not a room"}"#),
+            400,
+            "",
+        ),
+        (
+            "POST",
+            "/tenants/fk/portals".into(),
+            Some(r#"{"kind": "telex", "remote_room": "r1", "room_id": "!r:localhost"}"#),
+            404,
+            "telex",
+        ),
+        ("DELETE", "/tenants/fk/portals/loopback/nosuch".into(), None, 404, "no portal"),
+        ("GET", "/tenants/fk/ghosts?limit=x".into(), None, 400, ""),
     ];
     for (method, path, body, status, says) in cases {
         let answer = api.call_raw(op, method, &path, body).await;

@@ -1,5 +1,6 @@
-//! Adapters toggled through the admin API while messages flow both ways:
-//! nothing queued is lost or repeated, and the other tenant keeps flowing.
+//! The admin API against a real Synapse: adapters toggled while messages
+//! flow both ways (nothing queued is lost or repeated, and the other tenant
+//! keeps flowing), and portals linked, listed and unlinked.
 
 use std::time::Duration;
 
@@ -35,7 +36,10 @@ async fn set_enabled(api: &AdminApi, token: &str, on: bool) {
     assert_eq!(answer.status, 200, "{answer:?}");
 }
 
-brygga_e2e::both_backends!(disabling_an_adapter_during_traffic_keeps_its_queue_and_spares_other_tenants);
+brygga_e2e::both_backends!(
+    disabling_an_adapter_during_traffic_keeps_its_queue_and_spares_other_tenants,
+    portals_are_linked_listed_and_unlinked_and_ghosts_searched_through_the_api,
+);
 
 async fn disabling_an_adapter_during_traffic_keeps_its_queue_and_spares_other_tenants(backend: Backend) {
     let env = TestEnv::start(backend).await;
@@ -77,4 +81,56 @@ async fn disabling_an_adapter_during_traffic_keeps_its_queue_and_spares_other_te
         .filter_map(|e| e["content"]["body"].as_str().filter(|b| b.starts_with("in ")).map(str::to_owned))
         .collect();
     assert_eq!(inbound, (0..5).map(|n| format!("in {n}")).collect::<Vec<_>>());
+}
+
+async fn portals_are_linked_listed_and_unlinked_and_ghosts_searched_through_the_api(backend: Backend) {
+    let env = TestEnv::start(backend).await;
+    let api = AdminApi::new(env.admin_url());
+    let op = Some(env.operator_token.as_str());
+    portal(&env, "fk").await;
+
+    // A room the bot is not invited to cannot be linked.
+    let closed = env.alice.create_room("Closed", &[]).await;
+    let link = |room: &str| serde_json::json!({"kind": "loopback", "remote_room": "linked", "room_id": room, "name": "Linked"});
+    let refused = api.call(op, "POST", "/tenants/fk/portals", Some(link(&closed))).await;
+    assert_eq!(refused.status, 502, "{refused:?}");
+
+    let room = env.alice.create_room("Linked", &["@brygga:localhost"]).await;
+    let linked = api.call(op, "POST", "/tenants/fk/portals", Some(link(&room))).await;
+    assert_eq!((linked.status, linked.body["room_id"].as_str()), (201, Some(room.as_str())), "{linked:?}");
+    let again = api
+        .call(
+            op,
+            "POST",
+            "/tenants/tv/portals",
+            Some(serde_json::json!({"kind": "loopback", "remote_room": "x", "room_id": room})),
+        )
+        .await;
+    assert_eq!(again.status, 409, "a room is one portal: {again:?}");
+    let listed = api.call(op, "GET", "/tenants/fk/portals", None).await.body;
+    let rooms: Vec<&str> =
+        listed["portals"].as_array().unwrap().iter().filter_map(|p| p["remote_room"].as_str()).collect();
+    assert_eq!(rooms, ["linked", "r1"]);
+
+    env.alice.send_text(&room, "through the linked room").await;
+    env.remote
+        .wait_for("fk", WAIT, "the linked room's message", |s| s.iter().any(|e| e.room.as_str() == "linked"))
+        .await;
+
+    let ghosts = api.call(op, "GET", "/tenants/fk/ghosts?search=ANN", None).await.body;
+    assert_eq!(ghosts["ghosts"][0]["user_id"], TestEnv::ghost_id("fk", "anna"), "{ghosts}");
+    assert!(
+        api.call(op, "GET", "/tenants/tv/ghosts?search=nobody", None).await.body["ghosts"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    assert_eq!(api.call(op, "DELETE", "/tenants/fk/portals/loopback/linked", None).await.status, 204);
+    env.alice.send_text(&room, "after the unlink").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        !bodies(&env.remote.sent("fk")).contains(&"after the unlink".to_owned()),
+        "an unlinked room is still bridged"
+    );
 }

@@ -92,7 +92,8 @@ pub async fn run(config: Config, factories: Vec<Arc<dyn AdapterFactory>>) -> any
     let admin_listener = TcpListener::bind(config.admin.listen)
         .await
         .with_context(|| format!("binding config key `admin.listen` ({})", config.admin.listen))?;
-    let api = ApiState::new(store.clone(), host.clone(), config.admin.operator_token.clone());
+    let api =
+        ApiState::new(store.clone(), host.clone(), matrix.clone(), router.clone(), config.admin.operator_token.clone());
     let admin_routes =
         admin::routes(Arc::new(AdminState::new(host.clone(), router.clone()))).merge(api::routes(Arc::new(api)));
     let servers = [

@@ -1,6 +1,8 @@
-//! Linking existing Matrix rooms to remote rooms, for the CLI.
+//! Linking existing Matrix rooms to remote rooms, for the CLI and the admin API.
 
-use brygga_core::{AdapterHost, MatrixRoomId, MatrixSide, Portal, PortalKey, RemoteRoomId, Store, TenantId};
+use brygga_core::{
+    AdapterHost, HostError, MatrixRoomId, MatrixSide, Portal, PortalKey, RemoteRoomId, Store, StoreError, TenantId,
+};
 
 /// What to link.
 pub struct LinkRequest<'a> {
@@ -16,6 +18,44 @@ pub struct LinkRequest<'a> {
     pub name: Option<String>,
 }
 
+/// Why a link was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LinkError {
+    /// The tenant does not exist.
+    #[error("unknown tenant {0}")]
+    UnknownTenant(TenantId),
+    /// The adapter kind is unknown.
+    #[error(transparent)]
+    Kind(#[from] HostError),
+    /// The adapter does not take this as a room.
+    #[error("{room} is not a {kind} room: {reason}")]
+    NotARoom {
+        /// The remote room given.
+        room: RemoteRoomId,
+        /// The adapter kind.
+        kind: String,
+        /// Why not.
+        reason: String,
+    },
+    /// The remote or the Matrix room is bridged elsewhere.
+    #[error("{0}")]
+    Taken(String),
+    /// The bridge bot could not join the Matrix room.
+    #[error("the bridge bot {bot} could not join {room}: {reason} (invite it to the room first)")]
+    BotCannotJoin {
+        /// The bot.
+        bot: String,
+        /// The room.
+        room: MatrixRoomId,
+        /// The homeserver's answer.
+        reason: String,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// Links a Matrix room to a remote room: checks both are free, has the bridge
 /// bot join the Matrix room (it must be invited or the room public), then
 /// records the portal.
@@ -24,32 +64,32 @@ pub async fn link(
     host: &AdapterHost,
     matrix: &dyn MatrixSide,
     request: LinkRequest<'_>,
-) -> anyhow::Result<PortalKey> {
+) -> Result<PortalKey, LinkError> {
     let factory = host.factory(request.kind)?;
     if store.tenant(request.tenant).await?.is_none() {
-        anyhow::bail!("unknown tenant {}", request.tenant);
+        return Err(LinkError::UnknownTenant(request.tenant.clone()));
     }
-    factory
-        .validate_room(request.remote)
-        .map_err(|e| anyhow::anyhow!("{} is not a {} room: {e}", request.remote, factory.kind()))?;
+    factory.validate_room(request.remote).map_err(|reason| LinkError::NotARoom {
+        room: request.remote.clone(),
+        kind: factory.kind().to_string(),
+        reason,
+    })?;
     let key = PortalKey::new(request.tenant.clone(), factory.kind(), request.remote.clone());
     if let Some(existing) = store.portal(&key).await?
         && let Some(room) = existing.room_id
         && &room != request.room
     {
-        anyhow::bail!("{key} is already linked to {room}");
+        return Err(LinkError::Taken(format!("{key} is already linked to {room}")));
     }
     if let Some(other) = store.portal_by_room(request.room).await?
         && other.key != key
     {
-        anyhow::bail!("{} is already the portal of {}", request.room, other.key);
+        return Err(LinkError::Taken(format!("{} is already the portal of {}", request.room, other.key)));
     }
-    matrix.ensure_joined(request.room, matrix.bot_user_id()).await.map_err(|e| {
-        anyhow::anyhow!(
-            "the bridge bot {} could not join {}: {e} (invite it to the room first)",
-            matrix.bot_user_id(),
-            request.room
-        )
+    matrix.ensure_joined(request.room, matrix.bot_user_id()).await.map_err(|e| LinkError::BotCannotJoin {
+        bot: matrix.bot_user_id().to_string(),
+        room: request.room.clone(),
+        reason: e.to_string(),
     })?;
     let mut portal = Portal::new(key.clone());
     portal.room_id = Some(request.room.clone());

@@ -6,6 +6,7 @@
 mod adapters;
 mod auth;
 mod error;
+mod portals;
 mod tenants;
 mod tokens;
 
@@ -15,7 +16,7 @@ use axum::Router;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::{delete, get, post};
-use brygga_core::{AdapterHost, Store};
+use brygga_core::{AdapterHost, MatrixSide, Router as BridgeRouter, Store};
 
 pub use self::auth::hash_token;
 
@@ -26,14 +27,22 @@ pub const OPENAPI: &str = include_str!("../../openapi.yaml");
 pub struct ApiState {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) host: Arc<AdapterHost>,
+    pub(crate) matrix: Arc<dyn MatrixSide>,
+    pub(crate) router: BridgeRouter,
     pub(crate) operator_token: Option<String>,
 }
 
 impl ApiState {
     /// The API over the bridge's store and adapter host; without an
     /// operator token only tenant admins can call it.
-    pub fn new(store: Arc<dyn Store>, host: Arc<AdapterHost>, operator_token: Option<String>) -> Self {
-        Self { store, host, operator_token: operator_token.filter(|t| !t.is_empty()) }
+    pub fn new(
+        store: Arc<dyn Store>,
+        host: Arc<AdapterHost>,
+        matrix: Arc<dyn MatrixSide>,
+        router: BridgeRouter,
+        operator_token: Option<String>,
+    ) -> Self {
+        Self { store, host, matrix, router, operator_token: operator_token.filter(|t| !t.is_empty()) }
     }
 }
 
@@ -50,6 +59,9 @@ pub fn routes(state: Arc<ApiState>) -> Router {
         .route("/api/v1/tenants/{tenant}/adapters/{kind}", get(adapters::show).put(adapters::configure))
         .route("/api/v1/tenants/{tenant}/adapters/{kind}/enable", post(adapters::enable))
         .route("/api/v1/tenants/{tenant}/adapters/{kind}/disable", post(adapters::disable))
+        .route("/api/v1/tenants/{tenant}/portals", get(portals::list).post(portals::create))
+        .route("/api/v1/tenants/{tenant}/portals/{kind}/{room}", delete(portals::remove))
+        .route("/api/v1/tenants/{tenant}/ghosts", get(portals::ghosts))
         .route("/api/v1/tenants/{tenant}/tokens", get(tokens::list).post(tokens::create))
         .route("/api/v1/tenants/{tenant}/tokens/{id}", delete(tokens::revoke))
         .fallback(error::not_found)

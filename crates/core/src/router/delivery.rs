@@ -96,6 +96,11 @@ impl Delivery {
         self.rooms.lock().expect("room cache poisoned").insert(key.clone(), room.clone());
     }
 
+    /// Forgets the portal's Matrix room (it was unlinked).
+    pub(crate) fn forget_room(&self, key: &PortalKey) {
+        self.rooms.lock().expect("room cache poisoned").remove(key);
+    }
+
     /// The portal's Matrix room, created (idempotently, by alias) if missing.
     pub(crate) async fn ensure_room(&self, key: &PortalKey, new: NewRoom<'_>) -> Result<MatrixRoomId, BridgeError> {
         let NewRoom { name, public, direct, on_alias_query } = new;

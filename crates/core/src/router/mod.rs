@@ -94,6 +94,18 @@ impl Router {
         Ok(())
     }
 
+    /// Unlinks a portal: its room is no longer bridged (the Matrix room and
+    /// the message map stay). False if there was no such portal.
+    pub async fn unlink(&self, key: &PortalKey) -> Result<bool, BridgeError> {
+        let removed = self.inner.store.remove_portal(key).await?;
+        self.inner.portals_by_room.lock().expect("portal cache poisoned").retain(|_, k| k != key);
+        self.inner.delivery.forget_room(key);
+        if removed {
+            tracing::info!(portal = %key, "portal unlinked");
+        }
+        Ok(removed)
+    }
+
     /// Number of queues with a running worker.
     pub fn active_queues(&self) -> usize {
         self.inner.queues.active()
