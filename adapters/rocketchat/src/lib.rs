@@ -1,0 +1,1 @@
+//! Rocket.Chat adapter: a workspace's channels, groups and DMs as portals.

@@ -1,0 +1,1 @@
+//! A faithful in-process Rocket.Chat double for tests (never shipped).
