@@ -1,0 +1,274 @@
+//! Matrix to Rocket.Chat over REST, as the sender's puppet (or as the bot
+//! with the sender's name as `alias`). Messages get an `_id` derived from
+//! the event, so a retried send is recognised instead of duplicated.
+
+use std::sync::Arc;
+
+use brygga_core::{
+    Attachment, BridgeError, EventBody, MatrixUserId, MediaSource, Membership, Message, OutboundEvent, RemoteMessageId,
+    RemoteRoomId, SendReceipt, Text,
+};
+use serde_json::{Value, json};
+
+use crate::adapter::{Identity, Shared};
+use crate::api::{self, RoomKind};
+use crate::config::PuppetMode;
+use crate::rest::{Creds, RestError};
+use crate::{emoji, html_to_md, ids};
+
+/// Who a Matrix event is sent as.
+struct Author {
+    creds: Creds,
+    /// The puppet's user id, when sending as a puppet.
+    puppet: Option<String>,
+    /// The name shown when the bot impersonates.
+    alias: Option<String>,
+    user: MatrixUserId,
+}
+
+/// Delivers one outbound event.
+pub(crate) async fn send(shared: &Arc<Shared>, event: &OutboundEvent) -> Result<SendReceipt, BridgeError> {
+    let bot = shared.bot()?;
+    let author = author(shared, &bot, event).await?;
+    let result = deliver(shared, &bot, &author, event).await;
+    if let (Err(RestError::Unauthorized(_)), Some(_)) = (&result, &author.puppet) {
+        // The puppet's token was revoked: a new one is minted on the retry.
+        shared.puppets.forget(shared.state.as_ref(), &author.user).await;
+        return Err(BridgeError::transient("a puppet's Rocket.Chat token was refused; minting a new one"));
+    }
+    if let Err(RestError::Unauthorized(_)) = &result {
+        shared.bot_refused();
+    }
+    Ok(result?)
+}
+
+async fn deliver(
+    shared: &Arc<Shared>,
+    bot: &Identity,
+    author: &Author,
+    event: &OutboundEvent,
+) -> Result<SendReceipt, RestError> {
+    let rid = room_id(shared, bot, author, &event.room).await?;
+    match &event.body {
+        EventBody::Message(message) => {
+            join(shared, bot, author, &rid).await?;
+            send_message(shared, author, &rid, event, message).await
+        }
+        EventBody::Edit { target, text } => {
+            api::update(&shared.rest, &author.creds, &rid, target.as_str(), &markdown(shared, text, false)).await?;
+            Ok(SendReceipt::default())
+        }
+        EventBody::Redaction { target, .. } => {
+            shared.rooms.lock().expect("rooms poisoned").ours(&format!("delete:{target}"));
+            match api::delete(&shared.rest, &author.creds, &rid, target.as_str()).await {
+                // Someone else's message: the bot (an admin) removes it as moderator.
+                Err(RestError::Refused { .. }) if author.puppet.is_some() => {
+                    api::delete(&shared.rest, &bot.creds, &rid, target.as_str()).await?;
+                }
+                other => other?,
+            }
+            Ok(SendReceipt::default())
+        }
+        EventBody::Reaction { target, key, removed } => {
+            let Some(shortcode) = emoji::to_shortcode(key) else {
+                tracing::debug!("a reaction that is no emoji was not sent to Rocket.Chat");
+                return Ok(SendReceipt::default());
+            };
+            join(shared, bot, author, &rid).await?;
+            api::react(&shared.rest, &author.creds, target.as_str(), &shortcode, !removed).await?;
+            Ok(SendReceipt::default())
+        }
+        EventBody::Membership { membership: Membership::Join, .. } if event.target.is_none() => {
+            join(shared, bot, author, &rid).await?;
+            Ok(SendReceipt::default())
+        }
+        EventBody::Membership { membership: Membership::Leave, .. }
+            if event.target.is_none() && author.puppet.is_some() =>
+        {
+            if ids::parse_direct(&event.room).is_none() {
+                match api::leave(&shared.rest, &author.creds, &rid).await {
+                    Err(RestError::Refused { .. }) => tracing::debug!("a puppet's leave was refused (not in the room)"),
+                    other => other?,
+                }
+            }
+            Ok(SendReceipt::default())
+        }
+        _ => Ok(SendReceipt::default()),
+    }
+}
+
+async fn author(shared: &Arc<Shared>, bot: &Identity, event: &OutboundEvent) -> Result<Author, BridgeError> {
+    let user = event.sender.user_id.clone();
+    let name = event.sender.display_name.as_deref();
+    match shared.config().puppet_mode {
+        PuppetMode::Users => {
+            let puppet = shared.puppets.ensure(&shared.rest, shared.state.as_ref(), &bot.creds, &user, name).await?;
+            Ok(Author { creds: puppet.creds(), puppet: Some(puppet.user_id), alias: None, user })
+        }
+        PuppetMode::Impersonate => Ok(Author {
+            creds: bot.creds.clone(),
+            puppet: None,
+            alias: Some(name.unwrap_or(user.as_str()).to_owned()),
+            user,
+        }),
+    }
+}
+
+/// The rid of a portal: the room itself, or the direct chat (created on first use).
+async fn room_id(
+    shared: &Arc<Shared>,
+    bot: &Identity,
+    author: &Author,
+    room: &RemoteRoomId,
+) -> Result<String, RestError> {
+    let Some((remote, _)) = ids::parse_direct(room) else { return Ok(room.as_str().to_owned()) };
+    if let Some(rid) = shared.rooms.lock().expect("rooms poisoned").rid_of(room) {
+        return Ok(rid);
+    }
+    let key = format!("dm-rid:{room}");
+    let rid = match shared.state.get(&key).await.ok().flatten() {
+        Some(rid) => rid,
+        None => {
+            let rid = api::create_direct(&shared.rest, &author.creds, remote.as_str()).await?;
+            if let Err(err) = shared.state.put(&key, Some(&rid)).await {
+                tracing::warn!(error = %err, "remembering a direct chat failed");
+            }
+            rid
+        }
+    };
+    if shared.rooms.lock().expect("rooms poisoned").watch(&rid, room.clone()) {
+        shared.rooms_changed.send_modify(|g| *g += 1);
+    }
+    if let Some(user_id) = &author.puppet {
+        let identity =
+            Identity { username: String::new(), creds: author.creds.clone(), owner: Some(author.user.clone()) };
+        let username = ids::puppet_username(&shared.config().puppet_prefix, &author.user);
+        shared.ensure_puppet_session(Identity { username, ..identity });
+        shared.puppets.joined(user_id, &rid);
+    }
+    let _ = bot;
+    Ok(rid)
+}
+
+/// Puts the author's puppet into a channel or group before it speaks there.
+async fn join(shared: &Arc<Shared>, bot: &Identity, author: &Author, rid: &str) -> Result<(), RestError> {
+    let Some(user_id) = &author.puppet else { return Ok(()) };
+    if shared.puppets.is_in(user_id, rid) {
+        return Ok(());
+    }
+    let known = shared.rooms.lock().expect("rooms poisoned").get(rid).and_then(|w| w.kind);
+    let kind = match known {
+        Some(kind) => kind,
+        None => api::room_info(&shared.rest, &bot.creds, rid).await?.0,
+    };
+    if kind != RoomKind::Direct {
+        api::invite(&shared.rest, &bot.creds, kind, rid, user_id).await?;
+    }
+    shared.puppets.joined(user_id, rid);
+    Ok(())
+}
+
+async fn send_message(
+    shared: &Arc<Shared>,
+    author: &Author,
+    rid: &str,
+    event: &OutboundEvent,
+    message: &Message<RemoteMessageId>,
+) -> Result<SendReceipt, RestError> {
+    let mut text = markdown(shared, &message.text, message.emote);
+    if let Some(reply) = message.reply_to.as_ref().filter(|r| Some(*r) != message.thread_root.as_ref()) {
+        // Rocket.Chat quotes a message by a link to it before the text.
+        text = format!("[ ]({}?msg={reply}) {text}", shared.config().url);
+    }
+    let tmid = message.thread_root.as_ref().map(RemoteMessageId::as_str);
+    let mut ids = Vec::new();
+    if !text.trim().is_empty() || message.attachments.is_empty() {
+        let id = ids::message_id(&event.txn_id, 0);
+        let mut body = json!({"_id": id, "rid": rid, "msg": text});
+        if let Some(tmid) = tmid {
+            body["tmid"] = json!(tmid);
+        }
+        if let Some(alias) = &author.alias {
+            body["alias"] = json!(alias);
+        }
+        send_once(shared, author, &id, body).await?;
+        ids.push(id);
+    }
+    for (i, attachment) in message.attachments.iter().enumerate() {
+        ids.push(send_file(shared, author, rid, tmid, &event.txn_id, i + 1, attachment).await?);
+    }
+    let remote_ids = ids.into_iter().filter_map(|id| RemoteMessageId::new(id).ok()).collect();
+    Ok(SendReceipt { remote_ids, aliases: Vec::new() })
+}
+
+/// `chat.sendMessage` with our id; a refusal of a message that exists (a retry) is success.
+async fn send_once(shared: &Arc<Shared>, author: &Author, id: &str, body: Value) -> Result<(), RestError> {
+    // Known before the echo can arrive.
+    shared.rooms.lock().expect("rooms poisoned").ours(id);
+    match api::send_message(&shared.rest, &author.creds, body).await {
+        Ok(_) => Ok(()),
+        Err(err @ RestError::Refused { .. }) => match api::get_message(&shared.rest, &author.creds, id).await? {
+            Some(_) => Ok(()),
+            None => Err(err),
+        },
+        Err(err) => Err(err),
+    }
+}
+
+/// Uploads a Matrix file (`rooms.media`) and posts it (`rooms.mediaConfirm`);
+/// the posted message's id is kept so a retry does not post it twice.
+async fn send_file(
+    shared: &Arc<Shared>,
+    author: &Author,
+    rid: &str,
+    tmid: Option<&str>,
+    txn_id: &str,
+    part: usize,
+    attachment: &Attachment,
+) -> Result<String, RestError> {
+    let key = format!("sent:{txn_id}:{part}");
+    if let Some(id) = shared.state.get(&key).await.ok().flatten() {
+        return Ok(id);
+    }
+    let MediaSource::Matrix { mxc } = &attachment.source else {
+        return Err(refused("a file without Matrix content"));
+    };
+    let max = shared.config().max_file_bytes;
+    if attachment.size.is_some_and(|s| s > max) {
+        return Err(refused("the file is over max_file_bytes"));
+    }
+    let bytes = shared.matrix_media.download(mxc).await.map_err(|e| match e {
+        BridgeError::Transient { message, .. } => RestError::Unavailable(message),
+        other => refused(&other.to_string()),
+    })?;
+    if bytes.data.len() as u64 > max {
+        return Err(refused("the file is over max_file_bytes"));
+    }
+    let mime = if attachment.mime.is_empty() { bytes.mime.as_str() } else { attachment.mime.as_str() };
+    let file_id = api::upload(&shared.rest, &author.creds, rid, &attachment.name, mime, &bytes.data).await?;
+    let mut extra = json!({"msg": ""});
+    if let Some(tmid) = tmid {
+        extra["tmid"] = json!(tmid);
+    }
+    let message = api::confirm_media(&shared.rest, &author.creds, rid, &file_id, extra).await?;
+    let id = message["_id"].as_str().map(str::to_owned).ok_or_else(|| refused("rooms.mediaConfirm gave no message"))?;
+    shared.rooms.lock().expect("rooms poisoned").ours(&id);
+    if let Err(err) = shared.state.put(&key, Some(&id)).await {
+        tracing::warn!(error = %err, "remembering a sent file failed");
+    }
+    Ok(id)
+}
+
+/// The Rocket.Chat Markdown of a Matrix text.
+fn markdown(shared: &Shared, text: &Text, emote: bool) -> String {
+    let mention = |user: &str| shared.username_of(user);
+    let out = match &text.html {
+        Some(html) => html_to_md::to_markdown(html, &mention),
+        None => text.body.clone(),
+    };
+    if emote { format!("_{out}_") } else { out }
+}
+
+fn refused(why: &str) -> RestError {
+    RestError::Refused { path: "file".into(), status: 0, error: why.into(), error_type: "brygga-file".into() }
+}
