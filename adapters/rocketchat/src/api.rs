@@ -186,7 +186,11 @@ pub(crate) async fn user_id(rest: &Rest, creds: &Creds, username: &str) -> Resul
 
 /// `users.createToken`: a token for another user (admin only).
 pub(crate) async fn create_token(rest: &Rest, creds: &Creds, user_id: &str) -> Result<Creds, RestError> {
-    let body = rest.post("users.createToken", &json!({"userId": user_id}), Some(creds)).await?;
+    let mut request = json!({"userId": user_id});
+    if let Some(secret) = &rest.config().create_tokens_secret {
+        request["secret"] = json!(secret.0);
+    }
+    let body = rest.post("users.createToken", &request, Some(creds)).await?;
     let data = &body["data"];
     match (data["userId"].as_str(), data["authToken"].as_str()) {
         (Some(user_id), Some(token)) => Ok(Creds { user_id: user_id.into(), token: token.into() }),

@@ -34,6 +34,16 @@ impl fmt::Debug for BotAuth {
     }
 }
 
+/// A secret that never shows in `{:?}`.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Secret(pub(crate) String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
 /// The config as written.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -49,6 +59,8 @@ struct Raw {
     password: Option<String>,
     #[serde(default)]
     puppet_mode: Option<String>,
+    #[serde(default)]
+    create_tokens_secret: Option<String>,
     #[serde(default = "default_puppet_prefix")]
     puppet_prefix: String,
     #[serde(default = "default_puppet_email_domain")]
@@ -87,6 +99,8 @@ pub(crate) struct RocketChatConfig {
     pub(crate) auth: BotAuth,
     /// How Matrix users appear.
     pub(crate) puppet_mode: PuppetMode,
+    /// The server's `CREATE_TOKENS_FOR_USERS_SECRET`, which `users.createToken` requires since 7.x.
+    pub(crate) create_tokens_secret: Option<Secret>,
     /// Username prefix of puppet users, e.g. `matrix.` gives `matrix.alice.example.org`.
     pub(crate) puppet_prefix: String,
     /// Domain of the (never mailed) addresses puppet users are created with.
@@ -151,6 +165,7 @@ impl RocketChatConfig {
             url,
             auth,
             puppet_mode,
+            create_tokens_secret: raw.create_tokens_secret.filter(|s| !s.is_empty()).map(Secret),
             puppet_prefix: raw.puppet_prefix,
             puppet_email_domain: raw.puppet_email_domain,
             matrix_server_name: raw.matrix_server_name.filter(|s| !s.is_empty()),
@@ -200,8 +215,12 @@ mod tests {
 
     #[test]
     fn password_login_is_an_alternative() {
-        let config =
-            RocketChatConfig::parse(&json!({"url": "https://c.example", "username": "bot", "password": "pw"})).unwrap();
+        let config = RocketChatConfig::parse(
+            &json!({"url": "https://c.example", "username": "bot", "password": "pw", "create_tokens_secret": "s3cr3t"}),
+        )
+        .unwrap();
+        assert_eq!(config.create_tokens_secret, Some(Secret("s3cr3t".into())));
+        assert!(!format!("{config:?}").contains("s3cr3t"));
         assert!(matches!(config.auth, BotAuth::Password { .. }));
         let printed = format!("{config:?}");
         assert!(!printed.contains("pw\""), "{printed}");

@@ -104,7 +104,8 @@ impl Puppets {
         let creds = api::create_token(rest, bot, &user_id).await.map_err(|err| match err {
             RestError::Refused { .. } => BridgeError::permanent(format!(
                 "minting a token for puppet {username} was refused ({err}); the bot needs the \
-                 user-generate-access-token permission (and CREATE_TOKENS_FOR_USERS on the server), or use puppet_mode: impersonate"
+                 user-generate-access-token permission and, since 7.x, the server's CREATE_TOKENS_FOR_USERS_SECRET \
+                 as create_tokens_secret; or use puppet_mode: impersonate"
             )),
             other => other.into(),
         })?;
