@@ -32,6 +32,7 @@ pub const VALIDATORS: &[&str] = &[
     "isUsersListParamsGET",
     "isChannelsHistoryProps",
     "isChannelsInviteProps",
+    "isChannelsJoinProps",
     "isGroupsHistoryProps",
     "isGroupsMembersProps",
     "isGroupsInviteProps",

@@ -163,3 +163,20 @@ async fn impersonation_needs_the_permission() {
     assert_eq!(status, 200);
     assert_eq!(sent["message"]["alias"], "Matrix Mallory");
 }
+
+#[tokio::test]
+async fn channels_join_and_rooms_leave_post_system_messages() {
+    let rc = RocketChatDouble::start().await;
+    let alice = rc.create_user("alice");
+    let bob = rc.create_user("bob");
+    let rid = rc.create_channel("general", &alice, &[]);
+    let (status, _, body) =
+        call(&rc, Some(&bob), "POST", "/api/v1/channels.join", Some(json!({ "roomId": rid }))).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _, body) = call(&rc, Some(&bob), "POST", "/api/v1/rooms.leave", Some(json!({ "roomId": rid }))).await;
+    assert_eq!(status, 200, "{body}");
+    let kinds: Vec<Option<String>> = rc.messages(&rid).into_iter().map(|m| m.t).collect();
+    assert_eq!(kinds, [Some("uj".to_owned()), Some("ul".to_owned())]);
+    assert_eq!(rc.members(&rid), vec![alice.id]);
+    rc.assert_schemas_ok();
+}

@@ -21,6 +21,7 @@ import { isUsersInfoParamsGetProps } from '@rocket.chat/rest-typings/dist/v1/use
 import { isUsersGetPresenceParamsGET } from '@rocket.chat/rest-typings/dist/v1/users/UsersGetPresenceParamsGET.js';
 import { isUsersListParamsGET } from '@rocket.chat/rest-typings/dist/v1/users/UsersListParamsGET.js';
 import { isChannelsHistoryProps } from '@rocket.chat/rest-typings/dist/v1/channels/ChannelsHistoryProps.js';
+import { isChannelsJoinProps } from '@rocket.chat/rest-typings/dist/v1/channels/ChannelsJoinProps.js';
 import { isChannelsInviteProps } from '@rocket.chat/rest-typings/dist/v1/channels/ChannelsInviteProps.js';
 import { isGroupsHistoryProps } from '@rocket.chat/rest-typings/dist/v1/groups/GroupsHistoryProps.js';
 import { isGroupsMembersProps } from '@rocket.chat/rest-typings/dist/v1/groups/GroupsMembersProps.js';
@@ -44,6 +45,7 @@ const validators = {
 	isUsersListParamsGET,
 	isChannelsHistoryProps,
 	isChannelsInviteProps,
+	isChannelsJoinProps,
 	isGroupsHistoryProps,
 	isGroupsMembersProps,
 	isGroupsInviteProps,

@@ -46,6 +46,8 @@ pub fn router(_shared: Arc<Shared>) -> Router<Arc<Shared>> {
         .route("/api/v1/subscriptions.get", get(rooms::subscriptions))
         .route("/api/v1/channels.invite", post(rooms::channel_invite))
         .route("/api/v1/groups.invite", post(rooms::group_invite))
+        .route("/api/v1/channels.join", post(rooms::channel_join))
+        .route("/api/v1/rooms.leave", post(rooms::leave))
         .route("/api/v1/channels.history", get(history::channels))
         .route("/api/v1/groups.history", get(history::groups))
         .route("/api/v1/im.history", get(history::im))

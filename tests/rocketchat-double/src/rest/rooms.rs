@@ -161,3 +161,46 @@ pub async fn channel_invite(State(s): State<Arc<Shared>>, headers: HeaderMap, bo
 pub async fn group_invite(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> ApiResult {
     invite(&s, &headers, body, RoomType::Group, "POST groups.invite", "isGroupsInviteProps", "group").await
 }
+
+/// `POST channels.join` with `{roomId}`: posts `uj`.
+pub async fn channel_join(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> ApiResult {
+    let me = s.authenticate(&headers)?;
+    let body = json_body(&body)?;
+    s.validate("POST channels.join", "isChannelsJoinProps", &body).await?;
+    let rid = text(&body, "roomId").unwrap_or_default();
+    let channel = s.with(|ws| {
+        if !ws.room(rid).is_some_and(|r| r.kind == RoomType::Channel) {
+            return Err(ApiError::meteor(
+                "error-room-not-found",
+                "The required \"roomId\" or \"roomName\" param provided does not match any channel",
+            ));
+        }
+        ws.add_member(rid, &me.id, None)?;
+        Ok(ws.room(rid).map(|r| ws.render_room(r, Format::Rest)))
+    })?;
+    Ok(success(json!({ "channel": channel })))
+}
+
+/// `POST rooms.leave` with `{roomId}` (no published validator; checked by hand): posts `ul`.
+pub async fn leave(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> ApiResult {
+    let me = s.authenticate(&headers)?;
+    let body = json_body(&body)?;
+    let well_formed = body.as_object().is_some_and(|o| o.len() == 1 && text(&body, "roomId").is_some());
+    if !well_formed {
+        let errors = json!([{ "message": "must have required property 'roomId' and nothing else" }]);
+        return Err(s.record_violation(
+            "POST rooms.leave",
+            "rooms.leave body {roomId} (checked by the double)",
+            &body,
+            errors,
+        ));
+    }
+    let rid = text(&body, "roomId").unwrap_or_default();
+    s.with(|ws| {
+        if ws.room(rid).is_none_or(|r| r.kind == RoomType::Direct) {
+            return Err(ApiError::meteor("error-not-allowed", "Not allowed"));
+        }
+        ws.remove_member(rid, &me.id)
+    })?;
+    Ok(success(json!({})))
+}
