@@ -157,3 +157,37 @@ async fn files_typing_presence_and_membership() {
     env.alice.wait_timeline(&room, WAIT, "Dave leaving", |t| membership_of(t, &dave_ghost) == Some("leave")).await;
     ws.rc.assert_schemas_ok();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_direct_chat_opened_from_matrix_works_both_ways() {
+    let env = RocketChatEnv::start(Backend::Sqlite, &["fk"]).await;
+    let ws = env.ws();
+    let bob_ghost = ghost_id("fk", "bob");
+    let room = env.alice.create_dm(&bob_ghost).await;
+    env.alice.wait_timeline(&room, WAIT, "Bob's ghost joining", |t| membership_of(t, &bob_ghost) == Some("join")).await;
+
+    // Matrix to Rocket.Chat: Alice's puppet opens the direct chat with Bob.
+    env.alice.send_text(&room, "hi bob, privately").await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let rid = loop {
+        if let Some(puppet) = ws.rc.user_id(PUPPET) {
+            let mut pair = [puppet, ws.bob.id.clone()];
+            pair.sort();
+            let rid = pair.concat();
+            if ws.rc.messages(&rid).iter().any(|m| m.msg == "hi bob, privately") {
+                break rid;
+            }
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the direct message never reached Rocket.Chat");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(ws.rc.members(&rid).len(), 2);
+
+    // Rocket.Chat to Matrix: Bob answers in the same direct chat.
+    ws.rc.post_message(&ws.bob, &rid, "hi alice, privately").unwrap();
+    let answer = env.matrix_sees(&room, "hi alice, privately").await;
+    assert_eq!(answer["sender"], bob_ghost.as_str());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(env.matrix_texts(&room).await, ["hi bob, privately", "hi alice, privately"]);
+    ws.rc.assert_schemas_ok();
+}

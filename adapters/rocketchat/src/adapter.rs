@@ -259,6 +259,7 @@ async fn supervise(shared: Arc<Shared>, first: Option<Identity>, cancel: Cancell
     *shared.bot.write().expect("bot poisoned") = Some(bot.clone());
     refresh_portals(&shared).await;
     tokio::spawn(session::run(shared.clone(), bot, cancel.child_token()));
+    start_puppet_sessions(&shared).await;
     let mut refresh = tokio::time::interval(PORTAL_REFRESH);
     let mut save = tokio::time::interval(SAVE_EVERY);
     loop {
@@ -266,6 +267,24 @@ async fn supervise(shared: Arc<Shared>, first: Option<Identity>, cancel: Cancell
             _ = cancel.cancelled() => return,
             _ = refresh.tick() => refresh_portals(&shared).await,
             _ = save.tick() => save_seen(&shared).await,
+        }
+    }
+}
+
+/// In `users` mode every puppet listens, so a person can open a direct chat with one.
+async fn start_puppet_sessions(shared: &Arc<Shared>) {
+    if shared.config().puppet_mode != PuppetMode::Users {
+        return;
+    }
+    let (Ok(users), Ok(bot)) = (Puppets::index(shared.state.as_ref()).await, shared.bot()) else { return };
+    for user in users {
+        match shared.puppets.ensure(&shared.rest, shared.state.as_ref(), &bot.creds, &user, None).await {
+            Ok(puppet) => shared.ensure_puppet_session(Identity {
+                username: puppet.username.clone(),
+                creds: puppet.creds(),
+                owner: Some(user),
+            }),
+            Err(err) => tracing::warn!(error = %err, "a puppet could not be loaded"),
         }
     }
 }

@@ -16,15 +16,17 @@ use crate::pushers::Batch;
 /// The rooms a session listens in: channels and groups for the bot, direct chats for their puppet.
 pub(crate) fn rooms_of(shared: &Shared, identity: &Identity) -> Vec<String> {
     let rooms = shared.rooms.lock().expect("rooms poisoned");
-    rooms
-        .all()
-        .filter(|(_, watch)| match (&identity.owner, ids::parse_direct(&watch.portal)) {
-            (None, None) => true,
-            (Some(owner), Some((_, user))) => owner == &user,
-            _ => false,
-        })
-        .map(|(rid, _)| rid.to_owned())
-        .collect()
+    rooms.all().filter(|(_, watch)| listens_in(identity, &watch.portal)).map(|(rid, _)| rid.to_owned()).collect()
+}
+
+/// Whether a session reads a portal's room: the bot reads channels and
+/// groups, a puppet its own direct chats.
+fn listens_in(identity: &Identity, portal: &RemoteRoomId) -> bool {
+    match (&identity.owner, ids::parse_direct(portal)) {
+        (None, None) => true,
+        (Some(owner), Some((_, user))) => owner == &user,
+        _ => false,
+    }
 }
 
 /// Handles one stream event.
@@ -52,9 +54,13 @@ pub(crate) fn stream(shared: &Arc<Shared>, identity: &Identity, collection: &str
 
 /// A live message: held while its room catches up, bridged otherwise.
 fn live_message(shared: &Arc<Shared>, identity: &Identity, message: RcMessage) {
-    let watched = shared.rooms.lock().expect("rooms poisoned").get(&message.rid).is_some();
-    if !watched && !adopt_direct(shared, identity, &message) {
-        return; // A room without a portal.
+    let watch = shared.rooms.lock().expect("rooms poisoned").get(&message.rid).cloned();
+    match watch {
+        // Each room is read by one session only (puppets are in channels too), which keeps its order.
+        Some(watch) if !listens_in(identity, &watch.portal) => return,
+        Some(_) => {}
+        None if !adopt_direct(shared, identity, &message) => return, // A room without a portal.
+        None => {}
     }
     let message = shared.rooms.lock().expect("rooms poisoned").held_or(message);
     if let Some(message) = message {

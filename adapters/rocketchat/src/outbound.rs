@@ -48,7 +48,7 @@ async fn deliver(
     author: &Author,
     event: &OutboundEvent,
 ) -> Result<SendReceipt, RestError> {
-    let rid = room_id(shared, bot, author, &event.room).await?;
+    let rid = room_id(shared, author, &event.room).await?;
     match &event.body {
         EventBody::Message(message) => {
             join(shared, bot, author, &rid).await?;
@@ -103,6 +103,10 @@ async fn author(shared: &Arc<Shared>, bot: &Identity, event: &OutboundEvent) -> 
     match shared.config().puppet_mode {
         PuppetMode::Users => {
             let puppet = shared.puppets.ensure(&shared.rest, shared.state.as_ref(), &bot.creds, &user, name).await?;
+            // It listens from now on, so its direct chats reach Matrix.
+            let identity =
+                Identity { username: puppet.username.clone(), creds: puppet.creds(), owner: Some(user.clone()) };
+            shared.ensure_puppet_session(identity);
             Ok(Author { creds: puppet.creds(), puppet: Some(puppet.user_id), alias: None, user })
         }
         PuppetMode::Impersonate => Ok(Author {
@@ -115,12 +119,7 @@ async fn author(shared: &Arc<Shared>, bot: &Identity, event: &OutboundEvent) -> 
 }
 
 /// The rid of a portal: the room itself, or the direct chat (created on first use).
-async fn room_id(
-    shared: &Arc<Shared>,
-    bot: &Identity,
-    author: &Author,
-    room: &RemoteRoomId,
-) -> Result<String, RestError> {
+async fn room_id(shared: &Arc<Shared>, author: &Author, room: &RemoteRoomId) -> Result<String, RestError> {
     let Some((remote, _)) = ids::parse_direct(room) else { return Ok(room.as_str().to_owned()) };
     if let Some(rid) = shared.rooms.lock().expect("rooms poisoned").rid_of(room) {
         return Ok(rid);
@@ -129,7 +128,10 @@ async fn room_id(
     let rid = match shared.state.get(&key).await.ok().flatten() {
         Some(rid) => rid,
         None => {
+            let opened = crate::time::now_millis();
             let rid = api::create_direct(&shared.rest, &author.creds, remote.as_str()).await?;
+            // Bridged from its opening on, even if the puppet's session subscribes later.
+            shared.rooms.lock().expect("rooms poisoned").mark_seen(&rid, opened);
             if let Err(err) = shared.state.put(&key, Some(&rid)).await {
                 tracing::warn!(error = %err, "remembering a direct chat failed");
             }
@@ -140,13 +142,8 @@ async fn room_id(
         shared.rooms_changed.send_modify(|g| *g += 1);
     }
     if let Some(user_id) = &author.puppet {
-        let identity =
-            Identity { username: String::new(), creds: author.creds.clone(), owner: Some(author.user.clone()) };
-        let username = ids::puppet_username(&shared.config().puppet_prefix, &author.user);
-        shared.ensure_puppet_session(Identity { username, ..identity });
         shared.puppets.joined(user_id, &rid);
     }
-    let _ = bot;
     Ok(rid)
 }
 

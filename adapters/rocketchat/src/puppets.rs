@@ -42,6 +42,9 @@ fn state_key(user: &MatrixUserId) -> String {
     format!("puppet:{user}")
 }
 
+/// The state key listing every puppet's Matrix user (a JSON array).
+const INDEX_KEY: &str = "puppets";
+
 impl Puppets {
     /// The Matrix user behind a puppet username, if it is one we know.
     pub(crate) fn owner_of(&self, username: &str) -> Option<MatrixUserId> {
@@ -112,8 +115,20 @@ impl Puppets {
         let puppet = Puppet { username, user_id, token: creds.token };
         let stored = serde_json::to_string(&puppet).map_err(|e| BridgeError::permanent(e.to_string()))?;
         state.put(&state_key(user), Some(&stored)).await?;
+        let mut index = Self::index(state).await?;
+        if !index.contains(user) {
+            index.push(user.clone());
+            let list = serde_json::to_string(&index).map_err(|e| BridgeError::permanent(e.to_string()))?;
+            state.put(INDEX_KEY, Some(&list)).await?;
+        }
         tracing::info!(puppet = %puppet.username, "Rocket.Chat puppet user ready");
         Ok(puppet)
+    }
+
+    /// Every Matrix user that has a puppet.
+    pub(crate) async fn index(state: &dyn AdapterState) -> Result<Vec<MatrixUserId>, BridgeError> {
+        let list = state.get(INDEX_KEY).await?.unwrap_or_default();
+        Ok(serde_json::from_str(&list).unwrap_or_default())
     }
 
     /// Forgets a puppet whose token was refused, so the next use mints a new one.
