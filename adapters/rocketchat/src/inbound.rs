@@ -116,8 +116,11 @@ pub(crate) fn events(memory: &mut Memory, message: &RcMessage, ctx: &Context<'_>
     let Some(target) = target else { return out };
     match prev {
         None => {
-            if !ctx.echo {
-                out.extend(event(message.id.clone(), EventBody::Message(content(message, ctx))));
+            let content = content(message, ctx);
+            // Nothing to show (an empty text without files) is not bridged.
+            let empty = content.text.body.trim().is_empty() && content.attachments.is_empty();
+            if !ctx.echo && !empty {
+                out.extend(event(message.id.clone(), EventBody::Message(content)));
             }
             for (key, user) in reactions.iter().filter(|(_, user)| !(ctx.ours)(user)) {
                 let body = EventBody::Reaction { target: target.clone(), key: emoji::to_unicode(key), removed: false };

@@ -135,3 +135,11 @@ fn echoes_bridge_only_others_reactions() {
     ours["editedAt"] = json!({"$date": 6000});
     assert!(convert(&mut memory, ours).is_empty(), "our own edit is not bridged back");
 }
+
+#[test]
+fn empty_messages_are_not_bridged() {
+    let mut memory = Memory::default();
+    let mut empty = base();
+    empty["msg"] = json!("  ");
+    assert!(convert(&mut memory, empty).is_empty());
+}

@@ -19,6 +19,8 @@ use crate::config::RocketChatConfig;
 
 /// How often one call waits out a 429 before giving up to the caller's retry.
 const RATE_LIMIT_RETRIES: u32 = 8;
+/// How long events wait after the workspace refused a token.
+const UNAUTHORIZED_RETRY: Duration = Duration::from_secs(60);
 /// Bounds of a wait asked for by the server.
 const MIN_WAIT: Duration = Duration::from_millis(50);
 const MAX_WAIT: Duration = Duration::from_secs(60);
@@ -60,7 +62,11 @@ impl From<RestError> for BridgeError {
                 BridgeError::Transient { message: err.to_string(), retry_after: Some(wait) }
             }
             RestError::Unavailable(_) => BridgeError::transient(err.to_string()),
-            RestError::Unauthorized(_) | RestError::Refused { .. } => BridgeError::permanent(err.to_string()),
+            // Kept queued (not dead-lettered) until an operator fixes the token.
+            RestError::Unauthorized(_) => {
+                BridgeError::Transient { message: err.to_string(), retry_after: Some(UNAUTHORIZED_RETRY) }
+            }
+            RestError::Refused { .. } => BridgeError::permanent(err.to_string()),
         }
     }
 }
@@ -317,6 +323,8 @@ mod tests {
             Some(&creds),
         );
         assert!(matches!(unauthorized, Err(RestError::Unauthorized(ref u)) if u == "u1"));
+        let queued = BridgeError::from(unauthorized.unwrap_err());
+        assert!(matches!(queued, BridgeError::Transient { retry_after: Some(UNAUTHORIZED_RETRY), .. }));
         let outage = classify("me", StatusCode::BAD_GATEWAY, "<html>", None).unwrap_err();
         assert!(BridgeError::from(outage).is_transient());
         assert!(classify("x", StatusCode::OK, "not json", None).is_err());
