@@ -158,6 +158,69 @@ impl RocketChatEnv {
     }
 }
 
+/// A Rocket.Chat user's own realtime session, collecting the stream events it gets.
+pub struct RcListener {
+    events: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RcListener {
+    /// Connects as `user`, logs in and subscribes to `(stream, event)` pairs.
+    pub async fn connect(ws: &Workspace, user: &TestUser, subs: &[(&str, &str)]) -> Self {
+        use futures::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::Message;
+        let (mut socket, _) = tokio_tungstenite::connect_async(ws.rc.websocket_url()).await.expect("websocket");
+        let mut frames = vec![
+            serde_json::json!({"msg": "connect", "version": "1", "support": ["1"]}),
+            serde_json::json!({"msg": "method", "method": "login", "id": "login", "params": [{"resume": user.token}]}),
+        ];
+        for (i, (stream, event)) in subs.iter().enumerate() {
+            frames.push(
+                serde_json::json!({"msg": "sub", "id": format!("s{i}"), "name": stream, "params": [event, false]}),
+            );
+        }
+        for frame in frames {
+            socket.send(Message::text(frame.to_string())).await.expect("send");
+        }
+        let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = events.clone();
+        let task = tokio::spawn(async move {
+            while let Some(Ok(Message::Text(text))) = socket.next().await {
+                let Ok(frame) = serde_json::from_str::<Value>(&text) else { continue };
+                match frame["msg"].as_str() {
+                    Some("ping") => {
+                        let _ = socket.send(Message::text(serde_json::json!({"msg": "pong"}).to_string())).await;
+                    }
+                    Some("changed") => sink.lock().expect("events").push(frame["fields"].clone()),
+                    _ => {}
+                }
+            }
+        });
+        // Subscriptions are live once the server listed them.
+        let ready = ws.rc.wait_for_subscription(&user.id, subs[0].0, subs[0].1, WAIT).await;
+        assert!(ready, "the test listener never subscribed");
+        Self { events, task }
+    }
+
+    /// Waits for a stream event (`{eventName, args}`) that `pred` accepts.
+    pub async fn wait_for(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if let Some(found) = self.events.lock().expect("events").iter().find(|e| pred(e)) {
+                return found.clone();
+            }
+            assert!(tokio::time::Instant::now() < deadline, "Rocket.Chat never streamed {what}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for RcListener {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 /// The ghost of a Rocket.Chat username of a tenant.
 pub fn ghost_id(tenant: &str, username: &str) -> String {
     format!("@rocketchat_{tenant}_{}:localhost", brygga_core::naming::escape(username))

@@ -49,6 +49,8 @@ pub(crate) struct Shared {
     pub(crate) memory: Mutex<Memory>,
     pub(crate) puppets: Puppets,
     pub(crate) pushers: Mutex<Option<Arc<Pushers>>>,
+    /// Open realtime sessions, to send typing notices on.
+    pub(crate) writers: crate::writers::Writers,
     /// Bumped when rooms are added, so sessions subscribe to them.
     pub(crate) rooms_changed: tokio::sync::watch::Sender<u64>,
     /// Puppet sessions running, by username.
@@ -154,6 +156,7 @@ impl RocketChatAdapter {
             memory: Mutex::default(),
             puppets: Puppets::default(),
             pushers: Mutex::new(None),
+            writers: Default::default(),
             rooms_changed: tokio::sync::watch::channel(0).0,
             puppet_sessions: Mutex::default(),
             auth_failed: AtomicBool::new(false),
@@ -185,6 +188,8 @@ impl Adapter for RocketChatAdapter {
         caps.media = true;
         caps.membership = true;
         caps.backfill = true;
+        // Typing goes out over a puppet's own realtime session.
+        caps.typing = self.shared.config().puppet_mode == PuppetMode::Users;
         caps
     }
 

@@ -107,6 +107,17 @@ pub(crate) fn pong(id: Option<&str>) -> String {
     .to_string()
 }
 
+/// A method call.
+pub(crate) fn method(id: &str, name: &str, params: Value) -> String {
+    json!({"msg": "method", "method": name, "id": id, "params": params}).to_string()
+}
+
+/// A user's typing notice in a room (`stream-notify-room` `<rid>/user-activity`).
+pub(crate) fn typing(id: &str, rid: &str, username: &str, typing: bool) -> String {
+    let activities: &[&str] = if typing { &["user-typing"] } else { &[] };
+    method(id, "stream-notify-room", json!([format!("{rid}/user-activity"), username, activities, {}]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,6 +169,9 @@ mod tests {
         let sub: Value = serde_json::from_str(&sub("s", "stream-room-messages", "__my_messages__")).unwrap();
         assert_eq!(sub["name"], "stream-room-messages");
         assert_eq!(sub["params"], serde_json::json!(["__my_messages__", false]));
+        let typing: Value = serde_json::from_str(&typing("t1", "r1", "bob", true)).unwrap();
+        assert_eq!(typing["method"], "stream-notify-room");
+        assert_eq!(typing["params"], serde_json::json!(["r1/user-activity", "bob", ["user-typing"], {}]));
         let pong: Value = serde_json::from_str(&pong(Some("9"))).unwrap();
         assert_eq!(pong, serde_json::json!({"msg": "pong", "id": "9"}));
     }

@@ -26,6 +26,7 @@ mod rest;
 mod rooms;
 mod session;
 mod time;
+mod writers;
 
 use std::sync::Arc;
 

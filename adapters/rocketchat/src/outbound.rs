@@ -19,6 +19,7 @@ use crate::{emoji, html_to_md, ids};
 /// Who a Matrix event is sent as.
 struct Author {
     creds: Creds,
+    username: String,
     /// The puppet's user id, when sending as a puppet.
     puppet: Option<String>,
     /// The name shown when the bot impersonates.
@@ -51,7 +52,7 @@ async fn deliver(
     let rid = room_id(shared, author, &event.room).await?;
     match &event.body {
         EventBody::Message(message) => {
-            join(shared, bot, author, &rid).await?;
+            join(shared, bot, author, &event.room, &rid).await?;
             send_message(shared, author, &rid, event, message).await
         }
         EventBody::Edit { target, text } => {
@@ -74,12 +75,20 @@ async fn deliver(
                 tracing::debug!("a reaction that is no emoji was not sent to Rocket.Chat");
                 return Ok(SendReceipt::default());
             };
-            join(shared, bot, author, &rid).await?;
+            join(shared, bot, author, &event.room, &rid).await?;
             api::react(&shared.rest, &author.creds, target.as_str(), &shortcode, !removed).await?;
             Ok(SendReceipt::default())
         }
+        EventBody::Typing { typing } if author.puppet.is_some() => {
+            join(shared, bot, author, &event.room, &rid).await?;
+            let frame = crate::ddp::typing(&shared.writers.fresh_id(), &rid, &author.username, *typing);
+            if !shared.writers.send(&author.username, frame) {
+                tracing::debug!("a typing notice was dropped: the puppet's session is not open");
+            }
+            Ok(SendReceipt::default())
+        }
         EventBody::Membership { membership: Membership::Join, .. } if event.target.is_none() => {
-            join(shared, bot, author, &rid).await?;
+            join(shared, bot, author, &event.room, &rid).await?;
             Ok(SendReceipt::default())
         }
         EventBody::Membership { membership: Membership::Leave, .. }
@@ -107,10 +116,17 @@ async fn author(shared: &Arc<Shared>, bot: &Identity, event: &OutboundEvent) -> 
             let identity =
                 Identity { username: puppet.username.clone(), creds: puppet.creds(), owner: Some(user.clone()) };
             shared.ensure_puppet_session(identity);
-            Ok(Author { creds: puppet.creds(), puppet: Some(puppet.user_id), alias: None, user })
+            Ok(Author {
+                creds: puppet.creds(),
+                username: puppet.username,
+                puppet: Some(puppet.user_id),
+                alias: None,
+                user,
+            })
         }
         PuppetMode::Impersonate => Ok(Author {
             creds: bot.creds.clone(),
+            username: bot.username.clone(),
             puppet: None,
             alias: Some(name.unwrap_or(user.as_str()).to_owned()),
             user,
@@ -148,8 +164,18 @@ async fn room_id(shared: &Arc<Shared>, author: &Author, room: &RemoteRoomId) -> 
 }
 
 /// Puts the author's puppet into a channel or group before it speaks there.
-async fn join(shared: &Arc<Shared>, bot: &Identity, author: &Author, rid: &str) -> Result<(), RestError> {
+async fn join(
+    shared: &Arc<Shared>,
+    bot: &Identity,
+    author: &Author,
+    portal: &RemoteRoomId,
+    rid: &str,
+) -> Result<(), RestError> {
     let Some(user_id) = &author.puppet else { return Ok(()) };
+    // A direct chat has its two members already.
+    if ids::parse_direct(portal).is_some() {
+        return Ok(());
+    }
     if shared.puppets.is_in(user_id, rid) {
         return Ok(());
     }

@@ -85,6 +85,9 @@ async fn session(shared: &Arc<Shared>, identity: &Identity, cancel: &Cancellatio
         return end;
     }
     let mut rooms_changed = shared.rooms_changed.subscribe();
+    // Frames others want sent on this session (typing notices), while it lasts.
+    let (tx, mut outgoing) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let _writer = shared.writers.register(&identity.username, tx);
     let mut subscribed: HashSet<String> = HashSet::new();
     let mut next_id = 0u64;
     let mut fresh = |prefix: &str| {
@@ -109,6 +112,12 @@ async fn session(shared: &Arc<Shared>, identity: &Identity, cancel: &Cancellatio
             _ = cancel.cancelled() => {
                 let _ = ws.close(None).await;
                 return End::Cancelled;
+            }
+            Some(frame) = outgoing.recv() => {
+                if let Err(err) = ws.send(WsMessage::text(frame)).await {
+                    return End::Lost(err.to_string());
+                }
+                continue;
             }
             changed = rooms_changed.changed() => {
                 if changed.is_err() {
