@@ -50,6 +50,17 @@ async fn a_channel_conversation_with_threads_edits_reactions_and_deletes() {
     let threaded = env.rc_sees(ws, &rid, "Alice's thread reply", |m| m.msg == "alice in bob's thread").await;
     assert_eq!(threaded.tmid.as_deref(), Some(bob_msg.id.as_str()));
 
+    // Replies both ways: Rocket.Chat quotes a message by a link to it.
+    let reply = json!({"msgtype": "m.text", "body": "> <@rocketchat_fk_bob:localhost> hello\n\nalice replies",
+        "m.relates_to": {"m.in_reply_to": {"event_id": bob_event_id}}});
+    env.alice.send(&room, "m.room.message", reply).await;
+    let quoted = env.rc_sees(ws, &rid, "Alice's reply", |m| m.msg.ends_with("alice replies")).await;
+    assert!(quoted.msg.starts_with("[ ](") && quoted.msg.contains(&format!("?msg={})", bob_msg.id)), "{}", quoted.msg);
+    let quote = format!("[ ]({}/channel/general?msg={}) bob quotes alice", ws.rc.url(), alice_msg.id);
+    ws.rc.post_message(&ws.bob, &rid, &quote).unwrap();
+    let quoting = env.matrix_sees(&room, "bob quotes alice").await;
+    assert_eq!(quoting["content"]["m.relates_to"]["m.in_reply_to"]["event_id"], alice_event.as_str(), "{quoting}");
+
     // Edits both ways.
     ws.rc.edit_message(&ws.bob, &bob_msg.id, "hello, edited").unwrap();
     let edit = env
@@ -189,5 +200,15 @@ async fn a_direct_chat_opened_from_matrix_works_both_ways() {
     assert_eq!(answer["sender"], bob_ghost.as_str());
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(env.matrix_texts(&room).await, ["hi bob, privately", "hi alice, privately"]);
+
+    // A file in the direct chat is fetched as Alice's puppet (the bot is no member).
+    let notes = b"private notes".to_vec();
+    ws.rc.post_file(&ws.bob, &rid, "notes.txt", "text/plain", &notes, "").unwrap();
+    let timeline = env
+        .alice
+        .wait_timeline(&room, WAIT, "Bob's file", |t| t.iter().any(|e| e["content"]["msgtype"] == "m.file"))
+        .await;
+    let file = timeline.iter().find(|e| e["content"]["msgtype"] == "m.file").unwrap();
+    assert_eq!(env.alice.download(file["content"]["url"].as_str().unwrap()).await, notes);
     ws.rc.assert_schemas_ok();
 }

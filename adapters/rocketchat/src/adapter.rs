@@ -1,10 +1,9 @@
 //! The Rocket.Chat adapter of one tenant: a realtime session of the bot
-//! (and of each puppet with direct chats) for receiving, REST for sending.
+//! (and of each puppet, for its direct chats) for receiving, REST for sending.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use brygga_core::{
@@ -13,19 +12,14 @@ use brygga_core::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{BotAuth, PuppetMode, RocketChatConfig};
+use crate::config::{PuppetMode, RocketChatConfig};
 use crate::inbound::Memory;
 use crate::media::Files;
 use crate::puppets::Puppets;
 use crate::pushers::Pushers;
 use crate::rest::{Creds, Rest, RestError};
 use crate::rooms::Rooms;
-use crate::{api, ids, session};
-
-/// How often the portal list is re-read, so rooms linked at run time are watched.
-const PORTAL_REFRESH: Duration = Duration::from_secs(5);
-/// How often seen points are written to the adapter state.
-const SAVE_EVERY: Duration = Duration::from_secs(2);
+use crate::{ids, session};
 
 /// A logged-in Rocket.Chat user.
 #[derive(Clone, Debug)]
@@ -166,16 +160,6 @@ impl RocketChatAdapter {
     }
 }
 
-/// Logs the bot in (password login exchanges for a token) and learns its username.
-async fn log_in(rest: &Rest, auth: &BotAuth) -> Result<Identity, RestError> {
-    let creds = match auth {
-        BotAuth::Token { user_id, token } => Creds { user_id: user_id.clone(), token: token.clone() },
-        BotAuth::Password { username, password } => api::login(rest, username, password).await?,
-    };
-    let username = api::me(rest, &creds).await?;
-    Ok(Identity { username, creds, owner: None })
-}
-
 #[async_trait]
 impl Adapter for RocketChatAdapter {
     fn capabilities(&self) -> Capabilities {
@@ -210,7 +194,7 @@ impl Adapter for RocketChatAdapter {
         let shared = &self.shared;
         // A refused token is reported now, to whoever starts the tenant; an
         // unreachable workspace is retried in the background.
-        let first = log_in(&shared.rest, &shared.config().auth).await;
+        let first = crate::supervisor::log_in(&shared.rest, &shared.config().auth).await;
         if let Err(RestError::Unauthorized(_) | RestError::Refused { .. }) = &first {
             shared.bot_refused();
             return Err(BridgeError::permanent(format!("Rocket.Chat login failed: {}", first.unwrap_err())));
@@ -227,7 +211,7 @@ impl Adapter for RocketChatAdapter {
         });
         *shared.pushers.lock().expect("pushers poisoned") =
             Some(Pushers::new(shared.sink.clone(), seen, cancel.clone()));
-        tokio::spawn(supervise(shared.clone(), first.ok(), cancel));
+        tokio::spawn(crate::supervisor::supervise(shared.clone(), first.ok(), cancel));
         Ok(())
     }
 
@@ -235,109 +219,10 @@ impl Adapter for RocketChatAdapter {
         if let Some(cancel) = self.shared.cancel.lock().expect("cancel poisoned").take() {
             cancel.cancel();
         }
-        save_seen(&self.shared).await;
+        crate::supervisor::save_seen(&self.shared).await;
     }
 
     async fn send(&self, event: &OutboundEvent) -> Result<SendReceipt, BridgeError> {
         crate::outbound::send(&self.shared, event).await
-    }
-}
-
-/// Logs in (until it works), then runs the bot's session, keeps the watched
-/// rooms in step with the portals and saves seen points.
-async fn supervise(shared: Arc<Shared>, first: Option<Identity>, cancel: CancellationToken) {
-    let mut backoff = brygga_core::Backoff::new(Duration::from_secs(1), Duration::from_secs(300));
-    let mut identity = first;
-    while identity.is_none() {
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(backoff.next_delay()) => {}
-        }
-        match log_in(&shared.rest, &shared.config().auth).await {
-            Ok(id) => identity = Some(id),
-            Err(RestError::Unauthorized(_)) => shared.bot_refused(),
-            Err(err) => tracing::warn!(tenant = %shared.tenant, error = %err, "Rocket.Chat login failed; retrying"),
-        }
-    }
-    let bot = identity.expect("loop ends with an identity");
-    tracing::info!(tenant = %shared.tenant, bot = %bot.username, "Rocket.Chat bot logged in");
-    *shared.bot.write().expect("bot poisoned") = Some(bot.clone());
-    refresh_portals(&shared).await;
-    tokio::spawn(session::run(shared.clone(), bot, cancel.child_token()));
-    start_puppet_sessions(&shared).await;
-    let mut refresh = tokio::time::interval(PORTAL_REFRESH);
-    let mut save = tokio::time::interval(SAVE_EVERY);
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = refresh.tick() => refresh_portals(&shared).await,
-            _ = save.tick() => save_seen(&shared).await,
-        }
-    }
-}
-
-/// In `users` mode every puppet listens, so a person can open a direct chat with one.
-async fn start_puppet_sessions(shared: &Arc<Shared>) {
-    if shared.config().puppet_mode != PuppetMode::Users {
-        return;
-    }
-    let (Ok(users), Ok(bot)) = (Puppets::index(shared.state.as_ref()).await, shared.bot()) else { return };
-    for user in users {
-        match shared.puppets.ensure(&shared.rest, shared.state.as_ref(), &bot.creds, &user, None).await {
-            Ok(puppet) => shared.ensure_puppet_session(Identity {
-                username: puppet.username.clone(),
-                creds: puppet.creds(),
-                owner: Some(user),
-            }),
-            Err(err) => tracing::warn!(error = %err, "a puppet could not be loaded"),
-        }
-    }
-}
-
-/// Watches every portal's room: channels and groups by the bot, direct chats by their puppet.
-pub(crate) async fn refresh_portals(shared: &Arc<Shared>) {
-    let portals = match shared.portals.rooms().await {
-        Ok(rooms) => rooms,
-        Err(err) => {
-            tracing::warn!(error = %err, "listing Rocket.Chat portals failed");
-            return;
-        }
-    };
-    let mut added = false;
-    for portal in portals {
-        match ids::parse_direct(&portal) {
-            Some((_, user)) => {
-                let rid = match shared.state.get(&format!("dm-rid:{portal}")).await {
-                    Ok(Some(rid)) => rid,
-                    _ => continue, // Opened from Matrix and not used yet.
-                };
-                added |= shared.rooms.lock().expect("rooms poisoned").watch(&rid, portal.clone());
-                if let Ok(bot) = shared.bot()
-                    && let Ok(puppet) =
-                        shared.puppets.ensure(&shared.rest, shared.state.as_ref(), &bot.creds, &user, None).await
-                {
-                    let identity =
-                        Identity { username: puppet.username.clone(), creds: puppet.creds(), owner: Some(user) };
-                    shared.ensure_puppet_session(identity);
-                }
-            }
-            None if ids::is_room_id(portal.as_str()) => {
-                added |= shared.rooms.lock().expect("rooms poisoned").watch(portal.as_str(), portal.clone());
-            }
-            None => tracing::warn!(portal = %portal, "portal room is not a Rocket.Chat room id"),
-        }
-    }
-    if added {
-        shared.rooms_changed.send_modify(|g| *g += 1);
-    }
-}
-
-/// Writes changed seen points to the adapter state.
-async fn save_seen(shared: &Shared) {
-    let dirty = shared.rooms.lock().expect("rooms poisoned").take_dirty();
-    for (rid, ts) in dirty {
-        if let Err(err) = shared.state.put(&format!("seen:{rid}"), Some(&ts.to_string())).await {
-            tracing::warn!(error = %err, "saving a Rocket.Chat catch-up point failed");
-        }
     }
 }

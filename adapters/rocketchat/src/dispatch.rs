@@ -96,7 +96,9 @@ pub(crate) fn bridge(shared: &Arc<Shared>, message: &RcMessage) {
         shared.rooms.lock().expect("rooms poisoned").is_ours(&message.id) || shared.is_bridge_user(&message.u.username);
     let mention = |username: &str| shared.mention_target(username);
     let ours = |username: &str| shared.is_bridge_user(username);
+    let owner = ids::parse_direct(&watch.portal).map(|(_, user)| user);
     let ctx = Context {
+        file_owner: owner.as_ref(),
         room: &watch.portal,
         mention: &mention,
         ours: &ours,

@@ -6,8 +6,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use brygga_core::{
-    Attachment, EventBody, InboundEvent, MediaSource, Membership, Message, RemoteMessageId, RemoteRoomId, RemoteSender,
-    RemoteUserId,
+    Attachment, EventBody, InboundEvent, MatrixUserId, MediaSource, Membership, Message, RemoteMessageId, RemoteRoomId,
+    RemoteSender, RemoteUserId,
 };
 
 use crate::emoji;
@@ -78,6 +78,8 @@ pub(crate) struct Context<'a> {
     pub(crate) echo: bool,
     /// Longest text bridged; longer text is cut.
     pub(crate) max_body_bytes: usize,
+    /// The Matrix user whose puppet fetches the room's files (in direct chats).
+    pub(crate) file_owner: Option<&'a MatrixUserId>,
 }
 
 /// The events a (re)delivered message stands for, given what was seen before.
@@ -214,12 +216,12 @@ fn content(message: &RcMessage, ctx: &Context<'_>) -> Message<RemoteMessageId> {
     let mut out = Message::text(markdown::to_matrix(&text, ctx.mention));
     out.reply_to = message.quoted_id().and_then(|id| RemoteMessageId::new(id).ok());
     out.thread_root = message.tmid.as_ref().and_then(|id| RemoteMessageId::new(id.clone()).ok());
-    out.attachments = attachments(message);
+    out.attachments = attachments(message, ctx.file_owner);
     out
 }
 
 /// Files of a message, fetched later through the adapter's media access.
-fn attachments(message: &RcMessage) -> Vec<Attachment> {
+fn attachments(message: &RcMessage, owner: Option<&MatrixUserId>) -> Vec<Attachment> {
     let files: BTreeMap<&str, &crate::message::FileRef> =
         message.files.iter().chain(message.file.iter()).map(|f| (f.id.as_str(), f)).collect();
     message
@@ -239,7 +241,7 @@ fn attachments(message: &RcMessage) -> Vec<Attachment> {
                 name: a.title.clone().or_else(|| file.and_then(|f| f.name.clone())).unwrap_or_else(|| "file".into()),
                 mime: mime.unwrap_or_else(|| "application/octet-stream".into()),
                 size: a.image_size.or_else(|| file.and_then(|f| f.size)),
-                source: MediaSource::Remote { locator: link.clone() },
+                source: MediaSource::Remote { locator: crate::media::locator(link, owner) },
             })
         })
         .collect()

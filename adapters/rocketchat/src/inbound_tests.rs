@@ -16,7 +16,7 @@ fn convert(memory: &mut Memory, value: serde_json::Value) -> Vec<InboundEvent> {
     let mention = |u: &str| (u == "carol").then(|| "@rocketchat_t_carol:hs".to_owned());
     let ours = |u: &str| u.starts_with("matrix.");
     let echo = value["u"]["username"].as_str().is_some_and(ours);
-    let ctx = Context { room: &room, mention: &mention, ours: &ours, echo, max_body_bytes: 64 };
+    let ctx = Context { room: &room, mention: &mention, ours: &ours, echo, max_body_bytes: 64, file_owner: None };
     events(memory, &msg(value), &ctx)
 }
 

@@ -25,6 +25,7 @@ mod pushers;
 mod rest;
 mod rooms;
 mod session;
+mod supervisor;
 mod time;
 mod writers;
 

@@ -113,7 +113,11 @@ impl RcMessage {
     /// The id of the message this one quotes, from a quote attachment or a
     /// leading `[ ](…?msg=<id>)` link.
     pub(crate) fn quoted_id(&self) -> Option<String> {
-        self.attachments.iter().filter_map(|a| a.message_link.as_deref()).find_map(msg_param)
+        let from_link = || {
+            let rest = self.msg.strip_prefix("[ ](")?;
+            msg_param(&rest[..rest.find(')')?])
+        };
+        self.attachments.iter().filter_map(|a| a.message_link.as_deref()).find_map(msg_param).or_else(from_link)
     }
 
     /// The text without the leading quote links Rocket.Chat puts before a reply.
@@ -180,5 +184,8 @@ mod tests {
         assert_eq!(m.text_without_quotes(), "my answer");
         let plain = RcMessage { msg: "[ ](not a link) x".into(), ..Default::default() };
         assert_eq!(plain.text_without_quotes(), "[ ](not a link) x");
+        assert_eq!(plain.quoted_id(), None);
+        let bare = RcMessage { msg: "[ ](https://c.example/group/g?msg=q1) hi".into(), ..Default::default() };
+        assert_eq!(bare.quoted_id().as_deref(), Some("q1"), "a quote link without its attachment");
     }
 }

@@ -158,57 +158,13 @@ impl Rest {
         }
     }
 
-    /// Downloads a file of the workspace (relative or absolute URL) with the
-    /// user's auth headers, refusing anything over the size limit.
-    pub(crate) async fn download(&self, locator: &str, creds: &Creds) -> Result<(Vec<u8>, String), BridgeError> {
-        let url = self
-            .config
-            .url
-            .join(locator.trim_start_matches('/'))
-            .map_err(|_| BridgeError::permanent("bad file URL"))?;
-        // Auth headers go only to the workspace itself, never to a third-party link.
-        let ours = url.origin() == self.config.url.origin();
-        let max = self.config.max_file_bytes;
-        self.wait_for_window().await;
-        let mut request = self.http.get(url);
-        if ours {
-            request = with_creds(request, Some(creds));
-        }
-        let mut response = request
-            .send()
-            .await
-            .map_err(|e| BridgeError::transient(format!("fetching a file: {}", e.without_url())))?;
-        let status = response.status();
-        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-            return Err(BridgeError::transient(format!("the workspace answered {status} for a file")));
-        }
-        if !status.is_success() {
-            return Err(BridgeError::permanent(format!("the workspace answered {status} for a file")));
-        }
-        if response.content_length().is_some_and(|n| n > max) {
-            return Err(BridgeError::permanent(format!("the file is larger than {max} bytes")));
-        }
-        let mime = response
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("application/octet-stream")
-            .to_owned();
-        let mut data = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| BridgeError::transient(format!("reading a file: {}", e.without_url())))?
-        {
-            if (data.len() + chunk.len()) as u64 > max {
-                return Err(BridgeError::permanent(format!("the file is larger than {max} bytes")));
-            }
-            data.extend_from_slice(&chunk);
-        }
-        Ok((data, mime))
+    /// The HTTP client (for file downloads).
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
     }
 
-    async fn wait_for_window(&self) {
+    /// Waits while the server says the rate-limit window is used up.
+    pub(crate) async fn wait_for_window(&self) {
         let until = *self.paused_until.lock().expect("rate state poisoned");
         if let Some(until) = until
             && until > Instant::now()
@@ -232,7 +188,7 @@ impl Rest {
     }
 }
 
-fn with_creds(request: RequestBuilder, creds: Option<&Creds>) -> RequestBuilder {
+pub(crate) fn with_creds(request: RequestBuilder, creds: Option<&Creds>) -> RequestBuilder {
     match creds {
         Some(creds) => request.header("X-User-Id", &creds.user_id).header("X-Auth-Token", &creds.token),
         None => request,
