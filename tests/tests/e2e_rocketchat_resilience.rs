@@ -198,3 +198,27 @@ async fn a_revoked_bot_token_is_reported_once_and_the_bridge_keeps_running() {
     assert!(health.status().is_success());
     ws.rc.assert_schemas_ok();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_workspace_outage_is_ridden_out_both_ways() {
+    let env = RocketChatEnv::start(Backend::Sqlite, &["fk"]).await;
+    let ws = env.ws();
+    let (rid, room) = env.linked_channel(ws, "outage").await;
+    ws.rc.set_available(false);
+    for i in 0..5 {
+        env.alice.send_text(&room, &format!("o-{i}")).await;
+    }
+    // The workspace's own users go on meanwhile; the bridge cannot reach it.
+    for i in 0..5 {
+        ws.rc.post_message(&ws.bob, &rid, &format!("b-{i}")).unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(ws.rc.messages(&rid).iter().all(|m| !m.msg.starts_with("o-")), "nothing got through the outage");
+    ws.rc.set_available(true);
+
+    let expected: Vec<String> = (0..5).map(|i| format!("o-{i}")).collect();
+    assert_eq!(rc_bodies(&env, &rid, "o-", 5).await, expected);
+    let expected: Vec<String> = (0..5).map(|i| format!("b-{i}")).collect();
+    assert_eq!(matrix_bodies(&env, &room, "b-", "b-4").await, expected);
+    ws.rc.assert_schemas_ok();
+}

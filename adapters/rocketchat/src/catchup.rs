@@ -11,6 +11,7 @@ use crate::api;
 use crate::dispatch;
 use crate::message::RcMessage;
 use crate::rest::RestError;
+use crate::rooms::Step;
 
 /// Overlap with what was already seen, against clock skew between messages.
 const OVERLAP_MS: i64 = 5_000;
@@ -19,13 +20,19 @@ const ATTEMPTS: u32 = 6;
 
 /// Starts holding a room's live messages and catches it up in the background.
 pub(crate) fn start(shared: &Arc<Shared>, identity: &Identity, rid: &str) {
-    shared.rooms.lock().expect("rooms poisoned").hold(rid);
+    if !shared.rooms.lock().expect("rooms poisoned").begin_catch_up(rid) {
+        return; // The running one reads history once more.
+    }
     let (shared, identity, rid) = (shared.clone(), identity.clone(), rid.to_owned());
     tokio::spawn(async move {
-        if let Err(err) = catch_up(&shared, &identity, &rid).await {
-            tracing::warn!(room = rid, error = %err, "Rocket.Chat catch-up failed; live messages go on");
+        loop {
+            if let Err(err) = catch_up(&shared, &identity, &rid).await {
+                tracing::warn!(room = rid, error = %err, "Rocket.Chat catch-up failed; live messages go on");
+            }
+            if release(&shared, &rid) {
+                return;
+            }
         }
-        release(&shared, &rid);
     });
 }
 
@@ -69,15 +76,19 @@ async fn catch_up(shared: &Arc<Shared>, identity: &Identity, rid: &str) -> Resul
     Ok(())
 }
 
-/// Bridges what was held, until nothing is left and the hold ends.
-fn release(shared: &Arc<Shared>, rid: &str) {
+/// Bridges what was held, until nothing is left and the hold ends (true),
+/// or another catch-up was asked for meanwhile (false).
+fn release(shared: &Arc<Shared>, rid: &str) -> bool {
     loop {
-        let held = shared.rooms.lock().expect("rooms poisoned").release(rid);
-        if held.is_empty() {
-            return;
-        }
-        for message in held {
-            dispatch::bridge(shared, &message);
+        let step = shared.rooms.lock().expect("rooms poisoned").next_step(rid);
+        match step {
+            Step::Again => return false,
+            Step::Bridge(held) => {
+                for message in held {
+                    dispatch::bridge(shared, &message);
+                }
+            }
+            Step::Done => return true,
         }
     }
 }

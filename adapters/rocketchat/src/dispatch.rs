@@ -91,7 +91,12 @@ fn adopt_direct(shared: &Arc<Shared>, identity: &Identity, message: &RcMessage) 
 
 /// Turns a message into events and queues them behind its room's earlier ones.
 pub(crate) fn bridge(shared: &Arc<Shared>, message: &RcMessage) {
-    let Some(watch) = shared.rooms.lock().expect("rooms poisoned").get(&message.rid).cloned() else { return };
+    let watch = {
+        let mut rooms = shared.rooms.lock().expect("rooms poisoned");
+        rooms.saw_person(&message.u.username);
+        rooms.get(&message.rid).cloned()
+    };
+    let Some(watch) = watch else { return };
     let echo =
         shared.rooms.lock().expect("rooms poisoned").is_ours(&message.id) || shared.is_bridge_user(&message.u.username);
     let mention = |username: &str| shared.mention_target(username);
@@ -167,7 +172,8 @@ fn presence(shared: &Arc<Shared>, args: &[Value]) {
     else {
         return;
     };
-    if shared.is_bridge_user(username) {
+    // Only people seen in bridged rooms: not a ghost for everyone in the workspace.
+    if shared.is_bridge_user(username) || !shared.rooms.lock().expect("rooms poisoned").knows_person(username) {
         return;
     }
     let presence = match status {

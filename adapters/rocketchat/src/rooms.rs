@@ -24,12 +24,27 @@ pub(crate) struct Watch {
     pub(crate) name: Option<String>,
 }
 
+/// What a catch-up does next.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Step {
+    /// Read history again: the connection dropped again meanwhile.
+    Again,
+    /// Bridge these held live messages.
+    Bridge(Vec<RcMessage>),
+    /// Done; live messages flow directly again.
+    Done,
+}
+
 /// Room state shared by the sessions.
 #[derive(Default)]
 pub(crate) struct Rooms {
     watched: HashMap<String, Watch>,
     /// Live messages held while a room catches up, by rid.
     held: HashMap<String, Vec<RcMessage>>,
+    /// Rooms with a catch-up running, and whether another was asked for meanwhile.
+    catching_up: HashMap<String, bool>,
+    /// People seen in bridged rooms (their presence is bridged).
+    people: HashSet<String>,
     /// Newest message time surely stored, by rid (ms).
     seen: HashMap<String, i64>,
     /// Rooms whose seen point changed since it was last saved.
@@ -71,9 +86,52 @@ impl Rooms {
         self.watched.iter().find(|(_, w)| &w.portal == portal).map(|(rid, _)| rid.clone())
     }
 
-    /// Starts holding live messages of a room.
-    pub(crate) fn hold(&mut self, rid: &str) {
+    /// Starts holding live messages of a room for a catch-up; false when one
+    /// runs already (it then runs once more before it lets go).
+    pub(crate) fn begin_catch_up(&mut self, rid: &str) -> bool {
         self.held.entry(rid.to_owned()).or_default();
+        match self.catching_up.get_mut(rid) {
+            Some(again) => {
+                *again = true;
+                false
+            }
+            None => {
+                self.catching_up.insert(rid.to_owned(), false);
+                true
+            }
+        }
+    }
+
+    /// The next step of a catch-up that read its history: run again, bridge
+    /// what was held, or (when neither) end the hold in the same step, so no
+    /// message and no new request slips between.
+    pub(crate) fn next_step(&mut self, rid: &str) -> Step {
+        if let Some(again) = self.catching_up.get_mut(rid)
+            && *again
+        {
+            *again = false;
+            return Step::Again;
+        }
+        match self.held.get_mut(rid) {
+            Some(held) if !held.is_empty() => Step::Bridge(std::mem::take(held)),
+            _ => {
+                self.held.remove(rid);
+                self.catching_up.remove(rid);
+                Step::Done
+            }
+        }
+    }
+
+    /// Remembers someone seen in a bridged room.
+    pub(crate) fn saw_person(&mut self, username: &str) {
+        if !self.people.contains(username) {
+            self.people.insert(username.to_owned());
+        }
+    }
+
+    /// Whether someone was seen in a bridged room.
+    pub(crate) fn knows_person(&self, username: &str) -> bool {
+        self.people.contains(username)
     }
 
     /// Holds a live message if its room catches up; gives it back otherwise.
@@ -84,18 +142,6 @@ impl Rooms {
                 None
             }
             None => Some(message),
-        }
-    }
-
-    /// What a catching-up room held so far, in arrival order; when nothing
-    /// is left the hold ends, in the same step, so no message slips between.
-    pub(crate) fn release(&mut self, rid: &str) -> Vec<RcMessage> {
-        match self.held.get_mut(rid) {
-            Some(held) if !held.is_empty() => std::mem::take(held),
-            _ => {
-                self.held.remove(rid);
-                Vec::new()
-            }
         }
     }
 
@@ -146,18 +192,21 @@ mod tests {
     }
 
     #[test]
-    fn held_messages_come_back_in_order() {
+    fn held_messages_come_back_in_order_and_a_second_request_reruns() {
         let mut rooms = Rooms::default();
         assert!(rooms.held_or(message("a")).is_some());
-        rooms.hold("r");
+        assert!(rooms.begin_catch_up("r"));
         assert!(rooms.held_or(message("b")).is_none());
+        assert!(!rooms.begin_catch_up("r"), "one catch-up at a time");
         assert!(rooms.held_or(message("c")).is_none());
-        let ids: Vec<String> = rooms.release("r").into_iter().map(|m| m.id).collect();
-        assert_eq!(ids, ["b", "c"]);
-        assert!(rooms.held_or(message("d")).is_none(), "still held until a release finds nothing");
-        assert_eq!(rooms.release("r").len(), 1);
-        assert!(rooms.release("r").is_empty());
+        assert_eq!(rooms.next_step("r"), Step::Again);
+        let Step::Bridge(held) = rooms.next_step("r") else { panic!("held messages") };
+        assert_eq!(held.into_iter().map(|m| m.id).collect::<Vec<_>>(), ["b", "c"]);
+        assert!(rooms.held_or(message("d")).is_none(), "still held until a step finds nothing");
+        assert!(matches!(rooms.next_step("r"), Step::Bridge(held) if held.len() == 1));
+        assert_eq!(rooms.next_step("r"), Step::Done);
         assert!(rooms.held_or(message("e")).is_some());
+        assert!(rooms.begin_catch_up("r"), "a new catch-up may start");
     }
 
     #[test]
