@@ -112,3 +112,20 @@ async fn a_restarted_bridge_catches_up_from_history() {
     assert_eq!(env.matrix_texts(&room).await, expected);
     env.ws().rc.assert_schemas_ok();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_long_matrix_message_arrives_in_parts_within_the_size_limit() {
+    let env = RocketChatEnv::start(Backend::Sqlite, &["fk"]).await;
+    let ws = env.ws();
+    let (rid, room) = env.linked_channel(ws, "long").await;
+    let words: Vec<String> = (0..2000).map(|i| format!("w{i:04}")).collect();
+    let long = words.join(" ");
+    env.alice.send_text(&room, &long).await;
+    env.rc_sees(ws, &rid, "the last part", |m| m.msg.ends_with("w1999")).await;
+    let parts: Vec<String> =
+        ws.rc.messages(&rid).into_iter().filter(|m| m.msg.starts_with('w')).map(|m| m.msg).collect();
+    assert_eq!(parts.len(), 3, "12,000 characters in parts of at most 5,000");
+    assert!(parts.iter().all(|p| p.chars().count() <= 5000));
+    assert_eq!(parts.join(" "), long);
+    ws.rc.assert_schemas_ok();
+}

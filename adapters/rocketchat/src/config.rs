@@ -71,6 +71,8 @@ struct Raw {
     max_file_bytes: u64,
     #[serde(default = "default_max_body_bytes")]
     max_body_bytes: usize,
+    #[serde(default = "default_max_message_chars")]
+    max_message_chars: usize,
 }
 
 fn default_puppet_prefix() -> String {
@@ -83,6 +85,11 @@ fn default_puppet_email_domain() -> String {
 
 fn default_max_file_bytes() -> u64 {
     16 * 1024 * 1024
+}
+
+fn default_max_message_chars() -> usize {
+    // Rocket.Chat's default Message_MaxAllowedSize.
+    5000
 }
 
 fn default_max_body_bytes() -> usize {
@@ -112,6 +119,8 @@ pub(crate) struct RocketChatConfig {
     pub(crate) max_file_bytes: u64,
     /// Longest message text accepted from Rocket.Chat, in bytes; longer ones are cut.
     pub(crate) max_body_bytes: usize,
+    /// The workspace's `Message_MaxAllowedSize`: longer Matrix texts are sent in parts.
+    pub(crate) max_message_chars: usize,
 }
 
 impl RocketChatConfig {
@@ -158,6 +167,9 @@ impl RocketChatConfig {
         if raw.max_file_bytes == 0 {
             return Err("key `max_file_bytes` must be positive".into());
         }
+        if raw.max_message_chars < 100 {
+            return Err("key `max_message_chars` must be at least 100".into());
+        }
         if raw.max_body_bytes < 1024 {
             return Err("key `max_body_bytes` must be at least 1024".into());
         }
@@ -171,6 +183,7 @@ impl RocketChatConfig {
             matrix_server_name: raw.matrix_server_name.filter(|s| !s.is_empty()),
             max_file_bytes: raw.max_file_bytes,
             max_body_bytes: raw.max_body_bytes,
+            max_message_chars: raw.max_message_chars,
         })
     }
 
@@ -250,6 +263,7 @@ mod tests {
         assert!(err(json!({"puppet_mode": "ghosts"})).contains("`puppet_mode`"));
         assert!(err(json!({"puppet_prefix": "a b"})).contains("`puppet_prefix`"));
         assert!(err(json!({"max_file_bytes": 0})).contains("`max_file_bytes`"));
+        assert!(err(json!({"max_message_chars": 5})).contains("`max_message_chars`"));
         assert!(err(json!({"colour": "red"})).contains("colour"));
     }
 }

@@ -4,11 +4,7 @@
 
 use std::sync::Arc;
 
-use brygga_core::{
-    Attachment, BridgeError, EventBody, MatrixUserId, MediaSource, Membership, Message, OutboundEvent, RemoteMessageId,
-    RemoteRoomId, SendReceipt, Text,
-};
-use serde_json::{Value, json};
+use brygga_core::{BridgeError, EventBody, MatrixUserId, Membership, OutboundEvent, RemoteRoomId, SendReceipt, Text};
 
 use crate::adapter::{Identity, Shared};
 use crate::api::{self, RoomKind};
@@ -16,15 +12,17 @@ use crate::config::PuppetMode;
 use crate::rest::{Creds, RestError};
 use crate::{emoji, html_to_md, ids};
 
+mod messages;
+
 /// Who a Matrix event is sent as.
-struct Author {
-    creds: Creds,
-    username: String,
+pub(super) struct Author {
+    pub(super) creds: Creds,
+    pub(super) username: String,
     /// The puppet's user id, when sending as a puppet.
-    puppet: Option<String>,
+    pub(super) puppet: Option<String>,
     /// The name shown when the bot impersonates.
-    alias: Option<String>,
-    user: MatrixUserId,
+    pub(super) alias: Option<String>,
+    pub(super) user: MatrixUserId,
 }
 
 /// Delivers one outbound event.
@@ -53,7 +51,7 @@ async fn deliver(
     match &event.body {
         EventBody::Message(message) => {
             join(shared, bot, author, &event.room, &rid).await?;
-            send_message(shared, author, &rid, event, message).await
+            messages::send(shared, author, &rid, event, message).await
         }
         EventBody::Edit { target, text } => {
             api::update(&shared.rest, &author.creds, &rid, target.as_str(), &markdown(shared, text, false)).await?;
@@ -191,99 +189,8 @@ async fn join(
     Ok(())
 }
 
-async fn send_message(
-    shared: &Arc<Shared>,
-    author: &Author,
-    rid: &str,
-    event: &OutboundEvent,
-    message: &Message<RemoteMessageId>,
-) -> Result<SendReceipt, RestError> {
-    let mut text = markdown(shared, &message.text, message.emote);
-    if let Some(reply) = message.reply_to.as_ref().filter(|r| Some(*r) != message.thread_root.as_ref()) {
-        // Rocket.Chat quotes a message by a link to it before the text.
-        text = format!("[ ]({}?msg={reply}) {text}", shared.config().url);
-    }
-    let tmid = message.thread_root.as_ref().map(RemoteMessageId::as_str);
-    let mut ids = Vec::new();
-    if !text.trim().is_empty() || message.attachments.is_empty() {
-        let id = ids::message_id(&event.txn_id, 0);
-        let mut body = json!({"_id": id, "rid": rid, "msg": text});
-        if let Some(tmid) = tmid {
-            body["tmid"] = json!(tmid);
-        }
-        if let Some(alias) = &author.alias {
-            body["alias"] = json!(alias);
-        }
-        send_once(shared, author, &id, body).await?;
-        ids.push(id);
-    }
-    for (i, attachment) in message.attachments.iter().enumerate() {
-        ids.push(send_file(shared, author, rid, tmid, &event.txn_id, i + 1, attachment).await?);
-    }
-    let remote_ids = ids.into_iter().filter_map(|id| RemoteMessageId::new(id).ok()).collect();
-    Ok(SendReceipt { remote_ids, aliases: Vec::new() })
-}
-
-/// `chat.sendMessage` with our id; a refusal of a message that exists (a retry) is success.
-async fn send_once(shared: &Arc<Shared>, author: &Author, id: &str, body: Value) -> Result<(), RestError> {
-    // Known before the echo can arrive.
-    shared.rooms.lock().expect("rooms poisoned").ours(id);
-    match api::send_message(&shared.rest, &author.creds, body).await {
-        Ok(_) => Ok(()),
-        Err(err @ RestError::Refused { .. }) => match api::get_message(&shared.rest, &author.creds, id).await? {
-            Some(_) => Ok(()),
-            None => Err(err),
-        },
-        Err(err) => Err(err),
-    }
-}
-
-/// Uploads a Matrix file (`rooms.media`) and posts it (`rooms.mediaConfirm`);
-/// the posted message's id is kept so a retry does not post it twice.
-async fn send_file(
-    shared: &Arc<Shared>,
-    author: &Author,
-    rid: &str,
-    tmid: Option<&str>,
-    txn_id: &str,
-    part: usize,
-    attachment: &Attachment,
-) -> Result<String, RestError> {
-    let key = format!("sent:{txn_id}:{part}");
-    if let Some(id) = shared.state.get(&key).await.ok().flatten() {
-        return Ok(id);
-    }
-    let MediaSource::Matrix { mxc } = &attachment.source else {
-        return Err(refused("a file without Matrix content"));
-    };
-    let max = shared.config().max_file_bytes;
-    if attachment.size.is_some_and(|s| s > max) {
-        return Err(refused("the file is over max_file_bytes"));
-    }
-    let bytes = shared.matrix_media.download(mxc).await.map_err(|e| match e {
-        BridgeError::Transient { message, .. } => RestError::Unavailable(message),
-        other => refused(&other.to_string()),
-    })?;
-    if bytes.data.len() as u64 > max {
-        return Err(refused("the file is over max_file_bytes"));
-    }
-    let mime = if attachment.mime.is_empty() { bytes.mime.as_str() } else { attachment.mime.as_str() };
-    let file_id = api::upload(&shared.rest, &author.creds, rid, &attachment.name, mime, &bytes.data).await?;
-    let mut extra = json!({"msg": ""});
-    if let Some(tmid) = tmid {
-        extra["tmid"] = json!(tmid);
-    }
-    let message = api::confirm_media(&shared.rest, &author.creds, rid, &file_id, extra).await?;
-    let id = message["_id"].as_str().map(str::to_owned).ok_or_else(|| refused("rooms.mediaConfirm gave no message"))?;
-    shared.rooms.lock().expect("rooms poisoned").ours(&id);
-    if let Err(err) = shared.state.put(&key, Some(&id)).await {
-        tracing::warn!(error = %err, "remembering a sent file failed");
-    }
-    Ok(id)
-}
-
 /// The Rocket.Chat Markdown of a Matrix text.
-fn markdown(shared: &Shared, text: &Text, emote: bool) -> String {
+pub(super) fn markdown(shared: &Shared, text: &Text, emote: bool) -> String {
     let mention = |user: &str| shared.username_of(user);
     let out = match &text.html {
         Some(html) => html_to_md::to_markdown(html, &mention),
@@ -292,6 +199,6 @@ fn markdown(shared: &Shared, text: &Text, emote: bool) -> String {
     if emote { format!("_{out}_") } else { out }
 }
 
-fn refused(why: &str) -> RestError {
+pub(super) fn refused(why: &str) -> RestError {
     RestError::Refused { path: "file".into(), status: 0, error: why.into(), error_type: "brygga-file".into() }
 }
