@@ -71,14 +71,18 @@ fn live_message(shared: &Arc<Shared>, identity: &Identity, message: RcMessage) {
 /// A puppet got a message in a direct chat nobody bridged yet: the chat becomes a portal.
 fn adopt_direct(shared: &Arc<Shared>, identity: &Identity, message: &RcMessage) -> bool {
     let Some(owner) = &identity.owner else { return false };
-    // Direct chat ids are the two user ids side by side.
-    if message.u.username == identity.username || !message.rid.contains(&identity.creds.user_id) {
+    // A direct chat's id is its two members' user ids, sorted, side by side.
+    let mut pair = [identity.creds.user_id.as_str(), message.u.id.as_str()];
+    pair.sort_unstable();
+    if message.u.username == identity.username || message.rid != pair.concat() {
         return false;
     }
     let Ok(remote) = RemoteUserId::new(message.u.username.clone()) else { return false };
     let Some(portal) = ids::direct_room(&remote, owner) else { return false };
     let watched = shared.rooms.lock().expect("rooms poisoned").watch(&message.rid, portal.clone());
     if watched {
+        // The session subscribes to the chat's deletions and typing.
+        shared.rooms_changed.send_modify(|g| *g += 1);
         let (shared, rid) = (shared.clone(), message.rid.clone());
         tokio::spawn(async move {
             if let Err(err) = shared.state.put(&format!("dm-rid:{portal}"), Some(&rid)).await {
