@@ -129,3 +129,22 @@ async fn a_long_matrix_message_arrives_in_parts_within_the_size_limit() {
     assert_eq!(parts.join(" "), long);
     ws.rc.assert_schemas_ok();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn leaving_the_matrix_room_takes_the_puppet_out_of_the_channel() {
+    let env = RocketChatEnv::start(Backend::Sqlite, &["fk"]).await;
+    let ws = env.ws();
+    let (rid, room) = env.linked_channel(ws, "leaving").await;
+    env.alice.send_text(&room, "bye soon").await;
+    env.rc_sees(ws, &rid, "Alice's message", |m| m.msg == "bye soon").await;
+    let puppet = ws.rc.user_id(PUPPET).expect("the puppet exists");
+    assert!(ws.rc.members(&rid).contains(&puppet));
+
+    let path = format!("/rooms/{}/leave", brygga_e2e::matrix_user::enc(&room));
+    let (status, _) = env.alice.raw(reqwest::Method::POST, &path, Some(json!({}))).await;
+    assert_eq!(status, 200);
+    let left = env.rc_sees(ws, &rid, "the puppet leaving", |m| m.t.as_deref() == Some("ul")).await;
+    assert_eq!(left.u["username"], PUPPET);
+    assert!(!ws.rc.members(&rid).contains(&puppet));
+    ws.rc.assert_schemas_ok();
+}
