@@ -8,6 +8,7 @@ pub mod env;
 pub mod loopback;
 pub mod matrix_user;
 pub mod remote;
+pub mod rocketchat_env;
 pub mod store_suite;
 pub mod xmpp_checks;
 pub mod xmpp_env;

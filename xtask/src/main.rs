@@ -1,7 +1,7 @@
 //! Developer commands, run as `cargo xtask <command>`:
 //!
 //! - `test [ARGS...]`: install Synapse, PostgreSQL, Prosody and the XMPP test
-//!   client if missing, then `cargo test --workspace --all-targets ARGS...`
+//!   client and the Rocket.Chat request schemas if missing, then `cargo test --workspace --all-targets ARGS...`
 //!   with the harness pointed at them.
 //! - `demo`: install, build the bridge, start Prosody, Synapse and the bridge
 //!   wired together with a demo tenant and one linked room, print the Matrix
@@ -9,6 +9,7 @@
 
 mod demo;
 mod install;
+mod rocketchat_schemas;
 
 use std::process::{Command, ExitCode};
 
@@ -34,6 +35,7 @@ fn main() -> ExitCode {
 /// Installs what is missing and runs the workspace tests against it.
 fn test(args: &[String]) -> Result<ExitCode, String> {
     let env = install::ensure_all()?;
+    let rc_schemas = rocketchat_schemas::ensure()?;
     let mut cmd = cargo();
     cmd.arg("test");
     // Defaults only where the caller did not choose packages or targets (before any `--`).
@@ -57,7 +59,7 @@ fn test(args: &[String]) -> Result<ExitCode, String> {
     ]) {
         cmd.arg("--all-targets");
     }
-    cmd.args(args).envs(env.vars());
+    cmd.args(args).envs(env.vars()).env(rocketchat_schemas::ENV_VAR, &rc_schemas);
     println!("xtask: running {}", describe(&cmd));
     let status = cmd.status().map_err(|e| format!("running cargo: {e}"))?;
     Ok(exit_code(status))

@@ -351,6 +351,8 @@ tenants:
         assert!(config.media.is_some());
         let xmpp = &config.tenants[0].adapters["xmpp"];
         brygga_xmpp::XmppFactory.validate(&xmpp.config).unwrap();
+        let rocketchat = &config.tenants[0].adapters["rocketchat"];
+        brygga_rocketchat::RocketChatFactory.validate(&rocketchat.config).unwrap();
     }
 
     #[test]

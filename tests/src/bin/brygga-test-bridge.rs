@@ -5,5 +5,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 fn main() -> ExitCode {
-    brygga::main_with(vec![Arc::new(brygga_e2e::loopback::LoopbackFactory), Arc::new(brygga_xmpp::XmppFactory)])
+    brygga::main_with(vec![
+        Arc::new(brygga_e2e::loopback::LoopbackFactory),
+        Arc::new(brygga_xmpp::XmppFactory),
+        Arc::new(brygga_rocketchat::RocketChatFactory),
+    ])
 }
