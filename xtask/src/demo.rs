@@ -1,6 +1,8 @@
 //! `cargo xtask demo`: Synapse, Prosody and the bridge with a demo tenant and one
 //! linked room, for a person to chat across from any Matrix and any XMPP client.
+//! With `--rocketchat`, also a stand-in Rocket.Chat workspace (see `demo_rocketchat`).
 
+use crate::demo_rocketchat::RocketChatDemo;
 use crate::{cargo, install};
 use brygga_harness::process::ProcessGuard;
 use brygga_harness::prosody::{Prosody, ProsodyOptions};
@@ -24,7 +26,8 @@ const CONNECTED: &str = "XMPP component connected";
 
 /// Runs the demo until Ctrl-C, SIGTERM or end of stdin. Ctrl-C and SIGTERM end
 /// this process at once; the harness's reapers then stop Synapse, Prosody and the bridge.
-pub fn run() -> Result<ExitCode, String> {
+/// `rocketchat` adds the stand-in Rocket.Chat workspace.
+pub fn run(rocketchat: bool) -> Result<ExitCode, String> {
     install::ensure_all()?;
     let root = workspace_root();
     println!("xtask: building brygga");
@@ -39,6 +42,7 @@ pub fn run() -> Result<ExitCode, String> {
     }
     let log = dir.join("brygga.log");
 
+    let mut rocketchat = if rocketchat { Some(RocketChatDemo::start()?) } else { None };
     let component_secret = random_hex(16);
     let bob_password = random_hex(8);
     println!("xtask: starting Prosody");
@@ -54,7 +58,8 @@ pub fn run() -> Result<ExitCode, String> {
     let as_token = random_hex(32);
     let config = dir.join("config.yaml");
     let xmpp = XmppSettings { component_port: prosody.component_port(), secret: &component_secret };
-    write(&config, &bridge_config(&dir, ports, &as_token, &xmpp))?;
+    let more_adapters = rocketchat.as_ref().map(RocketChatDemo::adapter_yaml).unwrap_or_default();
+    write(&config, &bridge_config(&dir, ports, &as_token, &xmpp, &more_adapters))?;
 
     let registration = dir.join("registration.yaml");
     install::run(Command::new(&bin).arg("generate-registration").arg("-c").arg(&config).arg("-o").arg(&registration))?;
@@ -88,7 +93,7 @@ pub fn run() -> Result<ExitCode, String> {
     let matrix = MatrixClient { base_url: hs.base_url(), token: alice_token };
     let room = matrix.create_room("Lobby", &["@brygga:localhost"])?;
     println!("xtask: Alice created {room}; linking it to {LOBBY}");
-    let linked = link_room(&bin, &dir, &config, &room)?;
+    let linked = link_room(&bin, &dir, &config, &["xmpp", LOBBY, &room, "--name", "lobby"])?;
     println!("xtask: {linked}");
     // The first message seats the bridge in the group chat at once (it would otherwise join
     // on its next portal refresh), and greets both sides.
@@ -96,6 +101,10 @@ pub fn run() -> Result<ExitCode, String> {
         &room,
         &format!("Welcome to the brygga demo: this room is bridged to the XMPP group chat {LOBBY}."),
     )?;
+    if let Some(rc) = &mut rocketchat {
+        let cli = |rid: &str, room: &str| link_room(&bin, &dir, &config, &["rocketchat", rid, room, "--name", "lobby"]);
+        rc.open_lobby(&matrix, "@brygga:localhost", cli)?;
+    }
 
     let c2s = prosody.c2s_port();
     println!();
@@ -119,6 +128,9 @@ pub fn run() -> Result<ExitCode, String> {
     println!("More group chats: any group chat on conference.localhost opens from Matrix by joining");
     println!("  #xmpp_{TENANT}_<room>_conference.localhost:localhost   (e.g. after bob joins");
     println!("  coffee@conference.localhost, Alice joins #xmpp_{TENANT}_coffee_conference.localhost:localhost)");
+    if let Some(rc) = &rocketchat {
+        rc.print_logins();
+    }
     println!(
         "Bridge:           registered as appservice `brygga`; {}; XMPP component {COMPONENT} {}",
         if pinged { "ping round-trip OK" } else { "ping FAILED, see the bridge log" },
@@ -132,6 +144,9 @@ pub fn run() -> Result<ExitCode, String> {
     let code = wait_for_stop(&mut bridge, &mut prosody, &log);
     println!("xtask: stopping the bridge, Prosody and Synapse");
     bridge.stop(Duration::from_secs(10));
+    if let Some(rc) = rocketchat {
+        rc.stop();
+    }
     prosody.stop();
     drop(prosody);
     drop(hs);
@@ -154,7 +169,14 @@ struct XmppSettings<'a> {
     secret: &'a str,
 }
 
-fn bridge_config(dir: &Path, [hs_port, as_port, admin_port]: [u16; 3], as_token: &str, xmpp: &XmppSettings) -> String {
+/// The bridge's config; `more_adapters` is YAML for more adapters of the demo tenant.
+fn bridge_config(
+    dir: &Path,
+    [hs_port, as_port, admin_port]: [u16; 3],
+    as_token: &str,
+    xmpp: &XmppSettings,
+    more_adapters: &str,
+) -> String {
     let hs_token = random_hex(32);
     format!(
         r#"homeserver: {{ url: "http://127.0.0.1:{hs_port}", server_name: "localhost" }}
@@ -180,7 +202,7 @@ tenants:
           secret: "{secret}"
           server_domain: "localhost"
           muc_domains: ["conference.localhost"]
-"#,
+{more_adapters}"#,
         db = dir.join("brygga.db").display(),
         component_port = xmpp.component_port,
         secret = xmpp.secret,
@@ -230,12 +252,13 @@ fn wait_for_log(bridge: &mut ProcessGuard, log: &Path, needle: &str, timeout: Du
     }
 }
 
-/// Links `room` to the lobby group chat with the bridge's CLI; returns what it printed.
-fn link_room(bin: &Path, dir: &Path, config: &Path, room: &str) -> Result<String, String> {
+/// Links a Matrix room of the demo tenant with the bridge's CLI (`portal link demo ARGS...`); returns what it printed.
+fn link_room(bin: &Path, dir: &Path, config: &Path, args: &[&str]) -> Result<String, String> {
     let out = Command::new(bin)
         .arg("-c")
         .arg(config)
-        .args(["portal", "link", TENANT, "xmpp", LOBBY, room, "--name", "lobby"])
+        .args(["portal", "link", TENANT])
+        .args(args)
         .current_dir(dir)
         .stdin(Stdio::null())
         .output()
@@ -249,14 +272,14 @@ fn link_room(bin: &Path, dir: &Path, config: &Path, room: &str) -> Result<String
 }
 
 /// Alice's side of the client-server API, just what the demo needs.
-struct MatrixClient {
+pub(crate) struct MatrixClient {
     base_url: String,
     token: String,
 }
 
 impl MatrixClient {
     /// Creates a private room named `name` inviting `invite`; returns its id.
-    fn create_room(&self, name: &str, invite: &[&str]) -> Result<String, String> {
+    pub(crate) fn create_room(&self, name: &str, invite: &[&str]) -> Result<String, String> {
         let invite: Vec<String> = invite.iter().map(|u| json_str(u)).collect();
         let body =
             format!(r#"{{"name": {}, "preset": "private_chat", "invite": [{}]}}"#, json_str(name), invite.join(", "));
@@ -266,7 +289,7 @@ impl MatrixClient {
     }
 
     /// Sends a text message to `room`.
-    fn send_text(&self, room: &str, text: &str) -> Result<(), String> {
+    pub(crate) fn send_text(&self, room: &str, text: &str) -> Result<(), String> {
         let path = format!("/_matrix/client/v3/rooms/{}/send/m.room.message/demo-{}", path_escape(room), random_hex(8));
         let body = format!(r#"{{"msgtype": "m.text", "body": {}}}"#, json_str(text));
         self.call("PUT", &path, &body).map(drop)

@@ -5,9 +5,12 @@
 //!   with the harness pointed at them.
 //! - `demo`: install, build the bridge, start Prosody, Synapse and the bridge
 //!   wired together with a demo tenant and one linked room, print the Matrix
-//!   and XMPP logins, and run until Ctrl-C or end of stdin.
+//!   and XMPP logins, and run until Ctrl-C or end of stdin. `demo --rocketchat`
+//!   also starts the Rocket.Chat test double as a stand-in workspace for the
+//!   demo tenant, with a second linked room and a person to act as over REST.
 
 mod demo;
+mod demo_rocketchat;
 mod install;
 mod rocketchat_schemas;
 
@@ -17,9 +20,10 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
-        Some("demo") => demo::run(),
+        Some("demo") if args.len() == 1 => demo::run(false),
+        Some("demo") if args[1..] == ["--rocketchat"] => demo::run(true),
         _ => {
-            eprintln!("usage: cargo xtask test [CARGO TEST ARGS...] | cargo xtask demo");
+            eprintln!("usage: cargo xtask test [CARGO TEST ARGS...] | cargo xtask demo [--rocketchat]");
             return ExitCode::from(2);
         }
     };
