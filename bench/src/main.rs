@@ -2,11 +2,13 @@
 //! router, Matrix client, appservice server) against an instant in-process
 //! homeserver and an instant adapter; with `--runs xmpp,synapse` also XMPP
 //! relay through a real Prosody, and the bridge path through a real Synapse
-//! beside Synapse's own direct-client rate.
+//! beside Synapse's own direct-client rate; with `--runs rocketchat`
+//! Rocket.Chat relay through the in-process Rocket.Chat double.
 
 mod bridge;
 mod fake_homeserver;
 mod instant_adapter;
+mod rocketchat;
 mod scenarios;
 mod stats;
 mod timed;
@@ -36,6 +38,8 @@ enum Run {
     Xmpp,
     /// XMPP through the bridge into real Synapse, beside Synapse's direct rate.
     Synapse,
+    /// Rocket.Chat to Matrix and back through the Rocket.Chat double and the instant homeserver.
+    Rocketchat,
     /// All of the above.
     All,
 }
@@ -44,8 +48,10 @@ enum Run {
 #[derive(Parser, Debug)]
 #[command(about = "Measures brygga's own relay overhead")]
 struct Args {
-    /// Which runs, comma-separated: core, xmpp, synapse or all. `xmpp` and
-    /// `synapse` start Prosody (and Synapse) from the test harness.
+    /// Which runs, comma-separated: core, xmpp, synapse, rocketchat or all.
+    /// `xmpp` and `synapse` start Prosody (and Synapse) from the test harness;
+    /// `rocketchat` starts the Rocket.Chat double (its schemas come from
+    /// `cargo xtask test`).
     #[arg(long, value_enum, value_delimiter = ',', default_value = "core")]
     runs: Vec<Run>,
     /// Messages pushed in the inbound (remote to Matrix) run.
@@ -101,6 +107,25 @@ struct Args {
     /// Rooms (one sender each) of each path in the Synapse comparison.
     #[arg(long, default_value_t = 1)]
     synapse_rooms: usize,
+    /// Messages relayed each way in the Rocket.Chat runs.
+    #[arg(long, default_value_t = 4_000)]
+    rc_messages: usize,
+    /// Rocket.Chat channels (portals) of the Rocket.Chat runs.
+    #[arg(long, default_value_t = 4)]
+    rc_rooms: usize,
+    /// Rocket.Chat users posting, spread over the channels.
+    #[arg(long, default_value_t = 8)]
+    rc_users: usize,
+    /// Messages a Rocket.Chat user may have posted that the homeserver has not yet received.
+    #[arg(long, default_value_t = 16)]
+    rc_window: usize,
+    /// Paces both Rocket.Chat runs to this many messages per second overall
+    /// (default: as fast as the windows and transaction acknowledgements allow).
+    #[arg(long)]
+    rc_rate: Option<f64>,
+    /// Events per appservice transaction in the Matrix to Rocket.Chat run.
+    #[arg(long, default_value_t = 50)]
+    rc_events_per_txn: usize,
 }
 
 impl Args {
@@ -156,6 +181,10 @@ async fn main() -> anyhow::Result<()> {
         args.xmpp_rooms > 0 && args.xmpp_clients >= args.xmpp_rooms && args.xmpp_messages > 0,
         "XMPP sizes must be positive, with at least one client per room"
     );
+    anyhow::ensure!(
+        args.rc_rooms > 0 && args.rc_users >= args.rc_rooms && args.rc_messages > 0,
+        "Rocket.Chat sizes must be positive, with at least one user per channel"
+    );
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let store = match args.store.as_str() {
         "sqlite" => "sqlite (temp file, WAL, synchronous=FULL: durable default)".to_owned(),
@@ -170,6 +199,18 @@ async fn main() -> anyhow::Result<()> {
     }
     if args.wants(Run::Xmpp) || args.wants(Run::Synapse) {
         xmpp_runs(&args).await?;
+    }
+    if args.wants(Run::Rocketchat) {
+        let sizes = rocketchat::Sizes {
+            messages: args.rc_messages,
+            rooms: args.rc_rooms,
+            users: args.rc_users,
+            window: args.rc_window,
+            rate: args.rc_rate,
+            events_per_txn: args.rc_events_per_txn,
+            timeout: Duration::from_secs(args.timeout_secs),
+        };
+        rocketchat::runs(&sizes, &args.store, args.instrument).await?;
     }
     figure("peak_rss_mib", peak_rss_mib().unwrap_or(f64::NAN), "MiB", None);
     Ok(())

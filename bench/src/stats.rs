@@ -129,6 +129,11 @@ impl Percentiles {
         let rank = ((p / 100.0) * self.sorted_ms.len() as f64).ceil() as usize;
         self.sorted_ms[rank.clamp(1, self.sorted_ms.len()) - 1]
     }
+
+    /// How many samples there are.
+    pub fn count(&self) -> usize {
+        self.sorted_ms.len()
+    }
 }
 
 /// Peak resident set size in MiB (`VmHWM`), if the kernel reports it.

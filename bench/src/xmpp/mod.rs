@@ -257,7 +257,7 @@ async fn to_matrix(homeserver: &Homeserver, clients: &[Arc<XmppClient>], sizes: 
 
 /// One appservice transaction of messages by `@alice` into the portal rooms,
 /// event `i` carrying sequence number `first + i` into room `(first + i) % rooms`.
-fn transaction(first: usize, count: usize, rooms: &[String], tag: &str) -> Vec<u8> {
+pub fn transaction(first: usize, count: usize, rooms: &[String], tag: &str) -> Vec<u8> {
     let events: Vec<serde_json::Value> = (first..first + count)
         .map(|seq| {
             serde_json::json!({
@@ -273,7 +273,8 @@ fn transaction(first: usize, count: usize, rooms: &[String], tag: &str) -> Vec<u
     serde_json::to_vec(&serde_json::json!({ "events": events })).expect("JSON values serialize")
 }
 
-async fn put_transaction(core: &Core, client: &reqwest::Client, id: &str, body: Vec<u8>) -> anyhow::Result<()> {
+/// `PUT`s one appservice transaction to the bridge.
+pub async fn put_transaction(core: &Core, client: &reqwest::Client, id: &str, body: Vec<u8>) -> anyhow::Result<()> {
     let url = format!("{}/_matrix/app/v1/transactions/{id}", core.appservice_url);
     let response =
         client.put(url).bearer_auth(HS_TOKEN).header("content-type", "application/json").body(body).send().await?;
