@@ -159,6 +159,18 @@ async fn files_typing_presence_and_membership() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 
+    // Alice (whose puppet exists since she sent a file) goes away on Matrix:
+    // her puppet's status follows, with her status text.
+    let path = format!("/presence/{}/status", brygga_e2e::matrix_user::enc("@alice:localhost"));
+    let away = json!({"presence": "unavailable", "status_msg": "in a meeting"});
+    let (status, body) = env.alice.raw(reqwest::Method::PUT, &path, Some(away)).await;
+    assert_eq!(status, 200, "{body}");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while ws.rc.status_of(PUPPET) != Some((Presence::Away, "in a meeting".to_owned())) {
+        assert!(tokio::time::Instant::now() < deadline, "Alice's puppet: {:?}", ws.rc.status_of(PUPPET));
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
     // Join and leave.
     let dave = ws.rc.create_user("dave");
     ws.rc.join(&dave, &rid).unwrap();

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use async_trait::async_trait;
 use brygga_core::{
     Adapter, AdapterState, BridgeError, Capabilities, InboundSink, MatrixMedia, MatrixUserId, OutboundEvent,
-    PortalDirectory, RemoteMedia, RemoteRoomId, RemoteUserId, SendReceipt, TenantId,
+    PortalDirectory, Presence, RemoteMedia, RemoteRoomId, RemoteUserId, SendReceipt, TenantId,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -224,5 +224,21 @@ impl Adapter for RocketChatAdapter {
 
     async fn send(&self, event: &OutboundEvent) -> Result<SendReceipt, BridgeError> {
         crate::outbound::send(&self.shared, event).await
+    }
+
+    /// Shows a Matrix user's presence on their puppet (only one that exists:
+    /// presence alone creates no Rocket.Chat user).
+    async fn matrix_presence(&self, user: &MatrixUserId, presence: Presence, status: Option<&str>) {
+        let Some(puppet) = self.shared.puppets.existing(self.shared.state.as_ref(), user).await else { return };
+        let status_name = match presence {
+            Presence::Online => "online",
+            Presence::Unavailable => "away",
+            _ => "offline",
+        };
+        let result =
+            crate::api::set_status(&self.shared.rest, &puppet.creds(), status_name, status.unwrap_or_default()).await;
+        if let Err(err) = result {
+            tracing::debug!(error = %err, "showing a Matrix user's presence on Rocket.Chat failed");
+        }
     }
 }

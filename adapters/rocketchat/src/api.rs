@@ -101,6 +101,11 @@ pub(crate) async fn get_message(rest: &Rest, creds: &Creds, id: &str) -> Result<
     }
 }
 
+/// `users.setStatus` of the caller.
+pub(crate) async fn set_status(rest: &Rest, creds: &Creds, status: &str, message: &str) -> Result<(), RestError> {
+    rest.post("users.setStatus", &json!({"status": status, "message": message}), Some(creds)).await.map(drop)
+}
+
 /// `chat.update`.
 pub(crate) async fn update(rest: &Rest, creds: &Creds, rid: &str, id: &str, text: &str) -> Result<(), RestError> {
     rest.post("chat.update", &json!({"roomId": rid, "msgId": id, "text": text}), Some(creds)).await.map(drop)

@@ -52,6 +52,17 @@ impl Puppets {
         by_user.iter().find(|(_, p)| p.username == username).map(|(u, _)| u.clone())
     }
 
+    /// The puppet of a Matrix user if it exists already (never creates one).
+    pub(crate) async fn existing(&self, state: &dyn AdapterState, user: &MatrixUserId) -> Option<Puppet> {
+        if let Some(puppet) = self.by_user.lock().expect("puppets poisoned").get(user) {
+            return Some(puppet.clone());
+        }
+        let stored = state.get(&state_key(user)).await.ok()??;
+        let puppet: Puppet = serde_json::from_str(&stored).ok()?;
+        self.by_user.lock().expect("puppets poisoned").insert(user.clone(), puppet.clone());
+        Some(puppet)
+    }
+
     /// The puppet of a Matrix user, creating it (and its token) on first use.
     pub(crate) async fn ensure(
         &self,

@@ -205,6 +205,11 @@ impl RocketChatDouble {
         self.shared.with(|ws| ws.user_by_username(username).map(|u| u.id.clone()))
     }
 
+    /// The status and status text of the user called `username`.
+    pub fn status_of(&self, username: &str) -> Option<(Presence, String)> {
+        self.shared.with(|ws| ws.user_by_username(username).map(|u| (u.status, u.status_text.clone())))
+    }
+
     /// Usernames of all users.
     pub fn usernames(&self) -> Vec<String> {
         self.shared.with(|ws| ws.users().map(|u| u.username.clone()).collect())

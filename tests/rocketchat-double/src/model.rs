@@ -20,6 +20,17 @@ pub enum Presence {
 }
 
 impl Presence {
+    /// The status named by a `status` string.
+    pub fn parse(status: &str) -> Option<Self> {
+        match status {
+            "offline" => Some(Presence::Offline),
+            "online" => Some(Presence::Online),
+            "away" => Some(Presence::Away),
+            "busy" => Some(Presence::Busy),
+            _ => None,
+        }
+    }
+
     /// The `status` string.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -32,6 +32,7 @@ pub fn router(_shared: Arc<Shared>) -> Router<Arc<Shared>> {
         .route("/api/v1/users.create", post(users::create))
         .route("/api/v1/users.createToken", post(users::create_token))
         .route("/api/v1/users.getPresence", get(users::presence))
+        .route("/api/v1/users.setStatus", post(users::set_status))
         .route("/api/v1/users.list", get(users::list))
         .route("/api/v1/chat.sendMessage", post(chat::send_message))
         .route("/api/v1/chat.update", post(chat::update))

@@ -48,6 +48,40 @@ pub async fn presence(State(s): State<Arc<Shared>>, headers: HeaderMap, Query(pa
     Ok(success(json!({ "presence": user["status"], "connectionStatus": user["status"] })))
 }
 
+/// `POST users.setStatus` (another user's status needs `edit-other-user-info`).
+pub async fn set_status(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> ApiResult {
+    let me = s.authenticate(&headers)?;
+    let body = json_body(&body)?;
+    // rest-typings publishes the 8.x type but no validator; check it by hand.
+    let allowed = ["message", "status", "expiresAt", "userId", "username", "user"];
+    let object = body.as_object().ok_or_else(|| ApiError::invalid_params("must be object"))?;
+    if object.keys().any(|k| !allowed.contains(&k.as_str())) {
+        return Err(ApiError::invalid_params("must NOT have additional properties"));
+    }
+    if object.values().any(|v| !v.is_string()) {
+        return Err(ApiError::invalid_params("must be string"));
+    }
+    let presence = match text(&body, "status") {
+        Some(status) => Some(
+            crate::model::Presence::parse(status)
+                .ok_or_else(|| ApiError::invalid_params("must be equal to one of the allowed values"))?,
+        ),
+        None => None,
+    };
+    let target = match (text(&body, "userId"), text(&body, "username").or(text(&body, "user"))) {
+        (Some(id), _) => id.to_owned(),
+        (None, Some(name)) => s
+            .with(|ws| ws.user_by_username(name).map(|u| u.id.clone()))
+            .ok_or_else(|| ApiError::failure("User not found."))?,
+        (None, None) => me.id.clone(),
+    };
+    if target != me.id {
+        require(&me, "edit-other-user-info")?;
+    }
+    s.with(|ws| ws.set_status(&target, presence, text(&body, "message")))?;
+    Ok(success(json!({})))
+}
+
 /// `GET users.list`.
 pub async fn list(State(s): State<Arc<Shared>>, headers: HeaderMap, Query(pairs): Pairs) -> ApiResult {
     let me = s.authenticate(&headers)?;

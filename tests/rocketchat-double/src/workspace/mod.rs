@@ -118,8 +118,24 @@ impl Workspace {
 
     /// Sets presence and publishes `user-status` to logged-in sessions.
     pub fn set_presence(&mut self, user_id: &str, presence: Presence) -> Result<(), ApiError> {
+        self.set_status(user_id, Some(presence), None)
+    }
+
+    /// Sets a user's status and/or status text, as `users.setStatus` does, and publishes it.
+    pub fn set_status(
+        &mut self,
+        user_id: &str,
+        presence: Option<Presence>,
+        text: Option<&str>,
+    ) -> Result<(), ApiError> {
         let user = self.users.get_mut(user_id).ok_or_else(|| ApiError::failure("User not found."))?;
-        user.status = presence;
+        if let Some(presence) = presence {
+            user.status = presence;
+        }
+        if let Some(text) = text {
+            user.status_text = text.to_owned();
+        }
+        let presence = user.status;
         let args = json!([user.id, user.username, presence.code(), user.status_text, user.name, user.roles]);
         self.events.push(StreamEvent::NotifyLogged { event: "user-status".into(), args: vec![args] });
         Ok(())
