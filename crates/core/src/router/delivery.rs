@@ -125,6 +125,7 @@ impl Delivery {
                 room: key.room.clone(),
                 room_name: name.map(str::to_owned),
             },
+            allowed_servers: tenant.settings.allowed_servers.clone(),
         };
         let room = self.matrix.ensure_room(&spec).await?;
         let mut portal = self.store.portal(key).await?.unwrap_or_else(|| Portal::new(key.clone()));

@@ -20,8 +20,11 @@ impl Delivery {
             return Err(BridgeError::transient(format!("adapter {} of {} is not running", portal.kind, portal.tenant)));
         };
         if let Some(ghost) = self.invited_ghost(portal, &event) {
-            // Our ghost was invited (a direct chat, or into a portal): it accepts.
-            self.matrix.ensure_joined(&event.room_id, &ghost).await?;
+            // Our ghost was invited (a direct chat, or into a portal): it
+            // accepts, unless the tenant does not federate with the inviter.
+            if !self.refused_invite(&portal.tenant, &event, &ghost).await? {
+                self.matrix.ensure_joined(&event.room_id, &ghost).await?;
+            }
             return Ok(Vec::new());
         }
         let caps = adapter.capabilities();

@@ -1,0 +1,60 @@
+//! A tenant's federation policy: which Matrix servers its portals and
+//! ghosts deal with.
+
+use crate::error::BridgeError;
+use crate::event::{EventBody, MatrixEvent, Membership};
+use crate::ids::{MatrixUserId, TenantId};
+use crate::router::delivery::Delivery;
+use crate::store::Tenant;
+use crate::txn::txn_id;
+
+impl Delivery {
+    /// Refuses an invite of `ghost` when the tenant's policy does not allow
+    /// the inviter's server: the ghost rejects it, with the reason as the
+    /// inviter's notice. Returns whether it did.
+    pub(crate) async fn refused_invite(
+        &self,
+        tenant: &TenantId,
+        event: &MatrixEvent,
+        ghost: &MatrixUserId,
+    ) -> Result<bool, BridgeError> {
+        let Some(tenant) = self.store.tenant(tenant).await? else { return Ok(false) };
+        let own = self.matrix.bot_user_id().server_name();
+        let Some(reason) = invite_refusal(&tenant, &event.sender, own) else { return Ok(false) };
+        let txn = txn_id(&["refuse", tenant.id.as_str(), event.event_id.as_str()]);
+        let leave = EventBody::Membership { membership: Membership::Leave, display_name: None, reason: Some(reason) };
+        self.matrix.send(&event.room_id, ghost, &txn, &leave).await?;
+        tracing::info!(tenant = %tenant.id, server = event.sender.server_name(), "invite refused by federation policy");
+        Ok(true)
+    }
+}
+
+/// Why an invite from `inviter` to one of the tenant's ghosts is refused,
+/// or `None` when the tenant's policy allows the inviter's server (its own
+/// homeserver always is).
+pub(crate) fn invite_refusal(tenant: &Tenant, inviter: &MatrixUserId, own_server: &str) -> Option<String> {
+    let allowed = &tenant.settings.allowed_servers;
+    let server = inviter.server_name();
+    if allowed.is_empty() || server == own_server || allowed.iter().any(|s| s == server) {
+        return None;
+    }
+    Some(format!("{} does not federate with {server}: invites from there are refused", tenant.display_name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::TenantId;
+
+    #[test]
+    fn only_listed_servers_and_our_own_may_invite() {
+        let mut tenant = Tenant::new(TenantId::new("fk").unwrap(), "FK");
+        let user = |id: &str| MatrixUserId::new(id).unwrap();
+        assert_eq!(invite_refusal(&tenant, &user("@eve:evil.example"), "hub.example"), None, "no list: any");
+        tenant.settings.allowed_servers = vec!["agency.example".into()];
+        assert_eq!(invite_refusal(&tenant, &user("@ann:agency.example"), "hub.example"), None);
+        assert_eq!(invite_refusal(&tenant, &user("@alice:hub.example"), "hub.example"), None);
+        let refused = invite_refusal(&tenant, &user("@eve:evil.example"), "hub.example").unwrap();
+        assert!(refused.contains("FK") && refused.contains("evil.example"), "{refused}");
+    }
+}
