@@ -42,7 +42,7 @@ pub use router::Router;
 pub use running::RunningAdapters;
 pub use status::{AdapterStatus, Health, StatusBoard, StatusReporter};
 pub use store::{
-    AdapterConfig, AdminToken, Direction, Ghost, LinkedAccount, MappingKind, MessageMapping, NewOutboxEntry,
-    OutboxEntry, Portal, Store, StoreResult, Tenant, TenantSettings, TxnOutcome,
+    AdapterConfig, AdminToken, Direction, Ghost, LinkedAccount, MappingKind, MediaPolicy, MessageMapping,
+    NewOutboxEntry, OutboxEntry, Portal, Store, StoreResult, Tenant, TenantSettings, TxnOutcome,
 };
 pub use webhook::{WebhookRequest, WebhookResponse};

@@ -101,7 +101,7 @@ impl Delivery {
         let one = |body, mapping| Ok(vec![(body, mapping)]);
         match &event.body {
             EventBody::Message(m) => {
-                let message = Message {
+                let mut message = Message {
                     text: m.text.clone(),
                     attachments: m.attachments.clone(),
                     reply_to: self.first_remote(portal, m.reply_to.as_ref()).await?,
@@ -109,6 +109,7 @@ impl Delivery {
                     emote: m.emote,
                     notice: m.notice,
                 };
+                self.filter_media(&portal.tenant, &mut message).await?;
                 one(EventBody::Message(message), Mapping::Message)
             }
             EventBody::Edit { target, text } => match self.first_remote(portal, Some(target)).await? {
