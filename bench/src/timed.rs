@@ -99,6 +99,9 @@ impl Store for TimedStore {
     async fn remove_admin_token(&self, t: &TenantId, id: &str) -> StoreResult<bool> {
         self.inner.remove_admin_token(t, id).await
     }
+    async fn counts(&self) -> StoreResult<Vec<((TenantId, AdapterKind), brygga_core::AdapterCounts)>> {
+        self.inner.counts().await
+    }
     async fn ghosts(&self, t: &TenantId, s: Option<&str>, n: u32) -> StoreResult<Vec<Ghost>> {
         self.inner.ghosts(t, s, n).await
     }

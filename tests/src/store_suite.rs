@@ -16,8 +16,8 @@ use brygga_core::{
 pub use concurrency::{concurrent_enqueues_are_stored_once_in_order, pending_never_skips_a_committed_entry};
 pub use entities::{
     adapter_configs_need_a_tenant_and_toggle, adapter_state_by_tenant_and_kind, admin_tokens_by_hash_and_tenant,
-    ghosts_are_listed_and_searched, ghosts_by_remote_and_matrix_id, linked_accounts_link_relink_unlink,
-    portals_by_key_and_room, tenant_crud,
+    counts_per_tenant_and_kind, ghosts_are_listed_and_searched, ghosts_by_remote_and_matrix_id,
+    linked_accounts_link_relink_unlink, portals_by_key_and_room, tenant_crud,
 };
 pub use isolation::{remove_tenant_deletes_every_row, tenants_never_mix};
 pub use mapping::{aliases_map_to_the_same_event, message_map_both_ways_ordered_by_part, reactions_keep_their_kind};

@@ -74,6 +74,28 @@ async fn disabling_an_adapter_during_traffic_keeps_its_queue_and_spares_other_te
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(bodies(&env.remote.sent("fk")), expected("fk"), "fk's messages lost, repeated or reordered");
     assert_eq!(bodies(&env.remote.sent("tv")), expected("tv"));
+
+    // The metrics count by tenant and adapter, never by room or user.
+    let metrics = reqwest::get(format!("{}/metrics", env.admin_url())).await.unwrap().text().await.unwrap();
+    let value = |name: &str| -> f64 {
+        let line = metrics.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("no {name} in\n{metrics}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert!(value(r#"brygga_messages_bridged_total{tenant="fk",adapter="loopback",direction="to_remote"}"#) >= 30.0);
+    assert!(value(r#"brygga_messages_bridged_total{tenant="tv",adapter="loopback",direction="to_remote"}"#) >= 30.0);
+    assert!(
+        value(
+            r#"brygga_delivery_failures_total{tenant="fk",adapter="loopback",direction="to_remote",permanent="false"}"#
+        ) >= 1.0
+    );
+    assert!(
+        value(r#"brygga_delivery_latency_seconds_count{tenant="fk",adapter="loopback",direction="to_matrix"}"#) >= 5.0
+    );
+    assert_eq!(value(r#"brygga_queue_depth{tenant="fk",adapter="loopback",direction="to_remote"}"#), 0.0);
+    assert_eq!(value(r#"brygga_adapter_status{tenant="fk",adapter="loopback",status="connected"}"#), 1.0);
+    assert_eq!(value(r#"brygga_portals{tenant="fk",adapter="loopback"}"#), 1.0);
+    assert!(value(r#"brygga_ghosts{tenant="fk",adapter="loopback"}"#) >= 1.0);
+    assert!(!metrics.contains("!") && !metrics.contains("@"), "a room or user id in the metrics:\n{metrics}");
     let inbound: Vec<String> = env
         .alice
         .timeline(&fk_room)

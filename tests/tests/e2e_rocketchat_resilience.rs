@@ -94,6 +94,12 @@ async fn a_rate_limit_storm_is_waited_out_without_loss() {
     let expected: Vec<String> = (0..N).map(|i| format!("s-{i}")).collect();
     assert_eq!(rc_bodies(&env, &rid, "s-", N).await, expected);
     assert!(ws.rc.rate_limited_responses() >= 10, "the storm happened: {}", ws.rc.rate_limited_responses());
+    let metrics = reqwest::get(format!("{}/metrics", env.bridge.admin_url())).await.unwrap().text().await.unwrap();
+    let throttled = metrics
+        .lines()
+        .find(|l| l.starts_with(r#"brygga_remote_throttled{tenant="fk",adapter="rocketchat"}"#))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok());
+    assert!(throttled.is_some_and(|n| n >= 10), "the throttling shows in the metrics: {throttled:?}");
     // Rocket.Chat to Matrix goes on meanwhile (the realtime API is not rate-limited).
     ws.rc.post_message(&ws.bob, &rid, "after the storm").unwrap();
     env.matrix_sees(&room, "after the storm").await;

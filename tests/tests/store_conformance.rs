@@ -57,6 +57,7 @@ conformance!(
     adapter_state_by_tenant_and_kind,
     admin_tokens_by_hash_and_tenant,
     ghosts_are_listed_and_searched,
+    counts_per_tenant_and_kind,
     message_map_both_ways_ordered_by_part,
     reactions_keep_their_kind,
     aliases_map_to_the_same_event,

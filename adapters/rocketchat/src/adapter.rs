@@ -144,7 +144,7 @@ impl RocketChatAdapter {
     ) -> Result<Self, BridgeError> {
         let shared = Arc::new(Shared {
             tenant,
-            rest: Rest::new(config)?,
+            rest: Rest::new(config, status.clone())?,
             sink,
             portals,
             state,

@@ -6,10 +6,10 @@
 //! is waited out and retried here, so a storm costs time, never a message.
 
 use std::fmt;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use brygga_core::BridgeError;
+use brygga_core::{BridgeError, StatusReporter};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::Value;
@@ -84,16 +84,18 @@ pub(crate) struct Rest {
     config: RocketChatConfig,
     /// No request before this instant (the server said the window is used up).
     paused_until: Mutex<Option<Instant>>,
+    /// Told of every 429, for the tenant's throttling metric.
+    status: Arc<dyn StatusReporter>,
 }
 
 impl Rest {
-    pub(crate) fn new(config: RocketChatConfig) -> Result<Self, BridgeError> {
+    pub(crate) fn new(config: RocketChatConfig, status: Arc<dyn StatusReporter>) -> Result<Self, BridgeError> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
             .redirect(reqwest::redirect::Policy::limited(3))
             .build()
             .map_err(|e| BridgeError::permanent(format!("building the HTTP client: {e}")))?;
-        Ok(Self { http, config, paused_until: Mutex::new(None) })
+        Ok(Self { http, config, paused_until: Mutex::new(None), status })
     }
 
     pub(crate) fn config(&self) -> &RocketChatConfig {
@@ -145,6 +147,7 @@ impl Rest {
             let status = response.status();
             let wait = self.note_limits(response.headers(), status);
             if status == StatusCode::TOO_MANY_REQUESTS {
+                self.status.throttled();
                 attempt += 1;
                 let wait = wait.unwrap_or(Duration::from_secs(1));
                 if attempt > RATE_LIMIT_RETRIES {

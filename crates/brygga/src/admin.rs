@@ -12,27 +12,33 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
-use brygga_core::{AdapterHost, Router as BridgeRouter};
+use brygga_core::{AdapterHost, Router as BridgeRouter, Store};
+
+use crate::metrics::Metrics;
 
 /// What the admin endpoints read.
 pub struct AdminState {
     registry: Registry,
     adapters_running: Gauge,
     queues_active: Gauge,
+    metrics: Arc<Metrics>,
     host: Arc<AdapterHost>,
     router: BridgeRouter,
+    store: Arc<dyn Store>,
 }
 
 impl AdminState {
-    /// Registers the bridge's metrics.
-    pub fn new(host: Arc<AdapterHost>, router: BridgeRouter) -> Self {
+    /// Registers the bridge's metrics and has the router report deliveries to them.
+    pub fn new(host: Arc<AdapterHost>, router: BridgeRouter, store: Arc<dyn Store>) -> Self {
         let mut registry = Registry::with_prefix("brygga");
         let adapters_running = Gauge::default();
         let queues_active = Gauge::default();
         registry.register("adapters_running", "Adapters currently running", adapters_running.clone());
         registry.register("queues_active", "Portal queues with a running worker", queues_active.clone());
         registry.register("build", "Build information", Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]));
-        Self { registry, adapters_running, queues_active, host, router }
+        let metrics = Metrics::register(&mut registry);
+        router.observe(metrics.clone());
+        Self { registry, adapters_running, queues_active, metrics, host, router, store }
     }
 }
 
@@ -48,6 +54,7 @@ async fn health() -> impl IntoResponse {
 async fn metrics(State(state): State<Arc<AdminState>>) -> impl IntoResponse {
     state.adapters_running.set(state.host.running().len() as i64);
     state.queues_active.set(state.router.active_queues() as i64);
+    state.metrics.refresh(&state.host, state.store.as_ref()).await;
     let mut body = String::new();
     match encode(&mut body, &state.registry) {
         Ok(()) => (

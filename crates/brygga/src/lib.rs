@@ -7,6 +7,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod media_links;
+pub mod metrics;
 pub mod portals;
 pub mod registration;
 pub mod tenants;

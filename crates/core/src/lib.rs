@@ -13,6 +13,7 @@ pub mod host;
 pub mod ids;
 pub mod matrix;
 pub mod naming;
+pub mod observe;
 pub mod queue;
 pub mod router;
 pub mod running;
@@ -37,12 +38,13 @@ pub use ids::{
     TenantId,
 };
 pub use matrix::{AppserviceHandler, BridgeInfo, DirectRoom, GhostProfile, MatrixSide, RoomSpec};
+pub use observe::DeliveryObserver;
 pub use queue::{Queues, RetryPolicy};
 pub use router::Router;
 pub use running::RunningAdapters;
 pub use status::{AdapterStatus, Health, StatusBoard, StatusReporter};
 pub use store::{
-    AdapterConfig, AdminToken, Direction, Ghost, LinkedAccount, MappingKind, MediaPolicy, MessageMapping,
-    NewOutboxEntry, OutboxEntry, Portal, Store, StoreResult, Tenant, TenantSettings, TxnOutcome,
+    AdapterConfig, AdapterCounts, AdminToken, Direction, Ghost, LinkedAccount, MappingKind, MediaPolicy,
+    MessageMapping, NewOutboxEntry, OutboxEntry, Portal, Store, StoreResult, Tenant, TenantSettings, TxnOutcome,
 };
 pub use webhook::{WebhookRequest, WebhookResponse};

@@ -33,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::BridgeError;
 use crate::ids::PortalKey;
+use crate::observe::DeliveryObserver;
 use crate::store::{CommitListener, Direction, MessageMapping, OutboxEntry, Store};
 
 mod inbox;
@@ -106,9 +107,22 @@ struct Inner {
     shutdown: CancellationToken,
     /// Whether the store hands over its commits.
     fed: AtomicBool,
+    /// Who learns of delivery outcomes (metrics), once set.
+    observer: std::sync::OnceLock<Arc<dyn DeliveryObserver>>,
+}
+
+/// How long ago `stored_at` (ms since the Unix epoch) was, if known.
+fn waited(stored_at: i64) -> Option<Duration> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as i64;
+    (stored_at > 0).then(|| Duration::from_millis(now.saturating_sub(stored_at).max(0) as u64))
 }
 
 impl Queues {
+    /// Has `observer` learn of every delivery outcome from now on (set once).
+    pub fn observe(&self, observer: Arc<dyn DeliveryObserver>) {
+        let _ = self.inner.observer.set(observer);
+    }
+
     /// Creates the queue set; no worker runs until a queue is woken.
     pub fn new(store: Arc<dyn Store>, deliver: Arc<dyn Deliver>, policy: RetryPolicy) -> Self {
         let inner = Arc::new_cyclic(|me| Inner {
@@ -120,6 +134,7 @@ impl Queues {
             next_worker: AtomicU64::new(0),
             shutdown: CancellationToken::new(),
             fed: AtomicBool::new(false),
+            observer: std::sync::OnceLock::new(),
         });
         let listener: Weak<dyn CommitListener> = inner.me.clone();
         let fed = inner.store.watch_commits(listener);
@@ -337,10 +352,19 @@ impl Worker {
             // A panicking delivery must not kill the worker and strand the queue.
             let outcome = AssertUnwindSafe(self.inner.deliver.deliver(entry)).catch_unwind().await;
             let outcome = outcome.unwrap_or_else(|_| Err(BridgeError::transient("delivery panicked")));
+            let observer = self.inner.observer.get();
             match outcome {
                 // The completer outlives the worker: it ends once `done` is dropped.
-                Ok(mappings) => return self.done.send((entry.seq, mappings)).await.is_ok(),
+                Ok(mappings) => {
+                    if let Some(observer) = observer {
+                        observer.delivered(&entry.portal, entry.direction, waited(entry.stored_at));
+                    }
+                    return self.done.send((entry.seq, mappings)).await.is_ok();
+                }
                 Err(BridgeError::Transient { message, retry_after }) => {
+                    if let Some(observer) = observer {
+                        observer.failed(&entry.portal, entry.direction, false);
+                    }
                     tracing::info!(portal = %self.key.0, seq = entry.seq, attempt, error = %message, "delivery failed; will retry");
                     let _ = store.record_failure(entry.seq, &message).await;
                     attempt += 1;
@@ -349,6 +373,9 @@ impl Worker {
                     }
                 }
                 Err(err) => {
+                    if let Some(observer) = observer {
+                        observer.failed(&entry.portal, entry.direction, true);
+                    }
                     tracing::error!(portal = %self.key.0, seq = entry.seq, error = %err, "delivery failed permanently; dead-lettered");
                     let mut failures = 0;
                     while let Err(store_err) = store.dead_letter(entry.seq, &err.to_string()).await {

@@ -37,12 +37,17 @@ pub struct AdapterStatus {
     pub last_error: Option<String>,
     /// When the last error was reported.
     pub last_error_at: Option<i64>,
+    /// How often the platform throttled the adapter (e.g. HTTP 429).
+    pub throttled: u64,
 }
 
 /// Where an adapter reports its health.
 pub trait StatusReporter: Send + Sync {
     /// Reports the adapter's health; `message` says why (for errors).
     fn report(&self, health: Health, message: Option<&str>);
+
+    /// Counts one throttling by the platform (the adapter waits it out).
+    fn throttled(&self) {}
 }
 
 /// A reporter that keeps nothing, for adapters built outside a bridge.
@@ -99,7 +104,20 @@ impl StatusBoard {
                 now
             }
         };
-        board.insert(key.clone(), AdapterStatus { health, since, last_error, last_error_at });
+        let throttled = before.map_or(0, |b| b.throttled);
+        board.insert(key.clone(), AdapterStatus { health, since, last_error, last_error_at, throttled });
+    }
+
+    fn count_throttling(&self, key: &(TenantId, AdapterKind)) {
+        let mut board = self.0.lock().expect("status board poisoned");
+        let status = board.entry(key.clone()).or_insert_with(|| AdapterStatus {
+            health: Health::Connecting,
+            since: now_ms(),
+            last_error: None,
+            last_error_at: None,
+            throttled: 0,
+        });
+        status.throttled += 1;
     }
 }
 
@@ -111,6 +129,10 @@ struct BoardReporter {
 impl StatusReporter for BoardReporter {
     fn report(&self, health: Health, message: Option<&str>) {
         self.board.set(&self.key, health, message);
+    }
+
+    fn throttled(&self) {
+        self.board.count_throttling(&self.key);
     }
 }
 
@@ -132,6 +154,10 @@ mod tests {
         assert_eq!(status.health, Health::Connected);
         assert_eq!(status.last_error.as_deref(), Some("connection refused"), "the last error stays visible");
         assert!(status.last_error_at.is_some());
+        reporter.throttled();
+        reporter.throttled();
+        reporter.report(Health::Connected, None);
+        assert_eq!(board.get(&fk, &xmpp).unwrap().throttled, 2, "throttling is counted across reports");
         board.clear(&fk, &xmpp);
         assert_eq!(board.all().len(), 0);
     }

@@ -314,6 +314,8 @@ pub struct OutboxEntry {
     pub payload: String,
     /// Failed delivery attempts so far.
     pub attempts: u32,
+    /// When it was stored, ms since the Unix epoch (0: unknown).
+    pub stored_at: i64,
 }
 
 impl OutboxEntry {
@@ -327,8 +329,28 @@ impl OutboxEntry {
         payload: String,
         attempts: u32,
     ) -> Self {
-        Self { seq, direction, portal, dedupe_key: dedupe_key.into(), payload, attempts }
+        Self { seq, direction, portal, dedupe_key: dedupe_key.into(), payload, attempts, stored_at: 0 }
     }
+
+    /// Notes when the entry was stored (ms since the Unix epoch).
+    pub fn stored(mut self, at: i64) -> Self {
+        self.stored_at = at;
+        self
+    }
+}
+
+/// How much one adapter of one tenant holds, for metrics.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AdapterCounts {
+    /// Portals.
+    pub portals: u64,
+    /// Ghosts.
+    pub ghosts: u64,
+    /// Entries waiting for delivery to Matrix.
+    pub pending_to_matrix: u64,
+    /// Entries waiting for delivery to the remote platform.
+    pub pending_to_remote: u64,
 }
 
 /// Whether an appservice transaction was new.
@@ -383,6 +405,9 @@ pub trait Store: Send + Sync {
     async fn admin_tokens(&self, tenant: &TenantId) -> StoreResult<Vec<AdminToken>>;
     /// Revokes a token of a tenant. Returns false if it did not exist.
     async fn remove_admin_token(&self, tenant: &TenantId, id: &str) -> StoreResult<bool>;
+
+    /// Portals, ghosts and waiting entries per tenant and adapter kind.
+    async fn counts(&self) -> StoreResult<Vec<((TenantId, AdapterKind), AdapterCounts)>>;
 
     /// Creates or updates a ghost.
     async fn upsert_ghost(&self, ghost: &Ghost) -> StoreResult<()>;

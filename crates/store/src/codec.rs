@@ -62,7 +62,7 @@ pub(crate) fn flag(row: &AnyRow, column: &str) -> Result<bool, StoreError> {
     }
 }
 
-fn id<T>(row: &AnyRow, column: &str, make: fn(String) -> Result<T, InvalidId>) -> Result<T, StoreError> {
+pub(crate) fn id<T>(row: &AnyRow, column: &str, make: fn(String) -> Result<T, InvalidId>) -> Result<T, StoreError> {
     make(text(row, column)?).map_err(|e| corrupt(column, e))
 }
 
@@ -172,7 +172,8 @@ pub(crate) fn outbox_entry(row: &AnyRow) -> Result<OutboxEntry, StoreError> {
         text(row, "dedupe_key")?,
         payload,
         small(row, "attempts")?,
-    ))
+    )
+    .stored(int(row, "created_at")?))
 }
 
 /// Caps a stored error text (errors can embed long server answers).

@@ -102,7 +102,9 @@ fn seqs(answer: &StoreResult<Reply>) -> impl Iterator<Item = Option<i64>> + '_ {
 fn collect(op: &Op, answer: &StoreResult<Reply>, out: &mut Vec<OutboxEntry>) {
     match (op, answer) {
         (Op::Enqueue(e), Ok(Reply::Seq(Some(seq)))) => {
-            out.push(OutboxEntry::new(*seq, e.direction, e.portal.clone(), e.dedupe_key.clone(), e.payload.clone(), 0));
+            let entry =
+                OutboxEntry::new(*seq, e.direction, e.portal.clone(), e.dedupe_key.clone(), e.payload.clone(), 0);
+            out.push(entry.stored(crate::codec::now_ms()));
         }
         (Op::Ingest { entries, .. }, Ok(Reply::Txn(TxnOutcome::New, seqs))) => {
             for (e, seq) in entries.iter().zip(seqs) {
@@ -115,7 +117,7 @@ fn collect(op: &Op, answer: &StoreResult<Reply>, out: &mut Vec<OutboxEntry>) {
                         e.payload.clone(),
                         0,
                     );
-                    out.push(entry);
+                    out.push(entry.stored(crate::codec::now_ms()));
                 }
             }
         }

@@ -2,8 +2,9 @@
 //! mode (SQLite) and under MVCC (PostgreSQL) readers see the last commit.
 
 use brygga_core::{
-    AdapterConfig, AdapterKind, AdminToken, Direction, Ghost, LinkedAccount, MatrixEventId, MatrixRoomId, MatrixUserId,
-    MessageMapping, OutboxEntry, Portal, PortalKey, RemoteMessageId, RemoteUserId, StoreResult, Tenant, TenantId,
+    AdapterConfig, AdapterCounts, AdapterKind, AdminToken, Direction, Ghost, LinkedAccount, MatrixEventId,
+    MatrixRoomId, MatrixUserId, MessageMapping, OutboxEntry, Portal, PortalKey, RemoteMessageId, RemoteUserId,
+    StoreResult, Tenant, TenantId,
 };
 use sqlx::any::AnyRow;
 use sqlx::query::Query;
@@ -102,6 +103,37 @@ pub(crate) async fn ghosts(
     .bind(pattern)
     .bind(i64::from(limit));
     all(pool, "list ghosts", q, codec::ghost).await
+}
+
+pub(crate) async fn counts(pool: &AnyPool) -> StoreResult<Vec<((TenantId, AdapterKind), AdapterCounts)>> {
+    let mut counts: std::collections::BTreeMap<(TenantId, AdapterKind), AdapterCounts> = Default::default();
+    let queries = [
+        ("portals", "SELECT tenant, kind, 'portals' AS what, COUNT(*) AS n FROM portals GROUP BY tenant, kind"),
+        ("ghosts", "SELECT tenant, kind, 'ghosts' AS what, COUNT(*) AS n FROM ghosts GROUP BY tenant, kind"),
+        (
+            "pending",
+            "SELECT tenant, kind, direction AS what, COUNT(*) AS n FROM outbox WHERE status = 'pending' \
+             GROUP BY tenant, kind, direction",
+        ),
+    ];
+    for (what, sql) in queries {
+        let rows = all(pool, what, sqlx::query(sql), |row| {
+            let key = (codec::tenant_id(row, "tenant")?, codec::id(row, "kind", AdapterKind::new)?);
+            Ok((key, codec::text(row, "what")?, codec::int(row, "n")?))
+        })
+        .await?;
+        for (key, what, n) in rows {
+            let entry = counts.entry(key).or_default();
+            let n = u64::try_from(n).unwrap_or_default();
+            match what.as_str() {
+                "portals" => entry.portals = n,
+                "ghosts" => entry.ghosts = n,
+                "to_matrix" => entry.pending_to_matrix = n,
+                _ => entry.pending_to_remote = n,
+            }
+        }
+    }
+    Ok(counts.into_iter().collect())
 }
 
 pub(crate) async fn ghost_by_user_id(pool: &AnyPool, user: &MatrixUserId) -> StoreResult<Option<Ghost>> {
@@ -224,7 +256,7 @@ pub(crate) async fn pending(
     limit: u32,
 ) -> StoreResult<Vec<OutboxEntry>> {
     let q = sqlx::query(
-        "SELECT seq, tenant, kind, room, direction, dedupe_key, payload, attempts FROM outbox \
+        "SELECT seq, tenant, kind, room, direction, dedupe_key, payload, attempts, created_at FROM outbox \
          WHERE tenant = $1 AND kind = $2 AND room = $3 AND direction = $4 AND status = 'pending' AND seq > $5 \
          ORDER BY seq LIMIT $6",
     )

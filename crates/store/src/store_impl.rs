@@ -6,9 +6,9 @@ use std::sync::Weak;
 use async_trait::async_trait;
 use brygga_core::store::CommitListener;
 use brygga_core::{
-    AdapterConfig, AdapterKind, AdminToken, Direction, Ghost, LinkedAccount, MatrixEventId, MatrixRoomId, MatrixUserId,
-    MessageMapping, NewOutboxEntry, OutboxEntry, Portal, PortalKey, RemoteMessageId, RemoteUserId, Store, StoreError,
-    StoreResult, Tenant, TenantId, TxnOutcome,
+    AdapterConfig, AdapterCounts, AdapterKind, AdminToken, Direction, Ghost, LinkedAccount, MatrixEventId,
+    MatrixRoomId, MatrixUserId, MessageMapping, NewOutboxEntry, OutboxEntry, Portal, PortalKey, RemoteMessageId,
+    RemoteUserId, Store, StoreError, StoreResult, Tenant, TenantId, TxnOutcome,
 };
 
 use crate::SqlStore;
@@ -118,6 +118,10 @@ impl Store for SqlStore {
 
     async fn remove_admin_token(&self, tenant: &TenantId, id: &str) -> StoreResult<bool> {
         self.write_flag(Op::RemoveAdminToken { tenant: tenant.clone(), id: id.to_owned() }).await
+    }
+
+    async fn counts(&self) -> StoreResult<Vec<((TenantId, AdapterKind), AdapterCounts)>> {
+        reads::counts(self.read_pool()).await
     }
 
     async fn ghosts(&self, tenant: &TenantId, search: Option<&str>, limit: u32) -> StoreResult<Vec<Ghost>> {

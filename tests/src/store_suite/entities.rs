@@ -2,7 +2,10 @@
 
 use std::sync::Arc;
 
-use brygga_core::{AdapterConfig, AdminToken, Ghost, LinkedAccount, Portal, Store, StoreError, Tenant, TenantSettings};
+use brygga_core::{
+    AdapterConfig, AdminToken, Direction, Ghost, LinkedAccount, NewOutboxEntry, Portal, Store, StoreError, Tenant,
+    TenantSettings,
+};
 use serde_json::json;
 
 use super::{add_tenant, kind, mxid, portal, remote_user, room_id, tid};
@@ -188,6 +191,29 @@ pub async fn portals_by_key_and_room(store: Arc<dyn Store>) {
     assert_eq!(store.portal(&key).await.unwrap(), None);
     assert_eq!(store.portal_by_room(&room_id("!kansliet:hub")).await.unwrap(), None);
     store.upsert_portal(&thief).await.unwrap();
+}
+
+/// Portals, ghosts and waiting entries are counted per tenant and kind.
+pub async fn counts_per_tenant_and_kind(store: Arc<dyn Store>) {
+    add_tenant(&*store, "fk").await;
+    add_tenant(&*store, "tv").await;
+    store.upsert_portal(&Portal::new(portal("fk", "xmpp", "a@c"))).await.unwrap();
+    store.upsert_portal(&Portal::new(portal("fk", "xmpp", "b@c"))).await.unwrap();
+    store.upsert_portal(&Portal::new(portal("tv", "teams", "19:x"))).await.unwrap();
+    let ghost = Ghost::new(tid("fk"), kind("xmpp"), remote_user("anna@fk.se"), mxid("@xmpp_fk_anna:hub"));
+    store.upsert_ghost(&ghost).await.unwrap();
+    let key = portal("fk", "xmpp", "a@c");
+    store.enqueue(NewOutboxEntry::new(Direction::ToMatrix, key.clone(), "in-1", "{}".to_owned())).await.unwrap();
+    store.enqueue(NewOutboxEntry::new(Direction::ToRemote, key.clone(), "out-1", "{}".to_owned())).await.unwrap();
+    let done = store.enqueue(NewOutboxEntry::new(Direction::ToRemote, key, "out-2", "{}".to_owned())).await.unwrap();
+    store.complete(done.unwrap(), Vec::new()).await.unwrap();
+    let counts = store.counts().await.unwrap();
+    let of = |t: &str, k: &str| counts.iter().find(|(key, _)| key == &(tid(t), kind(k))).map(|(_, c)| c.clone());
+    let fk = of("fk", "xmpp").expect("fk's xmpp counts");
+    assert_eq!((fk.portals, fk.ghosts, fk.pending_to_matrix, fk.pending_to_remote), (2, 1, 1, 1));
+    let tv = of("tv", "teams").expect("tv's teams counts");
+    assert_eq!((tv.portals, tv.ghosts, tv.pending_to_matrix, tv.pending_to_remote), (1, 0, 0, 0));
+    assert_eq!(counts.len(), 2);
 }
 
 /// Ghosts of a tenant are listed and searched by remote id, Matrix id or

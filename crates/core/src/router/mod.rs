@@ -107,6 +107,11 @@ impl Router {
         Ok(removed)
     }
 
+    /// Has `observer` learn of every delivery outcome (set once).
+    pub fn observe(&self, observer: Arc<dyn crate::observe::DeliveryObserver>) {
+        self.inner.queues.observe(observer);
+    }
+
     /// Number of queues with a running worker.
     pub fn active_queues(&self) -> usize {
         self.inner.queues.active()
