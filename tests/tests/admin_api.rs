@@ -207,3 +207,35 @@ async fn tokens_scope_every_route_and_adapters_toggle_at_run_time() {
     let spec = client.get(format!("{}/api/v1/openapi.yaml", bridge.admin_url())).send().await.unwrap();
     assert!(spec.text().await.unwrap().starts_with("openapi: 3.1"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_changes_a_running_bridge_through_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bridge, setup) = bridge(dir.path()).await;
+    let api = AdminApi::new(bridge.admin_url());
+    let op = Some(setup.operator_token.as_str());
+
+    let out = bridge.cli(&["adapter", "disable", "fk", "loopback"]);
+    assert!(out.contains("running bridge"), "{out}");
+    let shown = api.call(op, "GET", "/tenants/fk/adapters/loopback", None).await.body;
+    assert_eq!((shown["status"].as_str(), shown["running"].as_bool()), (Some("disabled"), Some(false)), "at once");
+    let listed = bridge.cli(&["adapter", "list"]);
+    assert!(listed.contains("fk\tloopback\tdisabled") && listed.contains("tv\tloopback\t"), "{listed}");
+    bridge.cli(&["adapter", "enable", "fk", "loopback"]);
+    assert_eq!(api.call(op, "GET", "/tenants/fk/adapters/loopback", None).await.body["running"], true);
+
+    bridge.cli(&["tenant", "add", "ag", "--name", "Agency"]);
+    let tenants = bridge.cli(&["tenant", "list"]);
+    assert!(tenants.contains("ag\tAgency\tactive"), "{tenants}");
+    assert_eq!(api.call(op, "GET", "/tenants/ag", None).await.status, 200);
+
+    // The bridge's refusals reach the terminal.
+    let refused = std::process::Command::new(brygga_e2e::bridge::bridge_binary())
+        .args(["-c", dir.path().join("config.yaml").to_str().unwrap(), "adapter", "enable", "fk", "telex"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && stderr.contains("telex") && stderr.contains("loopback"), "{stderr}");
+    bridge.cli(&["tenant", "remove", "ag", "--yes"]);
+    assert_eq!(api.call(op, "GET", "/tenants/ag", None).await.status, 404);
+}

@@ -9,6 +9,7 @@ use brygga_core::{AdapterFactory, MatrixRoomId, MatrixUserId, RemoteRoomId, Tena
 use clap::{Parser, Subcommand};
 
 use crate::app;
+use crate::cli_api::ApiClient;
 use crate::config::{Config, LogFormat};
 use crate::portals::{self, LinkRequest};
 use crate::registration;
@@ -119,6 +120,40 @@ enum AdapterCommand {
     List,
 }
 
+/// Runs a tenant or adapter command through a running bridge's admin API.
+async fn through_api(api: &ApiClient, command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Tenant(TenantCommand::Add { id, name, invite }) => {
+            api.add_tenant(id.as_str(), name, invite.iter().map(|u| u.to_string()).collect()).await?;
+            println!(
+                "tenant {id} added to the running bridge; regenerate the registration so the homeserver knows its ghosts"
+            );
+        }
+        Command::Tenant(TenantCommand::List) => api.tenant_lines().await?.iter().for_each(|l| println!("{l}")),
+        Command::Tenant(TenantCommand::Remove { id, yes }) => {
+            if !yes {
+                anyhow::bail!("removing tenant {id} deletes all its data; pass --yes to confirm");
+            }
+            api.remove_tenant(id.as_str()).await?;
+            println!("tenant {id} removed from the running bridge");
+        }
+        Command::Adapter(AdapterCommand::Enable { tenant, kind, adapter_config }) => {
+            let config = adapter_config
+                .map(|c| serde_json::from_str(&c).context("--adapter-config is not valid JSON"))
+                .transpose()?;
+            api.set_adapter(tenant.as_str(), &kind, true, config).await?;
+            println!("adapter {kind} enabled for {tenant} (running bridge)");
+        }
+        Command::Adapter(AdapterCommand::Disable { tenant, kind }) => {
+            api.set_adapter(tenant.as_str(), &kind, false, None).await?;
+            println!("adapter {kind} disabled for {tenant} (running bridge); queued events are kept");
+        }
+        Command::Adapter(AdapterCommand::List) => api.adapter_lines().await?.iter().for_each(|l| println!("{l}")),
+        _ => unreachable!("only tenant and adapter commands go through the API"),
+    }
+    Ok(())
+}
+
 /// Parses arguments and runs a command with the given adapter factories.
 pub fn main_with(factories: Vec<Arc<dyn AdapterFactory>>) -> ExitCode {
     let cli = Cli::parse();
@@ -149,6 +184,11 @@ pub fn main_with(factories: Vec<Arc<dyn AdapterFactory>>) -> ExitCode {
 async fn execute(command: Command, config: Config, factories: Vec<Arc<dyn AdapterFactory>>) -> anyhow::Result<()> {
     if let Command::Run = command {
         return app::run(config, factories).await;
+    }
+    if matches!(command, Command::Tenant(_) | Command::Adapter(_))
+        && let Some(api) = ApiClient::connect(&config).await
+    {
+        return through_api(&api, command).await;
     }
     let parts = app::assemble(&config, factories).await?;
     let store = parts.store.as_ref();

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod api;
 pub mod app;
 pub mod cli;
+pub mod cli_api;
 pub mod config;
 pub mod media_links;
 pub mod metrics;
