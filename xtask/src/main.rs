@@ -1,7 +1,8 @@
 //! Developer commands, run as `cargo xtask <command>`:
 //!
 //! - `test [ARGS...]`: install Synapse, PostgreSQL, Prosody and the XMPP test
-//!   client and the Rocket.Chat request schemas if missing, then `cargo test --workspace --all-targets ARGS...`
+//!   client, the Rocket.Chat request schemas and the console test's
+//!   Playwright if missing, then `cargo test --workspace --all-targets ARGS...`
 //!   with the harness pointed at them.
 //! - `demo`: install, build the bridge, start Prosody, Synapse and the bridge
 //!   wired together with a demo tenant and one linked room, print the Matrix
@@ -9,6 +10,7 @@
 //!   also starts the Rocket.Chat test double as a stand-in workspace for the
 //!   demo tenant, with a second linked room and a person to act as over REST.
 
+mod console_deps;
 mod demo;
 mod demo_rocketchat;
 mod install;
@@ -40,6 +42,7 @@ fn main() -> ExitCode {
 fn test(args: &[String]) -> Result<ExitCode, String> {
     let env = install::ensure_all()?;
     let rc_schemas = rocketchat_schemas::ensure()?;
+    let console_deps = console_deps::ensure()?;
     let mut cmd = cargo();
     cmd.arg("test");
     // Defaults only where the caller did not choose packages or targets (before any `--`).
@@ -63,7 +66,10 @@ fn test(args: &[String]) -> Result<ExitCode, String> {
     ]) {
         cmd.arg("--all-targets");
     }
-    cmd.args(args).envs(env.vars()).env(rocketchat_schemas::ENV_VAR, &rc_schemas);
+    cmd.args(args)
+        .envs(env.vars())
+        .env(rocketchat_schemas::ENV_VAR, &rc_schemas)
+        .env(console_deps::ENV_VAR, &console_deps);
     println!("xtask: running {}", describe(&cmd));
     let status = cmd.status().map_err(|e| format!("running cargo: {e}"))?;
     Ok(exit_code(status))

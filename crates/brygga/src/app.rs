@@ -96,7 +96,8 @@ pub async fn run(config: Config, factories: Vec<Arc<dyn AdapterFactory>>) -> any
     let api =
         ApiState::new(store.clone(), host.clone(), matrix.clone(), router.clone(), config.admin.operator_token.clone());
     let admin_routes = admin::routes(Arc::new(AdminState::new(host.clone(), router.clone(), store.clone())))
-        .merge(api::routes(Arc::new(api)));
+        .merge(api::routes(Arc::new(api)))
+        .merge(crate::console::routes());
     let servers = [
         tokio::spawn(serve(as_listener, appservice, shutdown.clone())),
         tokio::spawn(serve(admin_listener, admin_routes, shutdown.clone())),

@@ -7,6 +7,7 @@ pub mod app;
 pub mod cli;
 pub mod cli_api;
 pub mod config;
+pub mod console;
 pub mod media_links;
 pub mod metrics;
 pub mod portals;
