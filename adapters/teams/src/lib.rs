@@ -1,0 +1,1 @@
+//! Microsoft Teams adapter: Teams channels and chats as portals, through Microsoft Graph v1.0.

@@ -1,0 +1,1 @@
+//! A faithful in-process Microsoft Graph double for tests (never shipped).
