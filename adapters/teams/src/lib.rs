@@ -11,6 +11,11 @@
 
 mod config;
 mod crypto;
+mod graph;
 mod html;
+mod ids;
 mod limiter;
+mod map;
+mod model;
 mod notify;
+mod token;
