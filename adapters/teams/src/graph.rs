@@ -69,7 +69,6 @@ pub(crate) enum Caller {
 /// A successful answer.
 #[derive(Debug)]
 pub(crate) struct Answer {
-    pub(crate) status: StatusCode,
     pub(crate) body: Value,
 }
 
@@ -205,7 +204,7 @@ pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 fn classify(status: StatusCode, text: &str, caller: Caller) -> Result<Answer, GraphError> {
     if status.is_success() {
         let body = if text.trim().is_empty() { Value::Null } else { serde_json::from_str(text).unwrap_or(Value::Null) };
-        return Ok(Answer { status, body });
+        return Ok(Answer { body });
     }
     if status.is_server_error() {
         return Err(GraphError::Unavailable(format!("Graph answered {status}")));

@@ -118,15 +118,13 @@ pub(crate) struct EventDetail {
     pub(crate) members: Vec<Identity>,
 }
 
-/// A page of a collection (`value` plus `@odata.nextLink` / `@odata.deltaLink`).
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(default)]
+/// A page of a collection (`value` plus `@odata.nextLink`; a delta's last page has a `deltaLink` instead).
+#[derive(Clone, Debug, Deserialize)]
 pub(crate) struct Page<T> {
+    #[serde(default = "Vec::new")]
     pub(crate) value: Vec<T>,
-    #[serde(rename = "@odata.nextLink")]
+    #[serde(default, rename = "@odata.nextLink")]
     pub(crate) next_link: Option<String>,
-    #[serde(rename = "@odata.deltaLink")]
-    pub(crate) delta_link: Option<String>,
 }
 
 /// `presence`.

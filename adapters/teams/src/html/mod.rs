@@ -11,8 +11,8 @@ mod to_teams;
 
 use std::collections::HashSet;
 
-pub(crate) use from_teams::{FromTeams, TeamsMention, teams_to_matrix};
-pub(crate) use to_teams::{OutMention, ToTeams, matrix_to_teams};
+pub(crate) use from_teams::{TeamsMention, teams_to_matrix};
+pub(crate) use to_teams::matrix_to_teams;
 
 /// Tags Matrix clients render (a subset of the spec's list).
 const MATRIX_TAGS: &[&str] = &[

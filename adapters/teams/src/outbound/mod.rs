@@ -1,0 +1,123 @@
+//! Matrix to Teams: each event is sent with a delegated token — the Matrix
+//! user's own when they linked their Teams account, else the relay
+//! identity's with their name shown. Graph refuses app-only message posts
+//! outside migration, so there is no app-token fallback.
+//!
+//! Graph has no client-chosen message ids, so a send's result is kept under
+//! its transaction id: a retry of a send that went through is answered from
+//! there instead of posting again.
+
+mod content;
+
+use brygga_core::{BridgeError, EventBody, OutboundEvent, RemoteMessageId, SendReceipt};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::accounts::RELAY;
+use crate::graph::GraphError;
+use crate::ids::{Conversation, MessageRef};
+use crate::shared::Shared;
+
+/// Who sends an event on Teams.
+pub(crate) struct Sender {
+    /// The accounts slot: the Matrix user id, or the relay.
+    pub(crate) slot: String,
+    /// Whether this is the relay (the sender's name is shown in the text).
+    pub(crate) relay: bool,
+}
+
+fn sender_of(shared: &Shared, event: &OutboundEvent) -> Result<Sender, BridgeError> {
+    let user = event.sender.user_id.as_str();
+    if shared.accounts.aad_of(user).is_some() {
+        return Ok(Sender { slot: user.to_owned(), relay: false });
+    }
+    if shared.accounts.relay_aad().is_none() {
+        return Err(BridgeError::permanent("the sender has not linked Teams and the tenant has no relay identity"));
+    }
+    Ok(Sender { slot: RELAY.to_owned(), relay: true })
+}
+
+fn sent_key(txn: &str) -> String {
+    format!("sent/{txn}")
+}
+
+/// Delivers one event.
+pub(crate) async fn send(shared: &Shared, event: &OutboundEvent) -> Result<SendReceipt, BridgeError> {
+    let conversation = Conversation::parse(event.room.as_str())
+        .ok_or_else(|| BridgeError::permanent("the portal's room id is not a Teams channel or chat"))?;
+    if let Some(kept) = shared.state.get(&sent_key(&event.txn_id)).await? {
+        return serde_json::from_str(&kept).map_err(|e| BridgeError::permanent(format!("a kept receipt: {e}")));
+    }
+    let receipt = match &event.body {
+        EventBody::Message(_) => content::message(shared, &conversation, event, &sender_of(shared, event)?).await?,
+        EventBody::Edit { target, text } => {
+            let sender = sender_of(shared, event)?;
+            let target = message_ref(target)?;
+            let body = content::body(shared, &sender, event, text, None);
+            change(shared, &conversation, &sender, &target, Method::PATCH, "", Some(&body)).await?;
+            shared.echoes.expect(format!("{}#edit", target.id()));
+            SendReceipt::default()
+        }
+        EventBody::Redaction { target, .. } => {
+            let sender = sender_of(shared, event)?;
+            let target = message_ref(target)?;
+            match change(shared, &conversation, &sender, &target, Method::POST, "/softDelete", None).await {
+                // Deleted already (by someone else, or an earlier attempt).
+                Ok(()) | Err(GraphError::NotFound(_)) => {}
+                Err(err) => return Err(err.into()),
+            }
+            shared.echoes.expect(format!("{}#deleted", target.id()));
+            SendReceipt::default()
+        }
+        EventBody::Reaction { target, key, removed } => {
+            let sender = sender_of(shared, event)?;
+            if sender.relay {
+                // A reaction is a person's own act: the relay cannot make it for someone.
+                tracing::debug!(tenant = %shared.tenant, "reaction of an unlinked Matrix user not bridged");
+                return Ok(SendReceipt::default());
+            }
+            let target = message_ref(target)?;
+            let (leaf, echo) = if *removed { ("/unsetReaction", "unreact") } else { ("/setReaction", "react") };
+            let body = json!({ "reactionType": key });
+            change(shared, &conversation, &sender, &target, Method::POST, leaf, Some(&body)).await?;
+            if let Some(aad) = shared.accounts.aad_of(&sender.slot) {
+                shared.echoes.expect(format!("{}#{echo}:{aad}:{key}", target.id()));
+            }
+            SendReceipt::default()
+        }
+        _ => return Ok(SendReceipt::default()),
+    };
+    if !receipt.remote_ids.is_empty() {
+        let text = serde_json::to_string(&receipt).expect("serialisable");
+        shared.state.put(&sent_key(&event.txn_id), Some(&text)).await?;
+    }
+    Ok(receipt)
+}
+
+fn message_ref(id: &RemoteMessageId) -> Result<MessageRef, BridgeError> {
+    MessageRef::parse(id.as_str()).ok_or_else(|| BridgeError::permanent("not a Teams message id"))
+}
+
+/// A call on an existing message as the sender (`leaf`: `""`, `/softDelete`, …).
+async fn change(
+    shared: &Shared,
+    conversation: &Conversation,
+    sender: &Sender,
+    target: &MessageRef,
+    method: Method,
+    leaf: &str,
+    body: Option<&Value>,
+) -> Result<(), GraphError> {
+    let path = format!("{}{leaf}", conversation.message_path(target));
+    match shared.user_call(&sender.slot, method, &path, body, &conversation.room_id()).await? {
+        Some(_) => Ok(()),
+        // The relay's token is the operator's to fix (kept queued meanwhile);
+        // a person's lapsed link cannot be fixed by retrying this event.
+        None if sender.relay => Err(GraphError::BadCredentials { status: 0, code: "no usable relay token".into() }),
+        None => Err(GraphError::Refused {
+            status: 401,
+            code: "linkLapsed".into(),
+            message: "the sender's Teams link has lapsed; they must link again".into(),
+        }),
+    }
+}
