@@ -72,7 +72,8 @@ pub struct TestEnv {
 }
 
 /// The tenants every environment has: each with the loopback adapter on its
-/// own network of the same name; tv's platform supports only replies.
+/// own network of the same name; tv's platform supports only replies, and
+/// tv federates only with `agency.example` and lets files up to 1 KiB cross.
 pub const TENANTS: [&str; 2] = ["fk", "tv"];
 
 impl TestEnv {
@@ -86,8 +87,11 @@ impl TestEnv {
             .iter()
             .map(|t| {
                 let caps = if *t == "tv" { ", capabilities: { replies: true }" } else { "" };
+                // tv federates only with agency.example (and its own homeserver).
+                let servers =
+                    if *t == "tv" { "\n    allowed_servers: [\"agency.example\"]\n    media: { max_bytes: 1024 }" } else { "" };
                 format!(
-                    "  - id: {t}\n    invite: [\"@alice:localhost\"]\n    adapters:\n      loopback:\n        config: {{ url: \"{}\", network: \"{t}\"{caps} }}\n",
+                    "  - id: {t}\n    invite: [\"@alice:localhost\"]{servers}\n    adapters:\n      loopback:\n        config: {{ url: \"{}\", network: \"{t}\"{caps} }}\n",
                     remote.url()
                 )
             })

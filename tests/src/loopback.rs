@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use brygga_core::{
-    Adapter, AdapterContext, AdapterFactory, AdapterKind, BridgeError, Capabilities, EventBody, InboundSink,
-    MatrixMedia, MediaBytes, MediaSource, OutboundEvent, RemoteMedia, RemoteMessageId, SendReceipt,
+    Adapter, AdapterContext, AdapterFactory, AdapterKind, BridgeError, Capabilities, EventBody, Health, InboundEvent,
+    InboundSink, MatrixMedia, MediaBytes, MediaSource, OutboundEvent, RemoteMedia, RemoteMessageId, SendReceipt,
+    StatusReporter, WebhookRequest, WebhookResponse,
 };
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
@@ -63,6 +64,7 @@ impl AdapterFactory for LoopbackFactory {
             http,
             sink: ctx.sink,
             matrix_media: ctx.media,
+            status: ctx.status,
             stop: Mutex::new(None),
         }))
     }
@@ -74,6 +76,7 @@ struct Loopback {
     http: reqwest::Client,
     sink: Arc<dyn InboundSink>,
     matrix_media: Arc<dyn MatrixMedia>,
+    status: Arc<dyn StatusReporter>,
     stop: Mutex<Option<CancellationToken>>,
 }
 
@@ -113,7 +116,13 @@ impl Adapter for Loopback {
         if let Some(old) = self.stop.lock().expect("poisoned").replace(token.clone()) {
             old.cancel();
         }
-        let receiver = Receiver { base: self.base.clone(), http: self.http.clone(), sink: self.sink.clone() };
+        let receiver = Receiver {
+            base: self.base.clone(),
+            http: self.http.clone(),
+            sink: self.sink.clone(),
+            status: self.status.clone(),
+        };
+        self.status.report(Health::Connecting, None);
         tokio::spawn(async move {
             tokio::select! {
                 _ = token.cancelled() => {}
@@ -158,6 +167,24 @@ impl Adapter for Loopback {
     fn media(&self) -> Option<&dyn RemoteMedia> {
         Some(self)
     }
+
+    /// `GET ...?validationToken=x` echoes `x`; `POST` with an `InboundEvent`
+    /// as JSON pushes it (202 once stored), as a notification would.
+    async fn webhook(&self, request: WebhookRequest) -> WebhookResponse {
+        if let Some(token) = request.query.strip_prefix("validationToken=") {
+            return WebhookResponse::text(200, token);
+        }
+        if request.method != "POST" || request.path != "events" {
+            return WebhookResponse::text(404, "no such hook");
+        }
+        let Ok(event) = serde_json::from_slice::<InboundEvent>(&request.body) else {
+            return WebhookResponse::text(400, "not an event");
+        };
+        match self.sink.push(event).await {
+            Ok(_) => WebhookResponse::empty(202),
+            Err(err) => WebhookResponse::text(503, err.to_string()),
+        }
+    }
 }
 
 #[async_trait]
@@ -182,6 +209,7 @@ struct Receiver {
     base: String,
     http: reqwest::Client,
     sink: Arc<dyn InboundSink>,
+    status: Arc<dyn StatusReporter>,
 }
 
 impl Receiver {
@@ -189,8 +217,12 @@ impl Receiver {
         let mut backoff = Duration::from_millis(100);
         loop {
             match self.round().await {
-                Ok(()) => backoff = Duration::from_millis(100),
+                Ok(()) => {
+                    self.status.report(Health::Connected, None);
+                    backoff = Duration::from_millis(100);
+                }
                 Err(err) => {
+                    self.status.report(Health::TransientError, Some(&err.to_string()));
                     tracing::warn!(error = %err, "loopback receive failed; retrying");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));

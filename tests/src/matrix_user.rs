@@ -56,8 +56,9 @@ impl MatrixUser {
     }
 
     /// Waits for an alias to exist and for the user's invite, then joins the
-    /// room; returns its id. (Synapse creates the alias before it sends the
-    /// room's initial invites, so the first join may come too early.)
+    /// room; returns its id. (Synapse creates the alias before the room is
+    /// complete and before it sends the room's initial invites, so the first
+    /// join may come too early.)
     pub async fn join_alias(&self, alias: &str, timeout: Duration) -> String {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
@@ -67,7 +68,8 @@ impl MatrixUser {
                 if status == 200 {
                     return room;
                 }
-                assert!(status == 403, "joining {alias} answered {status}: {body}");
+                // 403: not invited yet; 404: the alias exists before the room is known to the server.
+                assert!(status == 403 || status == 404, "joining {alias} answered {status}: {body}");
             }
             assert!(tokio::time::Instant::now() < deadline, "could not join {alias} in time");
             tokio::time::sleep(Duration::from_millis(100)).await;

@@ -51,6 +51,8 @@ pub struct RocketChatEnv {
     pub alice: MatrixUser,
     /// The bridge process.
     pub bridge: BridgeProcess,
+    /// The operator's admin API token.
+    pub operator_token: String,
     _dir: TempDir,
 }
 
@@ -94,7 +96,7 @@ impl RocketChatEnv {
         let mut bridge = BridgeProcess::new(dir.path(), &config, setup.admin_port);
         let (synapse, alice) = start_synapse(&setup, bridge.registration()).await;
         bridge.start().await;
-        Self { workspaces, synapse, alice, bridge, _dir: dir }
+        Self { workspaces, synapse, alice, bridge, operator_token: setup.operator_token.clone(), _dir: dir }
     }
 
     /// The first workspace.

@@ -30,6 +30,8 @@ pub struct XmppEnv {
     pub alice: MatrixUser,
     /// The bridge process.
     pub bridge: BridgeProcess,
+    /// The operator's admin API token.
+    pub operator_token: String,
     _dir: TempDir,
 }
 
@@ -60,7 +62,7 @@ impl XmppEnv {
         let mut bridge = BridgeProcess::new(dir.path(), &setup.config(&tenants_yaml), setup.admin_port);
         let (synapse, alice) = start_synapse(&setup, bridge.registration()).await;
         bridge.start().await;
-        Self { prosody, synapse, alice, bridge, _dir: dir }
+        Self { prosody, synapse, alice, bridge, operator_token: setup.operator_token.clone(), _dir: dir }
     }
 
     /// A Matrix room of Alice's, linked by the CLI to `muc` for `tenant`; returns its id.

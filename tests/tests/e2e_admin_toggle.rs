@@ -39,6 +39,7 @@ async fn set_enabled(api: &AdminApi, token: &str, on: bool) {
 brygga_e2e::both_backends!(
     disabling_an_adapter_during_traffic_keeps_its_queue_and_spares_other_tenants,
     portals_are_linked_listed_and_unlinked_and_ghosts_searched_through_the_api,
+    adapters_report_health_and_take_webhooks,
 );
 
 async fn disabling_an_adapter_during_traffic_keeps_its_queue_and_spares_other_tenants(backend: Backend) {
@@ -133,4 +134,45 @@ async fn portals_are_linked_listed_and_unlinked_and_ghosts_searched_through_the_
         !bodies(&env.remote.sent("fk")).contains(&"after the unlink".to_owned()),
         "an unlinked room is still bridged"
     );
+}
+
+/// Adapters report their health (shown by the API), and take the requests
+/// their platform makes to the bridge's webhook URL.
+async fn adapters_report_health_and_take_webhooks(backend: Backend) {
+    let env = TestEnv::start(backend).await;
+    let api = AdminApi::new(env.admin_url());
+    let op = Some(env.operator_token.as_str());
+    let room = portal(&env, "fk").await;
+    let shown = api.call(op, "GET", "/tenants/fk/adapters/loopback", None).await.body;
+    assert_eq!(shown["status"], "connected", "{shown}");
+
+    let http = reqwest::Client::new();
+    let hook = |rest: &str| format!("{}/_brygga/webhook/{rest}", env.appservice_url);
+    let echo = http.get(hook("fk/loopback/events?validationToken=abc%20d")).send().await.unwrap();
+    assert_eq!(echo.status(), 200);
+    assert_eq!(echo.text().await.unwrap(), "abc%20d");
+    let event = text("r1", "hooked-1", "anna", "through the webhook");
+    let pushed = http.post(hook("fk/loopback/events")).json(&event).send().await.unwrap();
+    assert_eq!(pushed.status(), 202);
+    env.alice
+        .wait_timeline(&room, WAIT, "the webhook's message", |t| {
+            t.iter().any(|e| e["content"]["body"] == "through the webhook")
+        })
+        .await;
+    for (url, status) in [
+        (hook("nosuch/loopback/events"), 404),
+        (hook("fk/telex/events"), 404),
+        (hook("Bad Tenant/loopback/events"), 404),
+        (hook("fk/loopback/other"), 404),
+    ] {
+        assert_eq!(http.post(&url).body("{}").send().await.unwrap().status().as_u16(), status, "{url}");
+    }
+    let garbage = http.post(hook("fk/loopback/events")).body("{not json").send().await.unwrap();
+    assert_eq!(garbage.status(), 400);
+    let huge = http.post(hook("fk/loopback/events")).body(vec![b'x'; 2 * 1024 * 1024]).send().await.unwrap();
+    assert_eq!(huge.status(), 413, "an oversized webhook body is refused");
+
+    // A disabled adapter takes no webhooks.
+    api.call(op, "POST", "/tenants/fk/adapters/loopback/disable", None).await;
+    assert_eq!(http.post(hook("fk/loopback/events")).json(&event).send().await.unwrap().status(), 404);
 }

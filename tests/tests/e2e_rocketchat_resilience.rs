@@ -196,6 +196,11 @@ async fn a_revoked_bot_token_is_reported_once_and_the_bridge_keeps_running() {
     assert_eq!(reports, 1, "reported once, not in a loop:\n{log}");
     let health = reqwest::get(format!("{}/health", env.bridge.admin_url())).await.expect("bridge alive");
     assert!(health.status().is_success());
+    // The tenant's adapter says why, through the admin API.
+    let api = brygga_e2e::admin_api::AdminApi::new(env.bridge.admin_url());
+    let shown = api.call(Some(&env.operator_token), "GET", "/tenants/fk/adapters/rocketchat", None).await.body;
+    assert_eq!(shown["status"], "bad_credentials", "{shown}");
+    assert!(shown["last_error"].as_str().unwrap().contains("refused the bot's token"), "{shown}");
     ws.rc.assert_schemas_ok();
 }
 

@@ -285,6 +285,14 @@ async fn hosted_rooms_follow_nicks_and_topics_and_outlive_restarts() {
     env.prosody.restart(Duration::from_secs(5)).expect("Prosody restarts");
     let bob = XmppUser::connect(&env.prosody, "bob", "bob-pw").await;
     component_back(&bob).await;
+    // The adapter's status tells what happened, through the admin API.
+    let api = brygga_e2e::admin_api::AdminApi::new(env.bridge.admin_url());
+    let shown = api.call(Some(&env.operator_token), "GET", "/tenants/fk/adapters/xmpp", None).await.body;
+    assert_eq!(shown["status"], "connected", "{shown}");
+    assert!(
+        shown["last_error"].as_str().is_some_and(|e| !e.is_empty()),
+        "the restart shows as the last error: {shown}"
+    );
     bob.join_muc(TOWN, "Robert").await;
     env.alice
         .wait_timeline(&room, WAIT, "Dave's ghost leaving", |t| membership_of(t, &dave_ghost) == Some("leave"))

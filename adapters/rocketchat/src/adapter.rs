@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use async_trait::async_trait;
 use brygga_core::{
-    Adapter, AdapterState, BridgeError, Capabilities, InboundSink, MatrixMedia, MatrixUserId, OutboundEvent,
-    PortalDirectory, Presence, RemoteMedia, RemoteRoomId, RemoteUserId, SendReceipt, TenantId,
+    Adapter, AdapterState, BridgeError, Capabilities, Health, InboundSink, MatrixMedia, MatrixUserId, OutboundEvent,
+    PortalDirectory, Presence, RemoteMedia, RemoteRoomId, RemoteUserId, SendReceipt, StatusReporter, TenantId,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -52,6 +52,8 @@ pub(crate) struct Shared {
     /// Set once the bot's token was refused, so it is reported once.
     auth_failed: AtomicBool,
     cancel: Mutex<Option<CancellationToken>>,
+    /// Where the adapter reports its health.
+    pub(crate) status: Arc<dyn StatusReporter>,
 }
 
 impl Shared {
@@ -71,6 +73,7 @@ impl Shared {
     /// Reports a refused bot token once (the tenant's adapter keeps running
     /// and retries slowly, so a fixed token is picked up without a restart).
     pub(crate) fn bot_refused(&self) {
+        self.status.report(Health::BadCredentials, Some("Rocket.Chat refused the bot's token (expired or revoked)"));
         if !self.auth_failed.swap(true, Ordering::AcqRel) {
             tracing::error!(tenant = %self.tenant, "Rocket.Chat refused the bot's token (expired or revoked): fix the tenant's rocketchat config");
         }
@@ -137,6 +140,7 @@ impl RocketChatAdapter {
         portals: Arc<dyn PortalDirectory>,
         state: Arc<dyn AdapterState>,
         matrix_media: Arc<dyn MatrixMedia>,
+        status: Arc<dyn StatusReporter>,
     ) -> Result<Self, BridgeError> {
         let shared = Arc::new(Shared {
             tenant,
@@ -155,6 +159,7 @@ impl RocketChatAdapter {
             puppet_sessions: Mutex::default(),
             auth_failed: AtomicBool::new(false),
             cancel: Mutex::new(None),
+            status,
         });
         Ok(Self { files: Files { shared: shared.clone() }, shared })
     }

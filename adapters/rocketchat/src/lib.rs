@@ -58,7 +58,15 @@ impl AdapterFactory for RocketChatFactory {
 
     fn build(&self, ctx: AdapterContext) -> Result<Arc<dyn Adapter>, BridgeError> {
         let config = config::RocketChatConfig::parse(&ctx.config).map_err(BridgeError::permanent)?;
-        let adapter = adapter::RocketChatAdapter::new(config, ctx.tenant, ctx.sink, ctx.portals, ctx.state, ctx.media)?;
+        let adapter = adapter::RocketChatAdapter::new(
+            config,
+            ctx.tenant,
+            ctx.sink,
+            ctx.portals,
+            ctx.state,
+            ctx.media,
+            ctx.status,
+        )?;
         Ok(Arc::new(adapter))
     }
 }

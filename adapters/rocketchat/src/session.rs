@@ -3,6 +3,7 @@
 //! pings, and reconnect with backoff. After each (re)connect every room of
 //! the session catches up from REST history while its live messages wait.
 
+use brygga_core::Health;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,6 +61,9 @@ pub(crate) async fn run(shared: Arc<Shared>, identity: Identity, cancel: Cancell
                     backoff.reset();
                 }
                 tracing::warn!(user = %identity.username, reason, "Rocket.Chat realtime connection lost; reconnecting");
+                if identity.owner.is_none() {
+                    shared.status.report(Health::TransientError, Some(&format!("realtime connection lost: {reason}")));
+                }
                 backoff.next_delay()
             }
         };
@@ -83,6 +87,9 @@ async fn session(shared: &Arc<Shared>, identity: &Identity, cancel: &Cancellatio
     };
     if let Err(end) = handshake(&mut ws, identity).await {
         return end;
+    }
+    if identity.owner.is_none() {
+        shared.status.report(Health::Connected, None);
     }
     let mut rooms_changed = shared.rooms_changed.subscribe();
     // Frames others want sent on this session (typing notices), while it lasts.

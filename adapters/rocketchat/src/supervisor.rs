@@ -2,6 +2,7 @@
 //! running the realtime sessions, keeping the watched rooms in step with the
 //! portals, and saving how far each room was seen.
 
+use brygga_core::Health;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,6 +34,7 @@ pub(crate) async fn log_in(rest: &Rest, auth: &BotAuth) -> Result<Identity, Rest
 pub(crate) async fn supervise(shared: Arc<Shared>, first: Option<Identity>, cancel: CancellationToken) {
     let mut backoff = brygga_core::Backoff::new(Duration::from_secs(1), Duration::from_secs(300));
     let mut identity = first;
+    shared.status.report(Health::Connecting, None);
     while identity.is_none() {
         tokio::select! {
             _ = cancel.cancelled() => return,
@@ -41,7 +43,10 @@ pub(crate) async fn supervise(shared: Arc<Shared>, first: Option<Identity>, canc
         match log_in(&shared.rest, &shared.config().auth).await {
             Ok(id) => identity = Some(id),
             Err(RestError::Unauthorized(_)) => shared.bot_refused(),
-            Err(err) => tracing::warn!(tenant = %shared.tenant, error = %err, "Rocket.Chat login failed; retrying"),
+            Err(err) => {
+                tracing::warn!(tenant = %shared.tenant, error = %err, "Rocket.Chat login failed; retrying");
+                shared.status.report(Health::TransientError, Some(&format!("login failed: {err}")));
+            }
         }
     }
     let bot = identity.expect("loop ends with an identity");

@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use brygga_core::{
     Adapter, AdapterState, BridgeError, Capabilities, InboundEvent, InboundSink, MatrixUserId, MediaLinks,
-    OutboundEvent, PortalDirectory, Presence, RemoteMedia, RemoteRoomId, RemoteUserId, SendReceipt,
+    OutboundEvent, PortalDirectory, Presence, RemoteMedia, RemoteRoomId, RemoteUserId, SendReceipt, StatusReporter,
 };
 use tokio_util::sync::CancellationToken;
 use tokio_xmpp::jid::{BareJid, FullJid, Jid};
@@ -50,6 +50,8 @@ pub(crate) struct Shared {
     pub(crate) hosted: crate::hosted::Hosted,
     link: Mutex<Option<Link>>,
     pushers: Mutex<Option<Arc<Pushers>>>,
+    /// Where the link reports its health.
+    pub(crate) status: Arc<dyn StatusReporter>,
 }
 
 /// One tenant's XMPP adapter.
@@ -66,6 +68,7 @@ impl XmppAdapter {
         portals: Arc<dyn PortalDirectory>,
         links: Option<Arc<dyn MediaLinks>>,
         state: Arc<dyn AdapterState>,
+        status: Arc<dyn StatusReporter>,
     ) -> Result<Self, BridgeError> {
         let fetcher = LinkFetcher::new(config.max_file_bytes)?;
         let domain = config.link().domain;
@@ -84,6 +87,7 @@ impl XmppAdapter {
             hosted: Default::default(),
             link: Mutex::new(None),
             pushers: Mutex::default(),
+            status,
         };
         let shared = Arc::new(shared);
         let media = XmppMedia { links: fetcher, shared: shared.clone() };
@@ -122,7 +126,7 @@ impl Adapter for XmppAdapter {
 
     async fn start(&self) -> Result<(), BridgeError> {
         let cancel = CancellationToken::new();
-        let (link, inbound) = Link::spawn(self.shared.config.link(), cancel.child_token());
+        let (link, inbound) = Link::spawn(self.shared.config.link(), self.shared.status.clone(), cancel.child_token());
         *self.shared.link.lock().expect("link poisoned") = Some(link.clone());
         tokio::spawn(inbound::dispatch(self.shared.clone(), link.clone(), inbound, cancel.child_token()));
         tokio::spawn(keep_listening(self.shared.clone(), link, cancel.child_token()));

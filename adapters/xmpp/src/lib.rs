@@ -57,6 +57,7 @@ impl AdapterFactory for XmppFactory {
 
     fn build(&self, ctx: AdapterContext) -> Result<Arc<dyn Adapter>, BridgeError> {
         let config = config::XmppConfig::parse(&ctx.config).map_err(BridgeError::permanent)?;
-        Ok(Arc::new(adapter::XmppAdapter::new(config, ctx.sink, ctx.portals, ctx.media_links, ctx.state)?))
+        let adapter = adapter::XmppAdapter::new(config, ctx.sink, ctx.portals, ctx.media_links, ctx.state, ctx.status)?;
+        Ok(Arc::new(adapter))
     }
 }

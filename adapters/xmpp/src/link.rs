@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use brygga_core::BridgeError;
+use brygga_core::{BridgeError, Health, StatusReporter};
 use futures::{SinkExt, StreamExt};
 use tokio::io::BufStream;
 use tokio::net::TcpStream;
@@ -75,7 +75,11 @@ pub(crate) struct Link {
 
 impl Link {
     /// Starts the connection task; inbound stanzas (not iq results) arrive on the receiver.
-    pub(crate) fn spawn(config: LinkConfig, cancel: CancellationToken) -> (Self, mpsc::Receiver<Element>) {
+    pub(crate) fn spawn(
+        config: LinkConfig,
+        status: Arc<dyn StatusReporter>,
+        cancel: CancellationToken,
+    ) -> (Self, mpsc::Receiver<Element>) {
         let (out_tx, out_rx) = mpsc::channel(256);
         let (in_tx, in_rx) = mpsc::channel(1024);
         let (state_tx, state_rx) = watch::channel(LinkState::default());
@@ -88,7 +92,8 @@ impl Link {
             next_id: Arc::new(AtomicU64::new(1)),
             config: config.clone(),
         };
-        let task = Connection { config, out_rx, in_tx, state: state_tx, pending, keepalive_id: link.next_id.clone() };
+        let keepalive_id = link.next_id.clone();
+        let task = Connection { config, out_rx, in_tx, state: state_tx, pending, keepalive_id, status };
         tokio::spawn(task.run(cancel));
         (link, in_rx)
     }
@@ -161,6 +166,7 @@ struct Connection {
     state: watch::Sender<LinkState>,
     pending: PendingIqs,
     keepalive_id: Arc<AtomicU64>,
+    status: Arc<dyn StatusReporter>,
 }
 
 impl Connection {
@@ -168,6 +174,7 @@ impl Connection {
         let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(60));
         let mut generation = 0;
         loop {
+            self.status.report(Health::Connecting, None);
             let connected = tokio::select! {
                 _ = cancel.cancelled() => return,
                 connected = connect(&self.config) => connected,
@@ -176,6 +183,7 @@ impl Connection {
                 Ok(mut stream) => {
                     generation += 1;
                     tracing::info!(domain = %self.config.domain, "XMPP component connected");
+                    self.status.report(Health::Connected, None);
                     self.state.send_replace(LinkState { connected: true, generation });
                     let ended = self.serve(&mut stream, &cancel).await;
                     self.state.send_replace(LinkState { connected: false, generation });
@@ -187,12 +195,16 @@ impl Connection {
                         }
                         Ended::Lost(why) => {
                             tracing::warn!(domain = %self.config.domain, error = %why, "XMPP connection lost");
+                            self.status.report(Health::TransientError, Some(&format!("connection lost: {why}")));
                             backoff.reset();
                         }
                     }
                 }
                 Err(err) => {
                     tracing::warn!(domain = %self.config.domain, error = %err, "XMPP component could not connect");
+                    // A refused handshake is the only permanent failure: the domain or secret is wrong.
+                    let health = if err.is_transient() { Health::TransientError } else { Health::BadCredentials };
+                    self.status.report(health, Some(&err.to_string()));
                 }
             }
             let delay = backoff.next_delay();

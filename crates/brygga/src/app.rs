@@ -86,6 +86,7 @@ pub async fn run(config: Config, factories: Vec<Arc<dyn AdapterFactory>>) -> any
     if let Some(links) = links {
         appservice = appservice.merge(crate::media_links::routes(links, matrix.clone()));
     }
+    appservice = appservice.merge(crate::webhooks::routes(host.clone()));
     let as_listener = TcpListener::bind(config.appservice.listen)
         .await
         .with_context(|| format!("binding config key `appservice.listen` ({})", config.appservice.listen))?;

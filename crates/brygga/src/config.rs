@@ -190,6 +190,9 @@ pub struct TenantSeed {
     /// Days to keep bridged content.
     #[serde(default)]
     pub retention_days: Option<u32>,
+    /// Which files may cross.
+    #[serde(default)]
+    pub media: brygga_core::MediaPolicy,
     /// Adapter configs by kind.
     #[serde(default)]
     pub adapters: BTreeMap<String, AdapterSeed>,

@@ -10,5 +10,6 @@ pub mod media_links;
 pub mod portals;
 pub mod registration;
 pub mod tenants;
+pub mod webhooks;
 
 pub use cli::main_with;

@@ -37,6 +37,7 @@ fn settings(seed: &TenantSeed) -> TenantSettings {
     settings.invite = seed.invite.clone();
     settings.allowed_servers = seed.allowed_servers.clone();
     settings.retention_days = seed.retention_days;
+    settings.media = seed.media.clone();
     settings
 }
 

@@ -15,6 +15,8 @@ use crate::error::BridgeError;
 use crate::event::{InboundEvent, OutboundEvent, Presence, SendReceipt};
 use crate::ids::{AdapterKind, MatrixUserId, RemoteRoomId, RemoteUserId, TenantId};
 use crate::naming::RoomAliasCodec;
+use crate::status::{NoStatus, StatusReporter};
+use crate::webhook::{WebhookRequest, WebhookResponse};
 
 /// Which event kinds a platform supports natively.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -174,6 +176,8 @@ pub struct AdapterContext {
     pub media_links: Option<Arc<dyn MediaLinks>>,
     /// State that survives restarts.
     pub state: Arc<dyn AdapterState>,
+    /// Where the adapter reports its health.
+    pub status: Arc<dyn StatusReporter>,
 }
 
 impl AdapterContext {
@@ -185,7 +189,14 @@ impl AdapterContext {
         media: Arc<dyn MatrixMedia>,
     ) -> Self {
         let state = Arc::new(MemoryState::default());
-        Self { tenant, config, sink, media, portals: Arc::new(NoPortals), media_links: None, state }
+        let status = Arc::new(NoStatus);
+        Self { tenant, config, sink, media, portals: Arc::new(NoPortals), media_links: None, state, status }
+    }
+
+    /// Sets where the adapter reports its health.
+    pub fn with_status(mut self, status: Arc<dyn StatusReporter>) -> Self {
+        self.status = status;
+        self
     }
 
     /// Sets where the adapter's state is kept.
@@ -252,6 +263,12 @@ pub trait Adapter: Send + Sync {
     /// Remote media access, when the platform has files.
     fn media(&self) -> Option<&dyn RemoteMedia> {
         None
+    }
+
+    /// Answers an HTTP request the platform made to the bridge for this
+    /// adapter (e.g. a change notification); 404 unless it takes any.
+    async fn webhook(&self, _request: WebhookRequest) -> WebhookResponse {
+        WebhookResponse::text(404, "this adapter takes no webhooks")
     }
 }
 

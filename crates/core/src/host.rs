@@ -3,11 +3,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::adapter::{AdapterContext, AdapterFactory, MatrixMedia, MediaLinks};
+use crate::adapter::{Adapter, AdapterContext, AdapterFactory, MatrixMedia, MediaLinks};
 use crate::error::{BridgeError, StoreError};
 use crate::ids::{AdapterKind, TenantId};
 use crate::router::Router;
 use crate::running::RunningAdapters;
+use crate::status::StatusBoard;
 use crate::store::Store;
 
 /// Why an adapter could not be started.
@@ -56,6 +57,7 @@ pub struct AdapterHost {
     router: Router,
     media: Arc<dyn MatrixMedia>,
     media_links: Option<Arc<dyn MediaLinks>>,
+    status: StatusBoard,
     lifecycle: tokio::sync::Mutex<()>,
 }
 
@@ -69,7 +71,16 @@ impl AdapterHost {
         media: Arc<dyn MatrixMedia>,
     ) -> Self {
         let factories = factories.into_iter().map(|f| (f.kind(), f)).collect();
-        Self { factories, running, store, router, media, media_links: None, lifecycle: tokio::sync::Mutex::new(()) }
+        Self {
+            factories,
+            running,
+            store,
+            router,
+            media,
+            media_links: None,
+            status: StatusBoard::default(),
+            lifecycle: tokio::sync::Mutex::new(()),
+        }
     }
 
     /// Gives adapters public links to Matrix media.
@@ -142,7 +153,8 @@ impl AdapterHost {
         )
         .with_portals(self.router.portal_directory(tenant.clone(), kind.clone()))
         .with_state(self.router.adapter_state(tenant.clone(), kind.clone()))
-        .with_media_links(self.media_links.clone());
+        .with_media_links(self.media_links.clone())
+        .with_status(self.status.reporter(tenant.clone(), kind.clone()));
         let adapter = factory.build(ctx).map_err(start_err)?;
         if let Some(old) = self.running.remove(tenant, kind) {
             old.stop().await;
@@ -159,6 +171,7 @@ impl AdapterHost {
     /// Stops one adapter; its queued events stay stored. False if not running.
     pub async fn stop(&self, tenant: &TenantId, kind: &AdapterKind) -> bool {
         let _guard = self.lifecycle.lock().await;
+        self.status.clear(tenant, kind);
         match self.running.remove(tenant, kind) {
             Some(adapter) => {
                 adapter.stop().await;
@@ -174,6 +187,16 @@ impl AdapterHost {
         for (tenant, kind) in self.running.keys() {
             self.stop(&tenant, &kind).await;
         }
+    }
+
+    /// The running adapter of a tenant, e.g. to hand it a webhook request.
+    pub fn adapter(&self, tenant: &TenantId, kind: &AdapterKind) -> Option<Arc<dyn Adapter>> {
+        self.running.get(tenant, kind)
+    }
+
+    /// What the adapters report about their health.
+    pub fn status(&self) -> &StatusBoard {
+        &self.status
     }
 
     /// Which adapters run.

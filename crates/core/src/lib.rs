@@ -16,8 +16,10 @@ pub mod naming;
 pub mod queue;
 pub mod router;
 pub mod running;
+pub mod status;
 pub mod store;
 pub mod txn;
+pub mod webhook;
 
 pub use adapter::{
     Ack, Adapter, AdapterContext, AdapterFactory, AdapterState, Capabilities, InboundSink, MatrixMedia, MediaBytes,
@@ -38,7 +40,9 @@ pub use matrix::{AppserviceHandler, BridgeInfo, DirectRoom, GhostProfile, Matrix
 pub use queue::{Queues, RetryPolicy};
 pub use router::Router;
 pub use running::RunningAdapters;
+pub use status::{AdapterStatus, Health, StatusBoard, StatusReporter};
 pub use store::{
-    AdapterConfig, AdminToken, Direction, Ghost, LinkedAccount, MappingKind, MessageMapping, NewOutboxEntry,
-    OutboxEntry, Portal, Store, StoreResult, Tenant, TenantSettings, TxnOutcome,
+    AdapterConfig, AdminToken, Direction, Ghost, LinkedAccount, MappingKind, MediaPolicy, MessageMapping,
+    NewOutboxEntry, OutboxEntry, Portal, Store, StoreResult, Tenant, TenantSettings, TxnOutcome,
 };
+pub use webhook::{WebhookRequest, WebhookResponse};

@@ -60,6 +60,9 @@ pub struct RoomSpec {
     pub alias_is_free: bool,
     /// Bridge info state.
     pub bridge: BridgeInfo,
+    /// The Matrix servers the room may federate with, besides the bridge's
+    /// own (empty: any); becomes the room's `m.room.server_acl`.
+    pub allowed_servers: Vec<String>,
 }
 
 /// Acting on the homeserver as the bridge bot or a ghost ("intents").

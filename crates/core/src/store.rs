@@ -23,6 +23,32 @@ pub struct TenantSettings {
     pub allowed_servers: Vec<String>,
     /// Days to keep bridged content in the bridge's own store (none: forever).
     pub retention_days: Option<u32>,
+    /// Which files may cross.
+    pub media: MediaPolicy,
+}
+
+/// Which files may cross for a tenant, either way.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct MediaPolicy {
+    /// Whether files cross at all.
+    pub enabled: bool,
+    /// The largest file that crosses, in bytes (none: only the adapters' own limits).
+    pub max_bytes: Option<u64>,
+}
+
+impl Default for MediaPolicy {
+    fn default() -> Self {
+        Self { enabled: true, max_bytes: None }
+    }
+}
+
+impl MediaPolicy {
+    /// Whether a file of `size` bytes (when known) may cross.
+    pub fn allows(&self, size: Option<u64>) -> bool {
+        self.enabled && self.max_bytes.zip(size).is_none_or(|(max, size)| size <= max)
+    }
 }
 
 /// An agency served by the bridge.

@@ -28,6 +28,7 @@ fn spec() -> RoomSpec {
             room: RemoteRoomId::new("lobby@conference.example/x").unwrap(),
             room_name: Some("Lobby".into()),
         },
+        allowed_servers: Vec::new(),
     }
 }
 
@@ -99,6 +100,17 @@ async fn ensure_room_creates_once_then_resolves_the_alias() {
     let again = client.ensure_room(&spec()).await.unwrap();
     assert_eq!(again, room);
     assert!(fake.matching("createRoom").is_empty(), "alias made creation idempotent");
+
+    // A tenant that limits federation gets a server ACL with the bridge's own server.
+    fake.clear();
+    let mut limited = spec();
+    limited.alias_localpart = "xmpp_fk_closed".into();
+    limited.allowed_servers = vec!["agency.example".into(), "hs".into()];
+    client.ensure_room(&limited).await.unwrap();
+    let body = fake.requests().last().unwrap().json();
+    let acl = body["initial_state"].as_array().unwrap().iter().find(|e| e["type"] == "m.room.server_acl").cloned();
+    let acl = acl.expect("a server ACL");
+    assert_eq!(acl["content"], json!({"allow": ["agency.example", "hs"], "deny": [], "allow_ip_literals": false}));
 }
 
 #[tokio::test]

@@ -16,13 +16,22 @@ use super::tenants::{existing, tenant_id};
 
 /// An adapter's state as the API shows it (never its config, which holds credentials).
 fn view(state: &ApiState, config: &AdapterConfig) -> Value {
-    let running = state.host.running().iter().any(|(t, k)| t == &config.tenant && k == &config.kind);
-    let status = match (config.enabled, running) {
-        (false, _) => "disabled",
-        (true, true) => "running",
-        (true, false) => "stopped",
+    let running = state.host.adapter(&config.tenant, &config.kind).is_some();
+    let reported = state.host.status().get(&config.tenant, &config.kind).filter(|_| running);
+    let status = match (config.enabled, running, &reported) {
+        (false, _, _) => json!("disabled"),
+        (true, false, _) => json!("stopped"),
+        (true, true, Some(reported)) => json!(reported.health),
+        (true, true, None) => json!("connecting"),
     };
-    json!({"kind": config.kind, "enabled": config.enabled, "running": running, "status": status})
+    json!({
+        "kind": config.kind,
+        "enabled": config.enabled,
+        "running": running,
+        "status": status,
+        "last_error": reported.as_ref().and_then(|r| r.last_error.clone()),
+        "last_error_at": reported.as_ref().and_then(|r| r.last_error_at),
+    })
 }
 
 /// The tenant and the adapter kind from the path, checked.

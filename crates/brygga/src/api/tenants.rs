@@ -22,6 +22,7 @@ pub(crate) fn view(tenant: &Tenant) -> Value {
         "invite": tenant.settings.invite,
         "allowed_servers": tenant.settings.allowed_servers,
         "retention_days": tenant.settings.retention_days,
+        "media": tenant.settings.media,
     })
 }
 
@@ -52,6 +53,8 @@ pub(crate) struct NewTenant {
     invite: Vec<String>,
     #[serde(default)]
     allowed_servers: Vec<String>,
+    #[serde(default)]
+    media: brygga_core::MediaPolicy,
 }
 
 pub(crate) async fn create(
@@ -73,6 +76,7 @@ pub(crate) async fn create(
     let mut tenant = Tenant::new(id.clone(), body.display_name.unwrap_or_else(|| id.to_string()));
     tenant.settings.invite = invite;
     tenant.settings.allowed_servers = body.allowed_servers;
+    tenant.settings.media = body.media;
     state.store.upsert_tenant(&tenant).await?;
     tracing::info!(tenant = %id, "tenant created through the API");
     Ok((StatusCode::CREATED, Json(view(&tenant))))

@@ -42,6 +42,8 @@ pub(crate) struct Delivery {
     recent: RecentMappings,
     /// Matrix users' display names per room.
     pub(crate) names: DisplayNames,
+    /// Tenants' media policies, as last read.
+    pub(crate) media_policies: super::policy::MediaPolicies,
 }
 
 #[async_trait]
@@ -76,6 +78,7 @@ impl Delivery {
             ghosts: Mutex::new(HashMap::new()),
             recent: RecentMappings::default(),
             names: DisplayNames::default(),
+            media_policies: Default::default(),
         }
     }
 
@@ -125,6 +128,7 @@ impl Delivery {
                 room: key.room.clone(),
                 room_name: name.map(str::to_owned),
             },
+            allowed_servers: tenant.settings.allowed_servers.clone(),
         };
         let room = self.matrix.ensure_room(&spec).await?;
         let mut portal = self.store.portal(key).await?.unwrap_or_else(|| Portal::new(key.clone()));

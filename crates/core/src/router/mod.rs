@@ -9,6 +9,7 @@
 
 mod delivery;
 mod names;
+mod policy;
 mod recent;
 pub mod refs;
 mod to_matrix;
@@ -133,6 +134,9 @@ impl Router {
             return Ok(None);
         };
         let Some((kind, tenant, remote)) = self.namer().parse_ghost(&ghost) else { return Ok(None) };
+        if self.inner.delivery.refused_invite(&tenant, event, &ghost).await? {
+            return Ok(None);
+        }
         let Some(adapter) = self.inner.delivery.adapters.get(&tenant, &kind) else { return Ok(None) };
         let Some(remote_room) = adapter.direct_room(&remote, &event.sender) else { return Ok(None) };
         let key = PortalKey::new(tenant, kind, remote_room);

@@ -134,7 +134,7 @@ impl Sender<'_> {
     /// Sends a message as a text part plus one part per attachment.
     async fn message(
         &self,
-        message: Message<RemoteMessageId>,
+        mut message: Message<RemoteMessageId>,
         remote_id: &RemoteMessageId,
         aliases: &[RemoteMessageId],
     ) -> Result<Vec<MessageMapping>, BridgeError> {
@@ -146,17 +146,14 @@ impl Sender<'_> {
             Some(r) => self.first_part(r).await?,
             None => None,
         };
+        self.delivery.filter_media(&self.portal.tenant, &mut message).await?;
         let mut parts = Vec::new();
         let mut text = message.text;
         let mut files = Vec::new();
         for attachment in message.attachments {
             match self.upload(&attachment).await? {
                 Some(mxc) => files.push(Attachment { source: MediaSource::Matrix { mxc }, ..attachment }),
-                None => {
-                    let line = format!("[file: {}]", attachment.name);
-                    text.body = if text.body.is_empty() { line } else { format!("{}\n{line}", text.body) };
-                    text.html = None;
-                }
+                None => super::policy::name_left_out(&mut text, &attachment.name),
             }
         }
         let template = |text: Text, attachments: Vec<Attachment>| Message {
@@ -196,7 +193,8 @@ impl Sender<'_> {
         Ok(mappings)
     }
 
-    /// Re-uploads a remote file to Matrix; `None` when it cannot be fetched.
+    /// Re-uploads a remote file to Matrix; `None` when it cannot be fetched
+    /// or the tenant's media policy keeps it out.
     async fn upload(&self, attachment: &Attachment) -> Result<Option<String>, BridgeError> {
         let locator = match &attachment.source {
             MediaSource::Matrix { mxc } => return Ok(Some(mxc.clone())),
@@ -209,6 +207,12 @@ impl Sender<'_> {
             return Ok(None);
         };
         match media.fetch(locator).await {
+            // The announced size may have been wrong: the policy holds for the bytes themselves.
+            Ok(bytes)
+                if !self.delivery.media_policy(&self.portal.tenant).await?.allows(Some(bytes.data.len() as u64)) =>
+            {
+                Ok(None)
+            }
             Ok(bytes) => Ok(Some(self.delivery.matrix.upload(self.ghost, &attachment.name, bytes).await?)),
             Err(err) if err.is_transient() => Err(err),
             Err(err) => {

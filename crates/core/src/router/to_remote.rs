@@ -20,8 +20,11 @@ impl Delivery {
             return Err(BridgeError::transient(format!("adapter {} of {} is not running", portal.kind, portal.tenant)));
         };
         if let Some(ghost) = self.invited_ghost(portal, &event) {
-            // Our ghost was invited (a direct chat, or into a portal): it accepts.
-            self.matrix.ensure_joined(&event.room_id, &ghost).await?;
+            // Our ghost was invited (a direct chat, or into a portal): it
+            // accepts, unless the tenant does not federate with the inviter.
+            if !self.refused_invite(&portal.tenant, &event, &ghost).await? {
+                self.matrix.ensure_joined(&event.room_id, &ghost).await?;
+            }
             return Ok(Vec::new());
         }
         let caps = adapter.capabilities();
@@ -98,7 +101,7 @@ impl Delivery {
         let one = |body, mapping| Ok(vec![(body, mapping)]);
         match &event.body {
             EventBody::Message(m) => {
-                let message = Message {
+                let mut message = Message {
                     text: m.text.clone(),
                     attachments: m.attachments.clone(),
                     reply_to: self.first_remote(portal, m.reply_to.as_ref()).await?,
@@ -106,6 +109,7 @@ impl Delivery {
                     emote: m.emote,
                     notice: m.notice,
                 };
+                self.filter_media(&portal.tenant, &mut message).await?;
                 one(EventBody::Message(message), Mapping::Message)
             }
             EventBody::Edit { target, text } => match self.first_remote(portal, Some(target)).await? {

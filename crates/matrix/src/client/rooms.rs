@@ -108,6 +108,9 @@ impl MatrixClient {
         request.invite = spec.invite.iter().filter_map(|u| OwnedUserId::try_from(u.as_str()).ok()).collect();
         request.initial_state = bridge_state(&spec.bridge, &self.bot)
             .map_err(|_| super::CallError::Invalid("cannot encode bridge state".into()))?;
+        if let Some(acl) = server_acl(&spec.allowed_servers, self.bot.server_name()) {
+            request.initial_state.push(acl);
+        }
         // A direct chat is the ghost's own room with one Matrix user, as clients expect of a DM.
         let mut creator = self.bot.clone();
         if let Some(direct) = &spec.direct {
@@ -205,6 +208,23 @@ fn bridge_state(info: &BridgeInfo, bot: &MatrixUserId) -> Result<Vec<Raw<AnyInit
             serde_json::value::to_raw_value(&event).map(Raw::from_json)
         })
         .collect()
+}
+
+/// The room's server ACL when the tenant limits federation: its servers
+/// and the bridge's own, no IP literals.
+fn server_acl(allowed: &[String], own: &str) -> Option<Raw<AnyInitialStateEvent>> {
+    if allowed.is_empty() {
+        return None;
+    }
+    let mut allow: Vec<&str> = std::iter::once(own).chain(allowed.iter().map(String::as_str)).collect();
+    allow.sort_unstable();
+    allow.dedup();
+    let event = json!({
+        "type": "m.room.server_acl",
+        "state_key": "",
+        "content": { "allow": allow, "deny": [], "allow_ip_literals": false },
+    });
+    serde_json::value::to_raw_value(&event).ok().map(Raw::from_json)
 }
 
 #[cfg(test)]

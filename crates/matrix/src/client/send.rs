@@ -121,7 +121,8 @@ impl MatrixClient {
         match membership {
             Membership::Join => self.join(room, user).await,
             Membership::Leave => {
-                let request = leave_room::v3::Request::new(ruma_room);
+                let mut request = leave_room::v3::Request::new(ruma_room);
+                request.reason = reason.map(str::to_owned);
                 match self.http.call("leave", request, Some(ruma_user), Versions::Modern).await {
                     Ok(_) => {}
                     // Not in the room (any more): the leave has happened.

@@ -1,0 +1,138 @@
+//! How each adapter of each tenant is doing (its bridge state), as the
+//! adapter reports it: for the admin API, metrics and Matrix clients.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use crate::ids::{AdapterKind, TenantId};
+
+/// An adapter's connection to its platform.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Health {
+    /// Connecting (or reconnecting).
+    Connecting,
+    /// Connected and bridging.
+    Connected,
+    /// A failure that is retried (the platform is down, a network error).
+    TransientError,
+    /// The platform refused the credentials (revoked, expired, wrong): an
+    /// admin must fix the tenant's adapter config.
+    BadCredentials,
+}
+
+/// The last reported state of one adapter, with the last error.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct AdapterStatus {
+    /// Current health.
+    pub health: Health,
+    /// When it was reported, ms since the Unix epoch.
+    pub since: i64,
+    /// The last error's message (never a secret), if there was one.
+    pub last_error: Option<String>,
+    /// When the last error was reported.
+    pub last_error_at: Option<i64>,
+}
+
+/// Where an adapter reports its health.
+pub trait StatusReporter: Send + Sync {
+    /// Reports the adapter's health; `message` says why (for errors).
+    fn report(&self, health: Health, message: Option<&str>);
+}
+
+/// A reporter that keeps nothing, for adapters built outside a bridge.
+pub struct NoStatus;
+
+impl StatusReporter for NoStatus {
+    fn report(&self, _health: Health, _message: Option<&str>) {}
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
+}
+
+/// The statuses of every adapter of every tenant.
+#[derive(Clone, Default)]
+pub struct StatusBoard(Arc<Mutex<BTreeMap<(TenantId, AdapterKind), AdapterStatus>>>);
+
+impl StatusBoard {
+    /// The reporter of one adapter of one tenant.
+    pub fn reporter(&self, tenant: TenantId, kind: AdapterKind) -> Arc<dyn StatusReporter> {
+        Arc::new(BoardReporter { board: self.clone(), key: (tenant, kind) })
+    }
+
+    /// The last status of an adapter, if it ever reported.
+    pub fn get(&self, tenant: &TenantId, kind: &AdapterKind) -> Option<AdapterStatus> {
+        self.0.lock().expect("status board poisoned").get(&(tenant.clone(), kind.clone())).cloned()
+    }
+
+    /// Every status, by tenant and kind.
+    pub fn all(&self) -> Vec<(TenantId, AdapterKind, AdapterStatus)> {
+        let board = self.0.lock().expect("status board poisoned");
+        board.iter().map(|((t, k), s)| (t.clone(), k.clone(), s.clone())).collect()
+    }
+
+    /// Forgets an adapter's status (it was stopped).
+    pub fn clear(&self, tenant: &TenantId, kind: &AdapterKind) {
+        self.0.lock().expect("status board poisoned").remove(&(tenant.clone(), kind.clone()));
+    }
+
+    fn set(&self, key: &(TenantId, AdapterKind), health: Health, message: Option<&str>) {
+        let now = now_ms();
+        let mut board = self.0.lock().expect("status board poisoned");
+        let before = board.get(key).cloned();
+        let failed = matches!(health, Health::TransientError | Health::BadCredentials);
+        let (last_error, last_error_at) = match (failed, before.as_ref()) {
+            (true, _) => (Some(message.unwrap_or("unknown error").chars().take(500).collect()), Some(now)),
+            (false, Some(b)) => (b.last_error.clone(), b.last_error_at),
+            (false, None) => (None, None),
+        };
+        let since = match &before {
+            Some(b) if b.health == health => b.since,
+            _ => {
+                tracing::info!(tenant = %key.0, kind = %key.1, health = ?health, "adapter status changed");
+                now
+            }
+        };
+        board.insert(key.clone(), AdapterStatus { health, since, last_error, last_error_at });
+    }
+}
+
+struct BoardReporter {
+    board: StatusBoard,
+    key: (TenantId, AdapterKind),
+}
+
+impl StatusReporter for BoardReporter {
+    fn report(&self, health: Health, message: Option<&str>) {
+        self.board.set(&self.key, health, message);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_board_keeps_the_last_health_and_the_last_error() {
+        let board = StatusBoard::default();
+        let (fk, xmpp) = (TenantId::new("fk").unwrap(), AdapterKind::new("xmpp").unwrap());
+        let reporter = board.reporter(fk.clone(), xmpp.clone());
+        assert_eq!(board.get(&fk, &xmpp), None);
+        reporter.report(Health::Connecting, None);
+        assert_eq!(board.get(&fk, &xmpp).unwrap().health, Health::Connecting);
+        reporter.report(Health::TransientError, Some("connection refused"));
+        reporter.report(Health::Connected, None);
+        let status = board.get(&fk, &xmpp).unwrap();
+        assert_eq!(status.health, Health::Connected);
+        assert_eq!(status.last_error.as_deref(), Some("connection refused"), "the last error stays visible");
+        assert!(status.last_error_at.is_some());
+        board.clear(&fk, &xmpp);
+        assert_eq!(board.all().len(), 0);
+    }
+}
