@@ -1,7 +1,8 @@
 //! Developer commands, run as `cargo xtask <command>`:
 //!
 //! - `test [ARGS...]`: install Synapse, PostgreSQL, Prosody and the XMPP test
-//!   client and the Rocket.Chat request schemas if missing, then `cargo test --workspace --all-targets ARGS...`
+//!   client, the Rocket.Chat request schemas and the Graph response schemas if
+//!   missing, then `cargo test --workspace --all-targets ARGS...`
 //!   with the harness pointed at them.
 //! - `demo`: install, build the bridge, start Prosody, Synapse and the bridge
 //!   wired together with a demo tenant and one linked room, print the Matrix
@@ -11,6 +12,7 @@
 
 mod demo;
 mod demo_rocketchat;
+mod graph_schemas;
 mod install;
 mod rocketchat_schemas;
 
@@ -40,6 +42,7 @@ fn main() -> ExitCode {
 fn test(args: &[String]) -> Result<ExitCode, String> {
     let env = install::ensure_all()?;
     let rc_schemas = rocketchat_schemas::ensure()?;
+    let graph_schemas = graph_schemas::ensure()?;
     let mut cmd = cargo();
     cmd.arg("test");
     // Defaults only where the caller did not choose packages or targets (before any `--`).
@@ -63,7 +66,10 @@ fn test(args: &[String]) -> Result<ExitCode, String> {
     ]) {
         cmd.arg("--all-targets");
     }
-    cmd.args(args).envs(env.vars()).env(rocketchat_schemas::ENV_VAR, &rc_schemas);
+    cmd.args(args)
+        .envs(env.vars())
+        .env(rocketchat_schemas::ENV_VAR, &rc_schemas)
+        .env(graph_schemas::ENV_VAR, &graph_schemas);
     println!("xtask: running {}", describe(&cmd));
     let status = cmd.status().map_err(|e| format!("running cargo: {e}"))?;
     Ok(exit_code(status))
