@@ -9,6 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use brygga_core::{
     Adapter, AdapterContext, BridgeError, Capabilities, MatrixUserId, OutboundEvent, RemoteMedia, SendReceipt,
+    WebhookRequest, WebhookResponse,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -49,7 +50,7 @@ impl TeamsAdapter {
             subs: Default::default(),
             workers: Default::default(),
             echoes: Default::default(),
-            status: Status::new(ctx.tenant),
+            status: Status::new(ctx.tenant, ctx.status),
             sink: ctx.sink,
             portals: ctx.portals,
             state: ctx.state,
@@ -57,18 +58,6 @@ impl TeamsAdapter {
             watched: Default::default(),
         });
         Ok(Self { files: Files { shared: shared.clone() }, shared, cancel: Mutex::new(None) })
-    }
-
-    /// Answers a request to the adapter's webhook (`path`: `notify` or
-    /// `lifecycle`): status, content type and body.
-    pub fn webhook(&self, path: &str, method: &str, query: &str, body: &[u8]) -> (u16, &'static str, String) {
-        let Reply { status, content_type, body } = crate::webhook::handle(&self.shared, path, method, query, body);
-        (status, content_type, body)
-    }
-
-    /// How the tenant's Teams side is doing.
-    pub fn health(&self) -> Health {
-        self.shared.status.get()
     }
 
     /// Starts linking a Matrix user's Teams account (device code flow).
@@ -95,6 +84,13 @@ impl Adapter for TeamsAdapter {
 
     fn media(&self) -> Option<&dyn RemoteMedia> {
         Some(&self.files)
+    }
+
+    /// Graph's `notificationUrl` (`notify`) and `lifecycleNotificationUrl` (`lifecycle`).
+    async fn webhook(&self, request: WebhookRequest) -> WebhookResponse {
+        let Reply { status, content_type, body } =
+            crate::webhook::handle(&self.shared, &request.path, &request.method, &request.query, &request.body);
+        WebhookResponse::new(status, content_type, body.into_bytes())
     }
 
     async fn start(&self) -> Result<(), BridgeError> {

@@ -265,6 +265,15 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_config_is_valid() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/example.yaml");
+        let yaml: serde_json::Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let teams = &yaml["tenants"][0]["adapters"]["teams"]["config"];
+        let config = TeamsConfig::parse_with_env(teams, &|_| None).unwrap();
+        assert_eq!(config.notification_url_base.join("notify").unwrap().path(), "/_brygga/webhook/agency/teams/notify");
+    }
+
+    #[test]
     fn the_token_key_can_come_from_the_environment() {
         let mut c = base();
         c.as_object_mut().unwrap().remove("token_key");

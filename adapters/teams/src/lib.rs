@@ -36,7 +36,6 @@ use brygga_core::{Adapter, AdapterContext, AdapterFactory, AdapterKind, BridgeEr
 
 pub use adapter::TeamsAdapter;
 pub use link::{LinkOutcome, LinkPrompt};
-pub use status::Health;
 
 /// The adapter kind, as used in config, ghost names and portal keys.
 pub const KIND: &str = "teams";

@@ -2,14 +2,13 @@
 //! (revoked consent, an expired secret or a failed subscription renewal is
 //! reported clearly, and only for this tenant).
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use brygga_core::TenantId;
+use brygga_core::{StatusReporter, TenantId};
 
 /// How the tenant's Teams side is doing.
 #[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Health {
+pub(crate) enum Health {
     /// Starting, or recovering from an outage.
     Connecting,
     /// Tokens work and subscriptions are in place.
@@ -20,18 +19,33 @@ pub enum Health {
     BadCredentials(String),
 }
 
-/// The current state, reported once per change.
+impl Health {
+    /// The bridge's notion of it, with the message.
+    fn for_bridge(&self) -> (brygga_core::Health, Option<&str>) {
+        match self {
+            Self::Connecting => (brygga_core::Health::Connecting, None),
+            Self::Connected => (brygga_core::Health::Connected, None),
+            Self::TransientError(why) => (brygga_core::Health::TransientError, Some(why)),
+            Self::BadCredentials(why) => (brygga_core::Health::BadCredentials, Some(why)),
+        }
+    }
+}
+
+/// The current state, reported to the bridge and logged once per change.
 pub(crate) struct Status {
     tenant: TenantId,
+    reporter: Arc<dyn StatusReporter>,
     current: Mutex<Health>,
 }
 
 impl Status {
-    pub(crate) fn new(tenant: TenantId) -> Self {
-        Self { tenant, current: Mutex::new(Health::Connecting) }
+    pub(crate) fn new(tenant: TenantId, reporter: Arc<dyn StatusReporter>) -> Self {
+        reporter.report(brygga_core::Health::Connecting, None);
+        Self { tenant, reporter, current: Mutex::new(Health::Connecting) }
     }
 
     /// The state now.
+    #[cfg(test)]
     pub(crate) fn get(&self) -> Health {
         self.current.lock().expect("status poisoned").clone()
     }
@@ -53,6 +67,8 @@ impl Status {
                 "Teams refused the app's credentials or consent: check the client secret and the tenant admin's consent"
             ),
         }
+        let (bridge, message) = health.for_bridge();
+        self.reporter.report(bridge, message);
         *current = health;
     }
 }
@@ -62,12 +78,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_state_changes_and_is_kept() {
-        let status = Status::new(TenantId::new("agency").unwrap());
+    fn changes_reach_the_bridge_with_their_reason() {
+        let board = brygga_core::StatusBoard::default();
+        let (tenant, kind) = (TenantId::new("agency").unwrap(), brygga_core::AdapterKind::new("teams").unwrap());
+        let status = Status::new(tenant.clone(), board.reporter(tenant.clone(), kind.clone()));
         assert_eq!(status.get(), Health::Connecting);
+        assert_eq!(board.get(&tenant, &kind).unwrap().health, brygga_core::Health::Connecting);
         status.set(Health::BadCredentials("invalid_client AADSTS7000222".into()));
-        assert!(matches!(status.get(), Health::BadCredentials(ref why) if why.contains("7000222")));
+        let shown = board.get(&tenant, &kind).unwrap();
+        assert_eq!(shown.health, brygga_core::Health::BadCredentials);
+        assert!(shown.last_error.unwrap().contains("7000222"));
         status.set(Health::Connected);
         assert_eq!(status.get(), Health::Connected);
+        assert_eq!(board.get(&tenant, &kind).unwrap().health, brygga_core::Health::Connected);
     }
 }
