@@ -162,13 +162,18 @@ impl GraphDouble {
             let kind = if add { "membersAddedEventMessageDetail" } else { "membersDeletedEventMessageDetail" };
             let mut detail = json!({
                 "@odata.type": format!("#microsoft.graph.{kind}"),
-                "members": [{ "id": user.id, "displayName": null, "userIdentityType": "aadUser", "tenantId": user.tenant }],
+                "members": [{ "id": user.id, "displayName": null, "userIdentityType": "aadUser" }],
                 "initiator": { "application": null, "device": null, "user": null },
             });
             if add {
                 detail["visibleHistoryStartDateTime"] = json!("0001-01-01T00:00:00Z");
             }
-            let draft = Draft { content_type: "html".into(), content: "<systemEventMessage/>".into(), event_detail: Some(detail), ..Draft::default() };
+            let draft = Draft {
+                content_type: "html".into(),
+                content: "<systemEventMessage/>".into(),
+                event_detail: Some(detail),
+                ..Draft::default()
+            };
             w.post(conversation, None, None, draft, SentVia::Control)?;
             Ok(())
         })
