@@ -91,7 +91,7 @@ async fn chat_listing_by_last_modified() {
     );
     let (status, page) = app.get(&query).await;
     assert_eq!(status, 200, "{page}");
-    assert_eq!(ids(page["value"].as_array().unwrap()), [new.clone()]);
+    assert_eq!(ids(page["value"].as_array().unwrap()), [new]);
     let (status, page2) = app.get(page["@odata.nextLink"].as_str().unwrap()).await;
     assert_eq!(status, 200);
     assert_eq!(ids(page2["value"].as_array().unwrap()), [old[0].clone()], "a reaction counts as a modification");
