@@ -187,6 +187,18 @@ impl GraphDouble {
         self.shared.with(|w| w.issue_access(&user.tenant, DEFAULT_CLIENT_ID, kind, scopes, lifetime))
     }
 
+    /// A refresh token for `user` (as the device code flow would return), for the app registration.
+    pub fn refresh_token(&self, user: &TestUser) -> String {
+        let value = crate::ids::secret();
+        let record = crate::world::RefreshToken {
+            client_id: DEFAULT_CLIENT_ID.to_owned(),
+            user: user.id.clone(),
+            revoked: false,
+        };
+        self.shared.with(|w| w.refresh_tokens.insert(value.clone(), record));
+        value
+    }
+
     /// An app-only access token in `tenant` with the default roles.
     pub fn app_token(&self, tenant: &str) -> String {
         let lifetime = self.shared.settings().token_lifetime;

@@ -107,6 +107,22 @@ async fn device_code_sign_in_then_refresh() {
 }
 
 #[tokio::test]
+async fn a_refresh_token_from_the_control_api_redeems() {
+    let graph = GraphDouble::start().await;
+    let w = world(&graph);
+    let refresh_token = graph.refresh_token(&w.bob);
+    let refresh =
+        [("grant_type", "refresh_token"), ("client_id", graph.client_id()), ("refresh_token", refresh_token.as_str())];
+    let (status, tokens) = form(&graph.login_url(&w.tenant), &refresh).await;
+    assert_eq!(status, 200, "{tokens}");
+    let bob = Client::new(&graph, tokens["access_token"].as_str().unwrap().to_owned());
+    let (status, sent) =
+        bob.post(&format!("{}/messages", path(&w.chat)), serde_json::json!({"body": {"content": "hi"}})).await;
+    assert_eq!(status, 201, "{sent}");
+    assert_eq!(sent["from"]["user"]["id"], w.bob.id);
+}
+
+#[tokio::test]
 async fn declined_device_login() {
     let graph = GraphDouble::start().await;
     world(&graph);

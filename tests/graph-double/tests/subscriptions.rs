@@ -99,6 +99,12 @@ async fn failed_handshakes_are_refused_like_graph() {
     assert!(body["error"]["message"].as_str().unwrap().contains("must respond with 200 OK"), "{body}");
     assert!(graph.subscriptions().is_empty());
 
+    graph.update_settings(|s| s.validation_timeout = Duration::from_millis(300));
+    hook.set_mode(Mode::Slow);
+    let (status, body) = subscribe(&app, &hook, &w.chat.resource()).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["message"], "Subscription validation request timed out.");
+
     hook.set_mode(Mode::Healthy);
     let (status, body) = app
         .post(

@@ -27,6 +27,8 @@ pub enum Mode {
     JsonEcho,
     /// Answer notifications 500.
     Failing,
+    /// Echo validation tokens only after a second.
+    Slow,
 }
 
 #[derive(Default)]
@@ -48,20 +50,30 @@ async fn hook(
     Query(q): Query<HashMap<String, String>>,
     body: String,
 ) -> Response {
-    let mut inner = inner.lock().unwrap();
-    let mode = inner.mode.unwrap_or(Mode::Healthy);
+    let mode = {
+        let mut inner = inner.lock().unwrap();
+        if let Some(token) = q.get("validationToken") {
+            inner.validations.push(token.clone());
+        }
+        inner.mode.unwrap_or(Mode::Healthy)
+    };
     if let Some(token) = q.get("validationToken") {
-        inner.validations.push(token.clone());
+        let plain = [("content-type", "text/plain")];
         return match mode {
-            Mode::WrongEcho => ([("content-type", "text/plain")], "nope".to_owned()).into_response(),
+            Mode::WrongEcho => (plain, "nope".to_owned()).into_response(),
             Mode::JsonEcho => ([("content-type", "application/json")], format!("\"{token}\"")).into_response(),
-            _ => ([("content-type", "text/plain")], token.clone()).into_response(),
+            Mode::Slow => {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                (plain, token.clone()).into_response()
+            }
+            _ => (plain, token.clone()).into_response(),
         };
     }
     if mode == Mode::Failing {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     }
-    inner.notifications.push(serde_json::from_str(&body).unwrap_or(Value::String(body)));
+    let value = serde_json::from_str(&body).unwrap_or(Value::String(body));
+    inner.lock().unwrap().notifications.push(value);
     StatusCode::ACCEPTED.into_response()
 }
 
