@@ -6,8 +6,9 @@
 //! Channels use `/messages/delta` filtered on `lastModifiedDateTime` (root
 //! messages only, as Graph documents) and then each changed root's replies;
 //! chats list their messages by `lastModifiedDateTime`, newest first, to the
-//! watermark. A conversation without a watermark (a new portal) is not
-//! backfilled: its watermark starts now.
+//! watermark. A conversation without a watermark (a new portal) is read
+//! from a few minutes back only, which covers what was said while its first
+//! subscription was being made.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -32,13 +33,12 @@ pub(crate) async fn run(
     reactions: &mut HashMap<String, BTreeSet<SeenReaction>>,
 ) -> Result<(), BridgeError> {
     let room = conversation.room_id();
-    let Some(since) = shared.state.get(&watermark_key(&room)).await? else {
-        let now = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
-        return shared.state.put(&watermark_key(&room), Some(&now)).await;
+    let since_time = match shared.state.get(&watermark_key(&room)).await? {
+        Some(since) => DateTime::parse_from_rfc3339(&since)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|_| BridgeError::permanent("a stored watermark does not parse"))?,
+        None => Utc::now() - crate::workers::WATERMARK_MARGIN,
     };
-    let since_time = DateTime::parse_from_rfc3339(&since)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| BridgeError::permanent("a stored watermark does not parse"))?;
     let filter = format!("lastModifiedDateTime gt {}", since_time.to_rfc3339_opts(SecondsFormat::Millis, true));
     let mut messages: Vec<ChatMessage> = match conversation {
         Conversation::Channel { .. } => {

@@ -23,7 +23,7 @@ use crate::shared::Shared;
 /// How far before a drained queue the watermark is set: notifications of
 /// changes older than this that have not arrived yet are assumed lost and
 /// re-read by the next catch-up.
-const WATERMARK_MARGIN: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
+pub(crate) const WATERMARK_MARGIN: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
 /// Messages whose reactions are remembered per conversation.
 const REACTION_MEMORY: usize = 2000;
 
