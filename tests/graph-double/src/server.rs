@@ -4,6 +4,8 @@ use crate::error::DoubleError;
 use crate::model::AppRegistration;
 use crate::state::Shared;
 use axum::Router;
+use axum::extract::Request;
+use axum::http::Uri;
 use axum::routing::post;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -67,14 +69,35 @@ pub async fn start(addr: SocketAddr, client_id: &str, client_secret: &str) -> Re
         .merge(crate::graph::router())
         .route_layer(axum::middleware::from_fn_with_state(shared.clone(), crate::throttle::gate))
         .with_state(shared.clone());
+    let app = tower::ServiceExt::map_request(app, odata_keys);
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(async move {
-        let served = axum::serve(listener, app).with_graceful_shutdown(async move {
-            let _ = stopped.await;
-        });
+        let served = axum::serve(listener, axum::ServiceExt::<Request>::into_make_service(app)).with_graceful_shutdown(
+            async move {
+                let _ = stopped.await;
+            },
+        );
         if let Err(e) = served.await {
             tracing::warn!(error = %e, "Graph double stopped serving");
         }
     });
     Ok(Running { addr, shared, stop })
+}
+
+/// Rewrites OData key segments (`/teams('t')/channels('c')/messages('m')`, as
+/// notifications name resources and Graph accepts them) to the plain path form the routes use.
+fn odata_keys(mut request: Request) -> Request {
+    let path = request.uri().path();
+    if !path.starts_with("/v1.0/") || !(path.contains("('") || path.contains("%27")) {
+        return request;
+    }
+    let normal = path.replace("%28", "(").replace("%29", ")").replace("%27", "'").replace("('", "/").replace("')", "");
+    let rebuilt = match request.uri().query() {
+        Some(query) => format!("{normal}?{query}"),
+        None => normal,
+    };
+    if let Ok(uri) = rebuilt.parse::<Uri>() {
+        *request.uri_mut() = uri;
+    }
+    request
 }

@@ -66,6 +66,11 @@ async fn handshake_then_created_updated_deleted_notifications() {
     assert!(first["resource"].as_str().unwrap().starts_with(&format!("teams('{team}')/channels(")));
     assert!(items[1]["resource"].as_str().unwrap().contains(&format!("/messages('{id}')/replies(")));
 
+    // The notification's resource is a path Graph answers (OData key syntax).
+    let (status, fetched) = app.get(&format!("/{}", items[1]["resource"].as_str().unwrap())).await;
+    assert_eq!(status, 200, "{fetched}");
+    assert_eq!(fetched["replyToId"], id);
+
     // A chat message does not reach a channel subscription.
     graph.send(&w.alice, &w.chat, Draft::text("elsewhere")).unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
