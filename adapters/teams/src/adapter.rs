@@ -64,6 +64,17 @@ impl TeamsAdapter {
     pub async fn start_link(&self, user: MatrixUserId) -> Result<(LinkPrompt, LinkOutcome), BridgeError> {
         crate::link::start(&self.shared, user).await
     }
+
+    /// Links a Matrix user to the Teams account `aad` with a refresh token
+    /// obtained elsewhere (operator tooling, tests).
+    pub async fn link_with_refresh_token(
+        &self,
+        user: &MatrixUserId,
+        aad: &str,
+        refresh_token: &str,
+    ) -> Result<(), BridgeError> {
+        crate::link::with_refresh_token(&self.shared, user, aad, refresh_token).await
+    }
 }
 
 #[async_trait]
@@ -158,9 +169,12 @@ async fn round(shared: &Arc<Shared>, caught_up: &mut HashSet<String>) -> Result<
         let Some(conversation) = Conversation::parse(room.as_str()) else { continue };
         let id = conversation.room_id();
         live.insert(id.clone());
-        match crate::subs::ensure(shared, &conversation).await {
+        // A portal's first round (after a start) checks its kept subscription
+        // with Graph and catches up on the downtime.
+        let first = !caught_up.contains(&id);
+        match crate::subs::ensure(shared, &conversation, first).await {
             Ok(created) => {
-                if created || caught_up.insert(id.clone()) {
+                if created || first {
                     caught_up.insert(id);
                     shared.workers.submit(shared, &conversation, Work::CatchUp);
                 }

@@ -3,16 +3,19 @@
 //! message map); an edit or a reaction made from Matrix comes back as a
 //! change of the message and is expected once.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 
 /// Expectations kept before the oldest are dropped.
 const CAPACITY: usize = 4096;
 
-/// Expected echoes, by key (an inbound event id without its timestamp).
+/// Expected echoes, by key (an inbound event id without its timestamp), and
+/// the event ids already recognised as echoes: Graph shows the same state
+/// again on every later read of the message, and it must stay swallowed.
 #[derive(Default)]
 pub(crate) struct Echoes {
     inner: Mutex<(HashMap<String, u32>, VecDeque<String>)>,
+    swallowed: Mutex<(HashSet<String>, VecDeque<String>)>,
 }
 
 /// The key of an inbound event id: edits and reactions lose their `@{time}`.
@@ -43,8 +46,44 @@ impl Echoes {
         }
     }
 
-    /// Whether an inbound event is an expected echo (consuming the expectation).
+    /// Takes back an expectation whose change failed.
+    pub(crate) fn forget(&self, key: &str) {
+        let mut inner = self.inner.lock().expect("echoes poisoned");
+        let (counts, order) = &mut *inner;
+        if let Some(n) = counts.get_mut(key) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(key);
+            }
+            if let Some(pos) = order.iter().position(|k| k == key) {
+                order.remove(pos);
+            }
+        }
+    }
+
+    /// Whether an inbound event is an echo: one recognised before, or an
+    /// expected one (consuming the expectation).
     pub(crate) fn take(&self, event_id: &str) -> bool {
+        if self.swallowed.lock().expect("echoes poisoned").0.contains(event_id) {
+            return true;
+        }
+        if !self.expected(event_id) {
+            return false;
+        }
+        let mut swallowed = self.swallowed.lock().expect("echoes poisoned");
+        let (ids, order) = &mut *swallowed;
+        if ids.insert(event_id.to_owned()) {
+            order.push_back(event_id.to_owned());
+            if order.len() > CAPACITY
+                && let Some(old) = order.pop_front()
+            {
+                ids.remove(&old);
+            }
+        }
+        true
+    }
+
+    fn expected(&self, event_id: &str) -> bool {
         let key = echo_key(event_id);
         let mut inner = self.inner.lock().expect("echoes poisoned");
         let (counts, order) = &mut *inner;
@@ -73,8 +112,12 @@ mod tests {
         assert!(echoes.take("100#edit@2026-01-01T10:00:00Z"));
         assert!(!echoes.take("100#edit@2026-01-01T10:05:00Z"));
         assert!(echoes.take("100#react:aad-a:👍@t1"));
-        assert!(!echoes.take("100#react:aad-a:👍@t1"));
+        assert!(echoes.take("100#react:aad-a:👍@t1"), "a re-read of the same state stays swallowed");
+        assert!(!echoes.take("100#react:aad-a:👍@t2"));
         assert!(!echoes.take("100#react:aad-b:👍@t1"));
+        echoes.expect("7#deleted".into());
+        echoes.forget("7#deleted");
+        assert!(!echoes.take("7#deleted"));
     }
 
     #[test]

@@ -59,3 +59,24 @@ pub(crate) async fn start(shared: &Arc<Shared>, user: MatrixUserId) -> Result<(L
     });
     Ok((prompt, outcome))
 }
+
+/// Links `user` to the Teams account `aad` with a refresh token obtained
+/// elsewhere (an operator's tooling, tests): the token is checked by
+/// redeeming it, then kept sealed like one from the device code flow.
+pub(crate) async fn with_refresh_token(
+    shared: &Shared,
+    user: &MatrixUserId,
+    aad: &str,
+    refresh_token: &str,
+) -> Result<(), BridgeError> {
+    let tokens = shared
+        .identity
+        .refresh(&crate::config::Secret(refresh_token.to_owned()))
+        .await
+        .map_err(|e| BridgeError::permanent(format!("the refresh token was refused: {e}")))?;
+    let tokens = match tokens.refresh {
+        Some(_) => tokens,
+        None => crate::token::TokenSet { refresh: Some(crate::config::Secret(refresh_token.to_owned())), ..tokens },
+    };
+    shared.accounts.link(user, aad, tokens).await
+}

@@ -110,10 +110,18 @@ fn client_state() -> String {
 }
 
 /// Makes sure a room has a live subscription: creates one when it has none,
-/// renews it when due. Returns true when a new one was made (the caller
-/// catches up on what happened without one).
-pub(crate) async fn ensure(shared: &Shared, conversation: &Conversation) -> Result<bool, GraphError> {
+/// renews it when due, and with `verify` asks Graph whether a kept one still
+/// exists (its removal may have been announced while the bridge was down).
+/// Returns true when a new one was made (the caller catches up on what
+/// happened without one).
+pub(crate) async fn ensure(shared: &Shared, conversation: &Conversation, verify: bool) -> Result<bool, GraphError> {
     let room = conversation.room_id();
+    if verify && let Some(sub) = shared.subs.of_room(&room) {
+        let path = format!("subscriptions/{}", seg(&sub.id));
+        if let Err(GraphError::NotFound(_)) = shared.app_call(Method::GET, &path, None, PACE).await {
+            forget(shared, &sub).await?;
+        }
+    }
     match shared.subs.of_room(&room) {
         Some(sub) if !sub.due(shared.config().subscription_lifetime, Utc::now()) => Ok(false),
         Some(sub) => match renew(shared, &sub).await {

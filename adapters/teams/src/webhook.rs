@@ -117,7 +117,7 @@ fn lifecycle(shared: &Arc<Shared>, sub: Sub, conversation: Conversation, notific
             }
             Lifecycle::ReauthorizationRequired => subs::reauthorize(&shared, &sub).await,
             Lifecycle::SubscriptionRemoved => match subs::forget(&shared, &sub).await {
-                Ok(()) => subs::ensure(&shared, &conversation).await.map(|_| ()),
+                Ok(()) => subs::ensure(&shared, &conversation, false).await.map(|_| ()),
                 Err(err) => Err(err),
             },
         };

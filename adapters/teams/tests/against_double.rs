@@ -6,10 +6,10 @@ mod support;
 
 use std::time::Duration;
 
-use brygga_core::{EventBody, MatrixSender, MatrixUserId, Message, OutboundEvent, RemoteRoomId, Text};
+use brygga_core::{Adapter, EventBody, MatrixSender, MatrixUserId, Message, OutboundEvent, RemoteRoomId, Text};
 use brygga_graph_double::{Draft, GraphDouble, SentVia};
 use serde_json::json;
-use support::{Bridge, eventually, room_of, subscriptions};
+use support::{Bridge, eventually, room_of, subscribed};
 
 fn outbound(room: &str, txn: &str, user: &str, name: &str, text: &str) -> OutboundEvent {
     OutboundEvent {
@@ -33,18 +33,7 @@ async fn messages_cross_both_ways_through_a_channel_subscription() {
     let channel = graph.add_channel(&tenant, &team, "General");
     let bridge = Bridge::new(&graph, &tenant, &relay, &[&channel]).await;
     let adapter = bridge.start().await;
-    let subs = {
-        let mut found = Vec::new();
-        for _ in 0..100 {
-            found = subscriptions(&graph, &tenant).await;
-            if !found.is_empty() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        found
-    };
-    assert_eq!(subs.len(), 1, "one subscription per portal");
+    let subs = subscribed(&graph, &tenant, 1).await;
     assert_eq!(subs[0]["resource"], json!(format!("/{}", channel.resource().trim_start_matches('/'))));
     assert_eq!(subs[0]["changeType"], "created,updated,deleted");
 
@@ -81,14 +70,7 @@ async fn forged_notifications_are_refused_without_effect() {
     let chat = graph.add_chat(&tenant, Some("Ops"), &[&alice, &relay]);
     let bridge = Bridge::new(&graph, &tenant, &relay, &[&chat]).await;
     let adapter = bridge.start().await;
-    let mut subs = Vec::new();
-    for _ in 0..100 {
-        subs = subscriptions(&graph, &tenant).await;
-        if !subs.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let subs = subscribed(&graph, &tenant, 1).await;
     let sub_id = subs[0]["id"].as_str().unwrap().to_owned();
     let id = graph.send(&alice, &chat, Draft::text("real")).unwrap();
     eventually("the real message", || bridge.sink.texts() == ["real"]).await;

@@ -54,19 +54,28 @@ pub(crate) async fn send(shared: &Shared, event: &OutboundEvent) -> Result<SendR
             let sender = sender_of(shared, event)?;
             let target = message_ref(target)?;
             let body = content::body(shared, &sender, event, text, None);
-            change(shared, &conversation, &sender, &target, Method::PATCH, "", Some(&body)).await?;
-            shared.echoes.expect(format!("{}#edit", target.id()));
+            // Expected before the call: its notification may be read before the call returns.
+            let echo = format!("{}#edit", target.id());
+            shared.echoes.expect(echo.clone());
+            if let Err(err) = change(shared, &conversation, &sender, &target, Method::PATCH, "", Some(&body)).await {
+                shared.echoes.forget(&echo);
+                return Err(err.into());
+            }
             SendReceipt::default()
         }
         EventBody::Redaction { target, .. } => {
             let sender = sender_of(shared, event)?;
             let target = message_ref(target)?;
+            let echo = format!("{}#deleted", target.id());
+            shared.echoes.expect(echo.clone());
             match change(shared, &conversation, &sender, &target, Method::POST, "/softDelete", None).await {
                 // Deleted already (by someone else, or an earlier attempt).
                 Ok(()) | Err(GraphError::NotFound(_)) => {}
-                Err(err) => return Err(err.into()),
+                Err(err) => {
+                    shared.echoes.forget(&echo);
+                    return Err(err.into());
+                }
             }
-            shared.echoes.expect(format!("{}#deleted", target.id()));
             SendReceipt::default()
         }
         EventBody::Reaction { target, key, removed } => {
@@ -79,9 +88,15 @@ pub(crate) async fn send(shared: &Shared, event: &OutboundEvent) -> Result<SendR
             let target = message_ref(target)?;
             let (leaf, echo) = if *removed { ("/unsetReaction", "unreact") } else { ("/setReaction", "react") };
             let body = json!({ "reactionType": key });
-            change(shared, &conversation, &sender, &target, Method::POST, leaf, Some(&body)).await?;
-            if let Some(aad) = shared.accounts.aad_of(&sender.slot) {
-                shared.echoes.expect(format!("{}#{echo}:{aad}:{key}", target.id()));
+            let echo = shared.accounts.aad_of(&sender.slot).map(|aad| format!("{}#{echo}:{aad}:{key}", target.id()));
+            if let Some(echo) = &echo {
+                shared.echoes.expect(echo.clone());
+            }
+            if let Err(err) = change(shared, &conversation, &sender, &target, Method::POST, leaf, Some(&body)).await {
+                if let Some(echo) = &echo {
+                    shared.echoes.forget(echo);
+                }
+                return Err(err.into());
             }
             SendReceipt::default()
         }

@@ -15,7 +15,7 @@ use brygga_core::{
     MediaBytes, MemoryState, PortalDirectory, RemoteRoomId, TenantId, WebhookRequest,
 };
 use brygga_graph_double::{Conversation, GraphDouble, TestUser};
-use brygga_teams::TeamsFactory;
+use brygga_teams::{TeamsAdapter, TeamsFactory};
 use serde_json::{Value, json};
 
 pub const TOKEN_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
@@ -131,6 +131,7 @@ pub async fn refresh_token(graph: &GraphDouble, user: &TestUser) -> String {
 }
 
 /// One tenant's adapter against the double, with its webhook.
+#[allow(dead_code)] // each test file uses a part of it
 pub struct Bridge {
     pub sink: Arc<Sink>,
     pub state: Arc<dyn AdapterState>,
@@ -162,21 +163,33 @@ impl Bridge {
     }
 
     /// Builds and starts a fresh adapter on the same state and sink (a bridge (re)start).
-    pub async fn start(&self) -> Arc<dyn Adapter> {
+    pub async fn start(&self) -> Arc<TeamsAdapter> {
         let ctx = AdapterContext::new(self.tenant.clone(), self.config.clone(), self.sink.clone(), Arc::new(NoMedia))
             .with_state(self.state.clone())
             .with_portals(Arc::new(Portals(self.rooms.clone())));
-        let adapter: Arc<dyn Adapter> = brygga_core::AdapterFactory::build(&TeamsFactory, ctx).unwrap();
+        let adapter = TeamsFactory.build_teams(ctx).unwrap();
         adapter.start().await.unwrap();
         *self.slot.lock().unwrap() = Some(adapter.clone());
         adapter
     }
 
     /// Stops taking webhooks (the bridge is down).
-    pub async fn stop(&self, adapter: &Arc<dyn Adapter>) {
+    pub async fn stop(&self, adapter: &Arc<TeamsAdapter>) {
         *self.slot.lock().unwrap() = None;
         adapter.stop().await;
     }
+}
+
+/// Waits until Graph holds `count` subscriptions of the app in `tenant`.
+pub async fn subscribed(graph: &GraphDouble, tenant: &str, count: usize) -> Vec<Value> {
+    for _ in 0..200 {
+        let subs = subscriptions(graph, tenant).await;
+        if subs.len() == count {
+            return subs;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {count} subscriptions");
 }
 
 /// Waits up to 20 s for `check`.
