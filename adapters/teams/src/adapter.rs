@@ -25,8 +25,9 @@ use crate::status::{Health, Status};
 use crate::token::{Identity, TokenError};
 use crate::workers::Work;
 
-/// How often subscriptions are checked (and renewed when due).
-const SUPERVISE_EVERY: Duration = Duration::from_secs(60);
+/// How often portals are listed (a newly linked one gets its subscription)
+/// and subscriptions checked; Graph is only called for new or due ones.
+const SUPERVISE_EVERY: Duration = Duration::from_secs(5);
 
 /// One tenant's Teams adapter.
 pub struct TeamsAdapter {
