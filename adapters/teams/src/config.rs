@@ -157,8 +157,8 @@ impl TeamsConfig {
         if raw.channel_requests_per_sec == 0 {
             return Err("key `channel_requests_per_sec` must be positive".into());
         }
-        if !(5..=60).contains(&raw.subscription_minutes) {
-            return Err("key `subscription_minutes` must be between 5 and 60".into());
+        if !(1..=60).contains(&raw.subscription_minutes) {
+            return Err("key `subscription_minutes` must be between 1 and 60".into());
         }
         if raw.max_file_bytes == 0 {
             return Err("key `max_file_bytes` must be positive".into());
@@ -312,6 +312,7 @@ mod tests {
         assert!(err(json!({"token_key_env": "X"})).contains("exclude"));
         assert!(err(json!({"channel_requests_per_sec": 0})).contains("`channel_requests_per_sec`"));
         assert!(err(json!({"subscription_minutes": 61})).contains("`subscription_minutes`"));
+        assert!(err(json!({"subscription_minutes": 0})).contains("`subscription_minutes`"));
         assert!(err(json!({"max_file_bytes": 0})).contains("`max_file_bytes`"));
         assert!(err(json!({"colour": "red"})).contains("colour"));
     }

@@ -99,9 +99,10 @@ async fn save(shared: &Shared) -> Result<(), GraphError> {
 }
 
 fn expiry(shared: &Shared) -> String {
-    let lifetime = chrono::Duration::from_std(shared.config().subscription_lifetime).unwrap_or_default();
-    // A minute short of the maximum, so clock skew never makes Graph refuse it.
-    (Utc::now() + lifetime - chrono::Duration::minutes(1)).to_rfc3339_opts(SecondsFormat::Millis, true)
+    let lifetime = shared.config().subscription_lifetime;
+    // A little short of the maximum, so clock skew never makes Graph refuse it.
+    let asked = chrono::Duration::from_std(lifetime - lifetime / 20).unwrap_or_default();
+    (Utc::now() + asked).to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 fn client_state() -> String {

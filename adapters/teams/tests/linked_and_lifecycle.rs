@@ -10,7 +10,7 @@ use brygga_core::{
     Adapter, EventBody, MatrixSender, MatrixUserId, Message, OutboundEvent, RemoteMessageId, RemoteRoomId, Text,
 };
 use brygga_graph_double::{Draft, GraphDouble, LifecycleEvent, SentVia};
-use support::{Bridge, eventually, room_of, subscribed};
+use support::{Bridge, eventually, eventually_for, room_of, subscribed};
 
 fn event(room: &str, txn: &str, user: &str, body: EventBody<RemoteMessageId>) -> OutboundEvent {
     OutboundEvent {
@@ -39,7 +39,11 @@ async fn a_linked_user_sends_edits_reacts_and_deletes_as_themselves_both_ways() 
     let adapter = bridge.start().await;
     subscribed(&graph, &tenant, 1).await;
     let matrix_carol = MatrixUserId::new("@carol:hub.example").unwrap();
-    adapter.link_with_refresh_token(&matrix_carol, &carol.id, &graph.refresh_token(&carol)).await.unwrap();
+    let refresh = graph.refresh_token(&carol);
+    adapter.link_with_refresh_token(&matrix_carol, &carol.id, &refresh).await.unwrap();
+    // Kept sealed, never in the clear.
+    let kept = bridge.state.get("account/@carol:hub.example").await.unwrap().unwrap();
+    assert!(kept.contains("\"sealed\":\"v1:") && !kept.contains(&refresh), "{kept}");
     let room = room_of(&chat);
     let carol_says = |txn: &str, body| event(&room, txn, "@carol:hub.example", body);
 
@@ -155,6 +159,30 @@ async fn a_subscription_removed_by_graph_is_made_again_and_caught_up() {
     eventually("the message said while it was gone", || bridge.sink.texts() == ["while removed"]).await;
     graph.send(&alice, &chat, Draft::text("after")).unwrap();
     eventually("a live message", || bridge.sink.texts() == ["while removed", "after"]).await;
+    bridge.stop(&adapter).await;
+}
+
+#[tokio::test]
+async fn subscriptions_are_renewed_before_they_expire() {
+    let graph = GraphDouble::start().await;
+    let tenant = graph.add_tenant();
+    let (alice, relay) = (graph.add_user(&tenant, "Alice"), graph.add_user(&tenant, "Relay"));
+    let chat = graph.add_chat(&tenant, None, &[&alice, &relay]);
+    let mut bridge = Bridge::new(&graph, &tenant, &relay, &[&chat]).await;
+    bridge.config["subscription_minutes"] = serde_json::json!(1);
+    let adapter = bridge.start().await;
+    subscribed(&graph, &tenant, 1).await;
+    let first = graph.subscriptions()[0].clone();
+    // Renewed in the last quarter of its minute, before it expires.
+    eventually_for(Duration::from_secs(70), "a renewal", || {
+        graph.subscriptions().iter().any(|s| s.id == first.id && s.expires > first.expires)
+    })
+    .await;
+    assert!(chrono::Utc::now() < first.expires + chrono::Duration::seconds(1), "renewed only after expiry");
+    tokio::time::sleep_until(tokio::time::Instant::now() + Duration::from_secs(2)).await;
+    graph.send(&alice, &chat, Draft::text("still subscribed")).unwrap();
+    eventually("a message through the renewed subscription", || bridge.sink.texts() == ["still subscribed"]).await;
+    assert_eq!(graph.subscriptions().len(), 1, "renewed, not made anew");
     bridge.stop(&adapter).await;
 }
 

@@ -194,7 +194,13 @@ pub async fn subscribed(graph: &GraphDouble, tenant: &str, count: usize) -> Vec<
 
 /// Waits up to 20 s for `check`.
 pub async fn eventually(what: &str, check: impl Fn() -> bool) {
-    for _ in 0..200 {
+    eventually_for(Duration::from_secs(20), what, check).await;
+}
+
+/// Waits up to `limit` for `check`.
+pub async fn eventually_for(limit: Duration, what: &str, check: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
         if check() {
             return;
         }
