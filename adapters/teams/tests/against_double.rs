@@ -9,7 +9,7 @@ use std::time::Duration;
 use brygga_core::{Adapter, EventBody, MatrixSender, MatrixUserId, Message, OutboundEvent, RemoteRoomId, Text};
 use brygga_graph_double::{Draft, GraphDouble, SentVia};
 use serde_json::json;
-use support::{Bridge, eventually, room_of, subscribed};
+use support::{Bridge, eventually, eventually_for, room_of, subscribed};
 
 fn outbound(room: &str, txn: &str, user: &str, name: &str, text: &str) -> OutboundEvent {
     OutboundEvent {
@@ -135,4 +135,43 @@ async fn a_restarted_bridge_catches_up_without_loss_or_duplicates() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(bridge.sink.texts().len(), 5, "no message pushed twice");
     bridge.stop(&adapter).await;
+}
+
+#[tokio::test]
+async fn revoked_consent_is_reported_and_nothing_is_lost_once_it_is_granted_again() {
+    let graph = GraphDouble::start().await;
+    let tenant = graph.add_tenant();
+    let alice = graph.add_user(&tenant, "Alice");
+    let relay = graph.add_user(&tenant, "Relay");
+    let chat = graph.add_chat(&tenant, None, &[&alice, &relay]);
+    let bridge = Bridge::new(&graph, &tenant, &relay, &[&chat]).await;
+    let adapter = bridge.start().await;
+    subscribed(&graph, &tenant, 1).await;
+    eventually("connected", || bridge.health() == Some(brygga_core::Health::Connected)).await;
+
+    // The tenant's admin withdraws consent; the app's tokens stop working.
+    graph.revoke_consent(&tenant);
+    graph.expire_tokens(&tenant);
+    graph.send(&alice, &chat, Draft::text("during the outage")).unwrap();
+    eventually("bad credentials", || bridge.health() == Some(brygga_core::Health::BadCredentials)).await;
+    let shown = bridge.board.get(&bridge.tenant, &brygga_core::AdapterKind::new("teams").unwrap()).unwrap();
+    assert!(shown.last_error.unwrap().contains("unauthorized_client"), "the reason is named");
+    assert!(bridge.sink.texts().is_empty());
+
+    graph.grant_consent(&tenant);
+    eventually_for(Duration::from_secs(90), "the held message", || bridge.sink.texts() == ["during the outage"]).await;
+    eventually("connected again", || bridge.health() == Some(brygga_core::Health::Connected)).await;
+    bridge.stop(&adapter).await;
+}
+
+#[tokio::test]
+async fn a_wrong_secret_fails_the_start_with_a_clear_error() {
+    let graph = GraphDouble::start().await;
+    let tenant = graph.add_tenant();
+    let relay = graph.add_user(&tenant, "Relay");
+    let mut bridge = Bridge::new(&graph, &tenant, &relay, &[]).await;
+    bridge.config["client_secret"] = json!("not-the-secret");
+    let err = bridge.try_start().await.err().expect("refused");
+    assert!(err.to_string().contains("invalid_client"), "{err}");
+    assert_eq!(bridge.health(), Some(brygga_core::Health::BadCredentials));
 }

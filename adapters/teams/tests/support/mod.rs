@@ -138,6 +138,8 @@ pub struct Bridge {
     pub config: Value,
     pub rooms: Vec<RemoteRoomId>,
     pub tenant: TenantId,
+    /// Where the adapter reports its health.
+    pub board: brygga_core::StatusBoard,
     slot: Slot,
     pub hook_base: String,
 }
@@ -159,18 +161,39 @@ impl Bridge {
         });
         let rooms = rooms.iter().map(|c| RemoteRoomId::new(room_of(c)).unwrap()).collect();
         let tenant = TenantId::new("agency").unwrap();
-        Self { sink: Arc::default(), state: Arc::new(MemoryState::default()), config, rooms, tenant, slot, hook_base }
+        let board = brygga_core::StatusBoard::default();
+        Self {
+            sink: Arc::default(),
+            state: Arc::new(MemoryState::default()),
+            config,
+            rooms,
+            tenant,
+            board,
+            slot,
+            hook_base,
+        }
     }
 
     /// Builds and starts a fresh adapter on the same state and sink (a bridge (re)start).
     pub async fn start(&self) -> Arc<TeamsAdapter> {
+        self.try_start().await.unwrap()
+    }
+
+    /// As [`Self::start`], with the start's error.
+    pub async fn try_start(&self) -> Result<Arc<TeamsAdapter>, BridgeError> {
         let ctx = AdapterContext::new(self.tenant.clone(), self.config.clone(), self.sink.clone(), Arc::new(NoMedia))
             .with_state(self.state.clone())
-            .with_portals(Arc::new(Portals(self.rooms.clone())));
-        let adapter = TeamsFactory.build_teams(ctx).unwrap();
-        adapter.start().await.unwrap();
+            .with_portals(Arc::new(Portals(self.rooms.clone())))
+            .with_status(self.board.reporter(self.tenant.clone(), brygga_core::AdapterKind::new("teams").unwrap()));
+        let adapter = TeamsFactory.build_teams(ctx)?;
+        adapter.start().await?;
         *self.slot.lock().unwrap() = Some(adapter.clone());
-        adapter
+        Ok(adapter)
+    }
+
+    /// The adapter's last reported health.
+    pub fn health(&self) -> Option<brygga_core::Health> {
+        self.board.get(&self.tenant, &brygga_core::AdapterKind::new("teams").unwrap()).map(|s| s.health)
     }
 
     /// Stops taking webhooks (the bridge is down).
