@@ -1,6 +1,8 @@
 //! The adapter against the Graph double without Matrix: a store-like sink,
 //! a webhook server handing requests to the adapter, and a relay identity
 //! signed in through the double's device code flow.
+// Each test binary uses a part of this module.
+#![allow(dead_code)]
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -131,7 +133,6 @@ pub async fn refresh_token(graph: &GraphDouble, user: &TestUser) -> String {
 }
 
 /// One tenant's adapter against the double, with its webhook.
-#[allow(dead_code)] // each test file uses a part of it
 pub struct Bridge {
     pub sink: Arc<Sink>,
     pub state: Arc<dyn AdapterState>,
