@@ -4,8 +4,9 @@
 //! outside migration, so there is no app-token fallback.
 //!
 //! Graph has no client-chosen message ids, so a send's result is kept under
-//! its transaction id: a retry of a send that went through is answered from
-//! there instead of posting again.
+//! its transaction id (in a bounded ring of slots): a retry of a send that
+//! went through is answered from there instead of posting again. A crash
+//! between Graph's answer and keeping it can still post twice.
 
 mod content;
 
@@ -37,16 +38,30 @@ fn sender_of(shared: &Shared, event: &OutboundEvent) -> Result<Sender, BridgeErr
     Ok(Sender { slot: RELAY.to_owned(), relay: true })
 }
 
+/// Slots of kept receipts: the state stays bounded, and a retry (which comes
+/// soon after its send) still finds its receipt unless 4096 sends came between.
+const RECEIPT_SLOTS: u64 = 4096;
+
+/// A kept receipt, with the transaction it belongs to (slots are shared).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Kept {
+    txn: String,
+    receipt: SendReceipt,
+}
+
 fn sent_key(txn: &str) -> String {
-    format!("sent/{txn}")
+    // FNV-1a: stable across runs and Rust versions, unlike the std hasher.
+    let hash = txn.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    format!("sent/{}", hash % RECEIPT_SLOTS)
 }
 
 /// Delivers one event.
 pub(crate) async fn send(shared: &Shared, event: &OutboundEvent) -> Result<SendReceipt, BridgeError> {
     let conversation = Conversation::parse(event.room.as_str())
         .ok_or_else(|| BridgeError::permanent("the portal's room id is not a Teams channel or chat"))?;
-    if let Some(kept) = shared.state.get(&sent_key(&event.txn_id)).await? {
-        return serde_json::from_str(&kept).map_err(|e| BridgeError::permanent(format!("a kept receipt: {e}")));
+    let kept = shared.state.get(&sent_key(&event.txn_id)).await?;
+    if let Some(kept) = kept.and_then(|k| serde_json::from_str::<Kept>(&k).ok()).filter(|k| k.txn == event.txn_id) {
+        return Ok(kept.receipt);
     }
     let receipt = match &event.body {
         EventBody::Message(_) => content::message(shared, &conversation, event, &sender_of(shared, event)?).await?,
@@ -103,7 +118,8 @@ pub(crate) async fn send(shared: &Shared, event: &OutboundEvent) -> Result<SendR
         _ => return Ok(SendReceipt::default()),
     };
     if !receipt.remote_ids.is_empty() {
-        let text = serde_json::to_string(&receipt).expect("serialisable");
+        let kept = Kept { txn: event.txn_id.clone(), receipt: receipt.clone() };
+        let text = serde_json::to_string(&kept).expect("serialisable");
         shared.state.put(&sent_key(&event.txn_id), Some(&text)).await?;
     }
     Ok(receipt)
@@ -134,5 +150,20 @@ async fn change(
             code: "linkLapsed".into(),
             message: "the sender's Teams link has lapsed; they must link again".into(),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn receipts_go_to_stable_bounded_slots() {
+        assert_eq!(sent_key("txn-1"), sent_key("txn-1"));
+        assert_ne!(sent_key("txn-1"), sent_key("txn-2"));
+        let slot: u64 = sent_key("anything").trim_start_matches("sent/").parse().unwrap();
+        assert!(slot < RECEIPT_SLOTS);
+        // FNV-1a of "a", as published.
+        assert_eq!(sent_key("a"), format!("sent/{}", 0xaf63_dc4c_8601_ec8c_u64 % RECEIPT_SLOTS));
     }
 }
