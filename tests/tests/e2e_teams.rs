@@ -131,6 +131,24 @@ async fn a_chat_conversation_missed_notifications_and_a_bridge_down_for_a_while(
     env.alice.send_text(&room, "from matrix").await;
     env.teams_sees(&chat, "Alice's chat message", |m| m.content.contains("from matrix")).await;
 
+    // A Matrix file is offered to Teams as a link the bridge serves.
+    let pdf = b"%PDF-1.4 a report".to_vec();
+    let mxc = env.alice.upload(pdf.clone(), "application/pdf", "report.pdf").await;
+    let file = json!({"msgtype": "m.file", "body": "report.pdf", "url": mxc,
+                      "info": {"mimetype": "application/pdf", "size": pdf.len()}});
+    env.alice.send(&room, "m.room.message", file).await;
+    let linked = env.teams_sees(&chat, "Alice's file", |m| m.content.contains("report.pdf")).await;
+    let href = linked.content.split("href=\"").nth(1).and_then(|h| h.split('"').next()).expect("a link");
+    let fetched = reqwest::get(href.replace("&amp;", "&")).await.unwrap().bytes().await.unwrap();
+    assert_eq!(fetched.to_vec(), pdf);
+
+    // A 429 storm costs time, never a message, either way.
+    env.graph.throttle_next(8, 1);
+    env.graph.send(&bob, &chat, Draft::text("during the storm")).unwrap();
+    env.alice.send_text(&room, "matrix in the storm").await;
+    env.matrix_sees(&room, "during the storm").await;
+    env.teams_sees(&chat, "Alice in the storm", |m| m.content.contains("matrix in the storm")).await;
+
     // Graph drops notifications, then says it missed some: caught up once.
     let sub = env.wait_subscribed(&chat).await;
     env.graph.pause_notifications();
@@ -161,7 +179,12 @@ async fn a_chat_conversation_missed_notifications_and_a_bridge_down_for_a_while(
     env.graph.send(&bob, &chat, Draft::text("back")).unwrap();
     env.matrix_sees(&room, "back").await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let texts: Vec<String> = env.matrix_texts(&room).await.into_iter().filter(|t| !t.contains("from matrix")).collect();
+    let texts: Vec<String> = env
+        .matrix_texts(&room)
+        .await
+        .into_iter()
+        .filter(|t| !t.contains("from matrix") && !t.contains("report.pdf") && !t.contains("storm"))
+        .collect();
     let expected: Vec<String> = ["first", "missed 0", "missed 1", "missed 2"]
         .into_iter()
         .map(str::to_owned)
