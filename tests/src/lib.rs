@@ -10,6 +10,7 @@ pub mod matrix_user;
 pub mod remote;
 pub mod rocketchat_env;
 pub mod store_suite;
+pub mod teams_env;
 pub mod xmpp_checks;
 pub mod xmpp_env;
 pub mod xmpp_user;

@@ -1,8 +1,9 @@
 //! Developer commands, run as `cargo xtask <command>`:
 //!
 //! - `test [ARGS...]`: install Synapse, PostgreSQL, Prosody and the XMPP test
-//!   client, the Rocket.Chat request schemas and the console test's
-//!   Playwright if missing, then `cargo test --workspace --all-targets ARGS...`
+//!   client, the Rocket.Chat request schemas, the Graph response schemas and
+//!   the console test's Playwright if missing, then
+//!   `cargo test --workspace --all-targets ARGS...`
 //!   with the harness pointed at them.
 //! - `demo`: install, build the bridge, start Prosody, Synapse and the bridge
 //!   wired together with a demo tenant and one linked room, print the Matrix
@@ -13,6 +14,7 @@
 mod console_deps;
 mod demo;
 mod demo_rocketchat;
+mod graph_schemas;
 mod install;
 mod rocketchat_schemas;
 
@@ -43,6 +45,7 @@ fn test(args: &[String]) -> Result<ExitCode, String> {
     let env = install::ensure_all()?;
     let rc_schemas = rocketchat_schemas::ensure()?;
     let console_deps = console_deps::ensure()?;
+    let graph_schemas = graph_schemas::ensure()?;
     let mut cmd = cargo();
     cmd.arg("test");
     // Defaults only where the caller did not choose packages or targets (before any `--`).
@@ -69,7 +72,8 @@ fn test(args: &[String]) -> Result<ExitCode, String> {
     cmd.args(args)
         .envs(env.vars())
         .env(rocketchat_schemas::ENV_VAR, &rc_schemas)
-        .env(console_deps::ENV_VAR, &console_deps);
+        .env(console_deps::ENV_VAR, &console_deps)
+        .env(graph_schemas::ENV_VAR, &graph_schemas);
     println!("xtask: running {}", describe(&cmd));
     let status = cmd.status().map_err(|e| format!("running cargo: {e}"))?;
     Ok(exit_code(status))

@@ -9,5 +9,6 @@ fn main() -> ExitCode {
         Arc::new(brygga_e2e::loopback::LoopbackFactory),
         Arc::new(brygga_xmpp::XmppFactory),
         Arc::new(brygga_rocketchat::RocketChatFactory),
+        Arc::new(brygga_teams::TeamsFactory),
     ])
 }
