@@ -233,3 +233,59 @@ async fn a_workspace_outage_is_ridden_out_both_ways() {
     assert_eq!(matrix_bodies(&env, &room, "b-", "b-4").await, expected);
     ws.rc.assert_schemas_ok();
 }
+
+/// Waits until Alice's timeline of `room` shows `what`.
+async fn matrix_shows(env: &RocketChatEnv, room: &str, what: &str, pred: impl Fn(&[serde_json::Value]) -> bool) {
+    env.alice.wait_timeline(room, Duration::from_secs(60), what, |t| pred(t)).await;
+}
+
+fn edited_to(text: &'static str) -> impl Fn(&[serde_json::Value]) -> bool {
+    move |t| t.iter().any(|e| e["content"]["m.new_content"]["body"] == text)
+}
+
+fn redacted(event: String) -> impl Fn(&[serde_json::Value]) -> bool {
+    move |t| t.iter().any(|e| e["type"] == "m.room.redaction" && e["redacts"] == event.as_str())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn changes_to_older_messages_during_a_gap_are_caught_up() {
+    let mut env = RocketChatEnv::start(Backend::Sqlite, &["fk"]).await;
+    let (rid, room) = {
+        let ws = env.ws();
+        env.linked_channel(ws, "gaps").await
+    };
+    let ws = env.ws();
+    let ids: Vec<String> = (1..=3).map(|i| ws.rc.post_message(&ws.bob, &rid, &format!("m{i}")).unwrap().id).collect();
+    let mut events = Vec::new();
+    for i in 1..=3 {
+        events.push(env.matrix_sees(&room, &format!("m{i}")).await["event_id"].as_str().unwrap().to_owned());
+    }
+
+    // The workspace is out of reach while Bob edits, deletes and reacts to
+    // older messages: after the reconnect the room's sync brings them.
+    ws.rc.set_available(false);
+    ws.rc.edit_message(&ws.bob, &ids[0], "m1, edited in the gap").unwrap();
+    ws.rc.delete_message(&ws.bob, &ids[1]).unwrap();
+    ws.rc.react(&ws.carol, &ids[2], ":tada:", Some(true)).unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    ws.rc.set_available(true);
+    matrix_shows(&env, &room, "the edit made in the gap", edited_to("m1, edited in the gap")).await;
+    matrix_shows(&env, &room, "the deletion made in the gap", redacted(events[1].clone())).await;
+    matrix_shows(&env, &room, "the reaction made in the gap", |t| {
+        t.iter().any(|e| e["type"] == "m.reaction" && e["content"]["m.relates_to"]["key"] == "🎉")
+    })
+    .await;
+
+    // The bridge itself is down (its memory of messages gone) while more changes happen.
+    env.bridge.kill();
+    let ws = env.ws();
+    ws.rc.edit_message(&ws.bob, &ids[2], "m3, edited while the bridge was down").unwrap();
+    ws.rc.delete_message(&ws.bob, &ids[0]).unwrap();
+    env.bridge.start().await;
+    matrix_shows(&env, &room, "the edit made while down", edited_to("m3, edited while the bridge was down")).await;
+    matrix_shows(&env, &room, "the deletion made while down", redacted(events[0].clone())).await;
+    let timeline = env.alice.timeline(&room).await;
+    let edits = timeline.iter().filter(|e| e["content"]["m.new_content"]["body"] == "m1, edited in the gap").count();
+    assert_eq!(edits, 1, "an edit caught up twice");
+    env.ws().rc.assert_schemas_ok();
+}

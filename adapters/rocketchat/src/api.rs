@@ -106,6 +106,25 @@ pub(crate) async fn set_status(rest: &Rest, creds: &Creds, status: &str, message
     rest.post("users.setStatus", &json!({"status": status, "message": message}), Some(creds)).await.map(drop)
 }
 
+/// `chat.syncMessages`: messages of `rid` changed since `last_update`
+/// (edited, reacted to) and the ids of those deleted.
+pub(crate) async fn sync_messages(
+    rest: &Rest,
+    creds: &Creds,
+    rid: &str,
+    last_update: &str,
+) -> Result<(Vec<Value>, Vec<String>), RestError> {
+    let body = rest.get("chat.syncMessages", &[("roomId", rid), ("lastUpdate", last_update)], creds).await?;
+    let updated = body["result"]["updated"].as_array().cloned().unwrap_or_default();
+    let deleted = body["result"]["deleted"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|d| d["_id"].as_str().map(str::to_owned))
+        .collect();
+    Ok((updated, deleted))
+}
+
 /// `chat.update`.
 pub(crate) async fn update(rest: &Rest, creds: &Creds, rid: &str, id: &str, text: &str) -> Result<(), RestError> {
     rest.post("chat.update", &json!({"roomId": rid, "msgId": id, "text": text}), Some(creds)).await.map(drop)

@@ -72,7 +72,20 @@ async fn catch_up(shared: &Arc<Shared>, identity: &Identity, rid: &str) -> Resul
             Err(reason) => tracing::warn!(reason, "a history message was skipped"),
         }
     }
-    tracing::debug!(room = rid, count, "Rocket.Chat room caught up");
+    // History is by creation time: what changed of older messages during the
+    // gap (edits, reactions, deletions) comes from the room's sync.
+    let (updated, deleted) = retrying(|| api::sync_messages(&shared.rest, &identity.creds, rid, &oldest)).await?;
+    let changes = updated.len() + deleted.len();
+    for value in updated {
+        match RcMessage::from_value(&value) {
+            Ok(message) => dispatch::bridge(shared, &message),
+            Err(reason) => tracing::warn!(reason, "a changed message was skipped"),
+        }
+    }
+    for id in deleted {
+        dispatch::deletion(shared, rid, &id);
+    }
+    tracing::debug!(room = rid, count, changes, "Rocket.Chat room caught up");
     Ok(())
 }
 

@@ -127,7 +127,13 @@ pub(crate) fn bridge(shared: &Arc<Shared>, message: &RcMessage) {
 }
 
 fn deleted(shared: &Arc<Shared>, rid: &str, args: &[Value]) {
-    let Some(id) = args.first().and_then(|a| a["_id"].as_str()) else { return };
+    if let Some(id) = args.first().and_then(|a| a["_id"].as_str()) {
+        deletion(shared, rid, id);
+    }
+}
+
+/// A message of `rid` was deleted (seen live, or in a catch-up).
+pub(crate) fn deletion(shared: &Arc<Shared>, rid: &str, id: &str) {
     let Some(watch) = shared.rooms.lock().expect("rooms poisoned").get(rid).cloned() else { return };
     // Our own deletions come back too.
     if shared.rooms.lock().expect("rooms poisoned").is_ours(&format!("delete:{id}")) {

@@ -122,7 +122,13 @@ pub(crate) fn events(memory: &mut Memory, message: &RcMessage, ctx: &Context<'_>
             // Nothing to show (an empty text without files) is not bridged.
             let empty = content.text.body.trim().is_empty() && content.attachments.is_empty();
             if !ctx.echo && !empty {
-                out.extend(event(message.id.clone(), EventBody::Message(content)));
+                out.extend(event(message.id.clone(), EventBody::Message(content.clone())));
+                // First seen already edited (e.g. after a restart, in a catch-up):
+                // the edit too, under its own id, so one bridged before is recognised.
+                if let Some(edited_at) = message.edited_at {
+                    let id = format!("{}/edit/{edited_at}", message.id);
+                    out.extend(event(id, EventBody::Edit { target: target.clone(), text: content.text }));
+                }
             }
             for (key, user) in reactions.iter().filter(|(_, user)| !(ctx.ours)(user)) {
                 let body = EventBody::Reaction { target: target.clone(), key: emoji::to_unicode(key), removed: false };

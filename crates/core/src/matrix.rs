@@ -80,6 +80,15 @@ pub trait MatrixSide: Send + Sync {
     /// Makes sure `user` is joined to `room` (the bot invites it first if needed).
     async fn ensure_joined(&self, room: &MatrixRoomId, user: &MatrixUserId) -> Result<(), BridgeError>;
 
+    /// Who sent an event of a room, when the side can tell (read as the bot).
+    async fn event_sender(
+        &self,
+        _room: &MatrixRoomId,
+        _event: &MatrixEventId,
+    ) -> Result<Option<MatrixUserId>, BridgeError> {
+        Ok(None)
+    }
+
     /// A member's display name in a room, for naming them on the remote side.
     async fn display_name(&self, _room: &MatrixRoomId, _user: &MatrixUserId) -> Result<Option<String>, BridgeError> {
         Ok(None)

@@ -26,6 +26,7 @@ pub const VALIDATORS: &[&str] = &[
     "isChatDeleteProps",
     "isChatReactProps",
     "isChatGetMessageProps",
+    "isChatSyncMessagesProps",
     "isUserCreateParamsPOST",
     "isUsersInfoParamsGetProps",
     "isUsersGetPresenceParamsGET",

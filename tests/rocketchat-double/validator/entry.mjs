@@ -15,6 +15,7 @@ import {
 	isChatDeleteProps,
 	isChatReactProps,
 	isChatGetMessageProps,
+	isChatSyncMessagesProps,
 } from '@rocket.chat/rest-typings/dist/v1/chat.js';
 import { isUserCreateParamsPOST } from '@rocket.chat/rest-typings/dist/v1/users/UserCreateParamsPOST.js';
 import { isUsersInfoParamsGetProps } from '@rocket.chat/rest-typings/dist/v1/users/UsersInfoParamsGet.js';
@@ -39,6 +40,7 @@ const validators = {
 	isChatDeleteProps,
 	isChatReactProps,
 	isChatGetMessageProps,
+	isChatSyncMessagesProps,
 	isUserCreateParamsPOST,
 	isUsersInfoParamsGetProps,
 	isUsersGetPresenceParamsGET,

@@ -49,8 +49,21 @@ impl Delivery {
             EventBody::Redaction { target, reason } => {
                 let parts = self.matrix_parts(portal, &target).await?;
                 for (i, part) in parts.into_iter().enumerate() {
-                    let body = EventBody::Redaction { target: part.matrix_event, reason: reason.clone() };
-                    send.one(i as u32, body).await?;
+                    let body = EventBody::Redaction { target: part.matrix_event.clone(), reason: reason.clone() };
+                    let Err(err) = send.one(i as u32, body.clone()).await else { continue };
+                    if err.is_transient() {
+                        return Err(err);
+                    }
+                    // The platform may not say who deleted (or the adapter lost
+                    // track): the message's author, when it is a ghost of ours, removes it.
+                    let author = self.matrix.event_sender(&room, &part.matrix_event).await?;
+                    let Some(author) = author.filter(|a| *a != ghost && self.namer.parse_ghost(a).is_some()) else {
+                        return Err(err);
+                    };
+                    self.matrix.ensure_joined(&room, &author).await?;
+                    let by_author =
+                        Sender { delivery: self, portal, room: &room, ghost: &author, key: &entry.dedupe_key };
+                    by_author.one(i as u32, body).await?;
                 }
                 Ok(Vec::new())
             }

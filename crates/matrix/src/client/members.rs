@@ -1,12 +1,33 @@
-//! Reading room members' profiles, for naming Matrix users on the remote side.
+//! Reading room members' profiles, for naming Matrix users on the remote
+//! side, and who sent an event.
 
-use brygga_core::{BridgeError, MatrixRoomId, MatrixUserId};
+use brygga_core::{BridgeError, MatrixEventId, MatrixRoomId, MatrixUserId};
+use ruma::api::client::room::get_room_event;
 use ruma::api::client::state::get_state_event_for_key;
 use ruma::events::StateEventType;
 
 use super::{MatrixClient, Versions, room_id};
 
 impl MatrixClient {
+    /// The sender of an event of `room`, read as the bot; `None` when it is unknown.
+    pub(super) async fn sender_of(
+        &self,
+        room: &MatrixRoomId,
+        event: &MatrixEventId,
+    ) -> Result<Option<MatrixUserId>, BridgeError> {
+        let event_id =
+            ruma::OwnedEventId::try_from(event.as_str()).map_err(|_| BridgeError::permanent("bad event id"))?;
+        let request = get_room_event::v3::Request::new(room_id(room)?, event_id);
+        match self.http.call("get event", request, None, Versions::Modern).await {
+            Ok(response) => {
+                let sender = response.event.get_field::<String>("sender").ok().flatten();
+                Ok(sender.and_then(|s| MatrixUserId::new(s).ok()))
+            }
+            Err(err) if err.errcode() == Some("M_NOT_FOUND") => Ok(None),
+            Err(err) => Err(err.into_bridge("get event")),
+        }
+    }
+
     /// The member's display name in `room`, read as the bot; `None` when unset.
     pub(super) async fn display_name_in(
         &self,

@@ -186,6 +186,14 @@ impl MatrixSide for MatrixClient {
         self.join(room, user).await
     }
 
+    async fn event_sender(
+        &self,
+        room: &MatrixRoomId,
+        event: &MatrixEventId,
+    ) -> Result<Option<MatrixUserId>, BridgeError> {
+        self.sender_of(room, event).await
+    }
+
     async fn display_name(&self, room: &MatrixRoomId, user: &MatrixUserId) -> Result<Option<String>, BridgeError> {
         self.display_name_in(room, user).await
     }

@@ -39,6 +39,7 @@ pub fn router(_shared: Arc<Shared>) -> Router<Arc<Shared>> {
         .route("/api/v1/chat.delete", post(chat::delete))
         .route("/api/v1/chat.react", post(chat::react))
         .route("/api/v1/chat.getMessage", get(chat::get_message))
+        .route("/api/v1/chat.syncMessages", get(history::sync_messages))
         .route("/api/v1/rooms.info", get(rooms::info))
         .route("/api/v1/im.create", post(rooms::im_create))
         .route("/api/v1/channels.members", get(rooms::channel_members))

@@ -160,6 +160,7 @@ impl Workspace {
             return Err(ApiError::meteor("error-action-not-allowed", "Not allowed"));
         }
         let removed = self.messages.remove(msg_id).expect("checked above");
+        self.deletions.entry(rid.to_owned()).or_default().push((msg_id.to_owned(), now_ms()));
         if let Some(log) = self.room_log.get_mut(rid) {
             log.retain(|id| id != msg_id);
         }

@@ -13,7 +13,7 @@ use crate::error::ApiError;
 use crate::events::StreamEvent;
 use crate::ids;
 use crate::model::{Message, Presence, Room, Upload, User};
-use crate::time::now_ms;
+use crate::time::{Millis, now_ms};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -39,6 +39,8 @@ pub struct Workspace {
     /// Message ids of each room in `ts` order.
     room_log: HashMap<String, Vec<String>>,
     uploads: HashMap<String, Upload>,
+    /// Deleted message ids of each room, with when (for `chat.syncMessages`).
+    deletions: HashMap<String, Vec<(String, Millis)>>,
     /// Events not yet published.
     pub(crate) events: Vec<StreamEvent>,
     /// `Message_MaxAllowedSize`.
@@ -53,6 +55,7 @@ impl Default for Workspace {
             messages: HashMap::new(),
             room_log: HashMap::new(),
             uploads: HashMap::new(),
+            deletions: HashMap::new(),
             events: Vec::new(),
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
         }
@@ -167,6 +170,15 @@ impl Workspace {
             .get(rid)
             .map(|ids| ids.iter().filter_map(|id| self.messages.get(id)).collect())
             .unwrap_or_default()
+    }
+
+    /// What changed in `rid` after `since`: messages updated (oldest change
+    /// first) and ids deleted, with when.
+    pub fn sync(&self, rid: &str, since: Millis) -> (Vec<&Message>, Vec<(String, Millis)>) {
+        let mut updated: Vec<&Message> = self.room_messages(rid).into_iter().filter(|m| m.updated_at > since).collect();
+        updated.sort_by_key(|m| m.updated_at);
+        let deleted = self.deletions.get(rid).into_iter().flatten().filter(|(_, at)| *at > since).cloned().collect();
+        (updated, deleted)
     }
 
     /// The upload with `id`.
