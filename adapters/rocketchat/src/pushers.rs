@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use brygga_core::{InboundEvent, InboundSink, RemoteRoomId};
 use tokio::sync::mpsc;
@@ -58,35 +57,13 @@ impl Pushers {
                 batch = rx.recv() => match batch { Some(b) => b, None => return },
             };
             for event in batch.events {
-                if !self.push(event).await {
+                if !brygga_core::push_until_stored(self.sink.as_ref(), event, &self.cancel).await {
                     return;
                 }
             }
             if let Some((rid, ts)) = batch.seen {
                 (self.seen)(&rid, ts);
             }
-        }
-    }
-
-    /// Pushes until the store takes it; a permanent refusal is logged and skipped.
-    async fn push(&self, event: InboundEvent) -> bool {
-        let mut delay = Duration::from_millis(100);
-        loop {
-            match self.sink.push(event.clone()).await {
-                Ok(_) => return true,
-                Err(err) if err.is_transient() => {
-                    tracing::warn!(error = %err, "storing a Rocket.Chat event failed; retrying");
-                }
-                Err(err) => {
-                    tracing::error!(error = %err, kind = event.body.kind_name(), "Rocket.Chat event refused by the bridge");
-                    return true;
-                }
-            }
-            tokio::select! {
-                _ = self.cancel.cancelled() => return false,
-                _ = tokio::time::sleep(delay) => {}
-            }
-            delay = (delay * 2).min(Duration::from_secs(10));
         }
     }
 }

@@ -90,6 +90,32 @@ pub trait InboundSink: Send + Sync {
     async fn push(&self, event: InboundEvent) -> Result<Ack, BridgeError>;
 }
 
+/// Pushes `event` until the store takes it, retrying transient failures with
+/// backoff: an event the platform already delivered may not be offered
+/// again. A permanent refusal is logged and skipped (true); false only when
+/// `cancel` fired first.
+pub async fn push_until_stored(
+    sink: &dyn InboundSink,
+    event: InboundEvent,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> bool {
+    let mut backoff = crate::Backoff::new(std::time::Duration::from_millis(100), std::time::Duration::from_secs(10));
+    loop {
+        match sink.push(event.clone()).await {
+            Ok(_) => return true,
+            Err(err) if err.is_transient() => tracing::warn!(error = %err, "storing a remote event failed; retrying"),
+            Err(err) => {
+                tracing::error!(error = %err, kind = event.body.kind_name(), "a remote event was refused by the bridge");
+                return true;
+            }
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return false,
+            _ = tokio::time::sleep(backoff.next_delay()) => {}
+        }
+    }
+}
+
 /// Bytes of a media file.
 #[derive(Clone, Debug)]
 pub struct MediaBytes {
@@ -292,4 +318,52 @@ pub trait AdapterFactory: Send + Sync {
 
     /// Builds an adapter for one tenant.
     fn build(&self, ctx: AdapterContext) -> Result<Arc<dyn Adapter>, BridgeError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+    use crate::event::{EventBody, RemoteSender};
+    use crate::ids::{RemoteMessageId, RemoteUserId};
+
+    /// Fails transiently `transient` times, then stores (or refuses for good).
+    struct Flaky {
+        calls: AtomicU32,
+        transient: u32,
+        refuse: bool,
+    }
+
+    #[async_trait]
+    impl InboundSink for Flaky {
+        async fn push(&self, _event: InboundEvent) -> Result<Ack, BridgeError> {
+            let call = self.calls.fetch_add(1, Ordering::SeqCst);
+            match () {
+                _ if call < self.transient => Err(BridgeError::transient("busy")),
+                _ if self.refuse => Err(BridgeError::permanent("no")),
+                _ => Ok(Ack::Stored),
+            }
+        }
+    }
+
+    fn event() -> InboundEvent {
+        let sender = RemoteSender::new(RemoteUserId::new("anna").unwrap());
+        let body = EventBody::Typing { typing: true };
+        InboundEvent::new(RemoteRoomId::new("r").unwrap(), RemoteMessageId::new("e").unwrap(), sender, body)
+    }
+
+    #[tokio::test]
+    async fn pushes_until_stored_skips_refusals_and_stops_when_cancelled() {
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let flaky = Flaky { calls: AtomicU32::new(0), transient: 3, refuse: false };
+        assert!(push_until_stored(&flaky, event(), &cancel).await);
+        assert_eq!(flaky.calls.load(Ordering::SeqCst), 4, "retried through the transient failures");
+        let refusing = Flaky { calls: AtomicU32::new(0), transient: 0, refuse: true };
+        assert!(push_until_stored(&refusing, event(), &cancel).await, "a refusal is skipped");
+        assert_eq!(refusing.calls.load(Ordering::SeqCst), 1);
+        cancel.cancel();
+        let busy = Flaky { calls: AtomicU32::new(0), transient: u32::MAX, refuse: false };
+        assert!(!push_until_stored(&busy, event(), &cancel).await, "cancelled while retrying");
+    }
 }

@@ -24,7 +24,7 @@ pub mod webhook;
 
 pub use adapter::{
     Ack, Adapter, AdapterContext, AdapterFactory, AdapterState, Capabilities, InboundSink, MatrixMedia, MediaBytes,
-    MediaLinks, MemoryState, NoPortals, PortalDirectory, RemoteMedia,
+    MediaLinks, MemoryState, NoPortals, PortalDirectory, RemoteMedia, push_until_stored,
 };
 pub use backoff::Backoff;
 pub use error::{BridgeError, InvalidId, StoreError};

@@ -113,23 +113,6 @@ impl Pushers {
     /// Pushes until the store takes it: a stanza the server already delivered
     /// cannot be asked for again, so it is never dropped for a transient error.
     async fn push(&self, event: InboundEvent) -> bool {
-        let mut delay = Duration::from_millis(100);
-        loop {
-            match self.sink.push(event.clone()).await {
-                Ok(_) => return true,
-                Err(err) if err.is_transient() => {
-                    tracing::warn!(error = %err, "storing an XMPP event failed; retrying");
-                }
-                Err(err) => {
-                    tracing::error!(error = %err, kind = event.body.kind_name(), "XMPP event refused by the bridge");
-                    return true;
-                }
-            }
-            tokio::select! {
-                _ = self.cancel.cancelled() => return false,
-                _ = tokio::time::sleep(delay) => {}
-            }
-            delay = (delay * 2).min(Duration::from_secs(10));
-        }
+        brygga_core::push_until_stored(self.sink.as_ref(), event, &self.cancel).await
     }
 }
