@@ -129,6 +129,18 @@ impl MatrixUser {
         self.timeline(room).await.into_iter().filter(|e| e["type"] == "m.room.message").collect()
     }
 
+    /// The text bodies of a room's messages, oldest first.
+    pub async fn texts(&self, room: &str) -> Vec<String> {
+        self.messages(room).await.iter().filter_map(|e| e["content"]["body"].as_str().map(str::to_owned)).collect()
+    }
+
+    /// Waits until a room has a message with `body`; returns the event.
+    pub async fn wait_text(&self, room: &str, body: &str, timeout: Duration) -> Value {
+        let has = |e: &Value| e["type"] == "m.room.message" && e["content"]["body"] == body;
+        let timeline = self.wait_timeline(room, timeout, body, |t| t.iter().any(has)).await;
+        timeline.into_iter().find(has).expect("found above")
+    }
+
     /// Waits until `pred` holds for the room's timeline; returns the timeline.
     pub async fn wait_timeline(
         &self,

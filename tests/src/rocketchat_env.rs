@@ -122,13 +122,7 @@ impl RocketChatEnv {
 
     /// Waits until Alice's room has a text message with `body`; returns the event.
     pub async fn matrix_sees(&self, room: &str, body: &str) -> Value {
-        let timeline = self
-            .alice
-            .wait_timeline(room, WAIT, body, |t| {
-                t.iter().any(|e| e["type"] == "m.room.message" && e["content"]["body"] == body)
-            })
-            .await;
-        timeline.into_iter().find(|e| e["content"]["body"] == body).expect("found above")
+        self.alice.wait_text(room, body, WAIT).await
     }
 
     /// Waits until the workspace has a message in `rid` that `pred` accepts; returns it.
@@ -151,12 +145,7 @@ impl RocketChatEnv {
 
     /// The text bodies of Alice's room, oldest first.
     pub async fn matrix_texts(&self, room: &str) -> Vec<String> {
-        self.alice
-            .messages(room)
-            .await
-            .iter()
-            .filter_map(|e| e["content"]["body"].as_str().map(str::to_owned))
-            .collect()
+        self.alice.texts(room).await
     }
 }
 

@@ -75,13 +75,7 @@ impl XmppEnv {
 
     /// Waits until Alice's room has a text message with `body`; returns the event.
     pub async fn matrix_sees(&self, room: &str, body: &str) -> serde_json::Value {
-        let timeline = self
-            .alice
-            .wait_timeline(room, Duration::from_secs(30), body, |t| {
-                t.iter().any(|e| e["type"] == "m.room.message" && e["content"]["body"] == body)
-            })
-            .await;
-        timeline.into_iter().find(|e| e["content"]["body"] == body).expect("found above")
+        self.alice.wait_text(room, body, Duration::from_secs(30)).await
     }
 }
 
