@@ -5,6 +5,7 @@
 pub mod admin_api;
 pub mod bridge;
 pub mod env;
+pub mod front;
 pub mod loopback;
 pub mod matrix_user;
 pub mod remote;

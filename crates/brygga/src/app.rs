@@ -4,23 +4,28 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use brygga_core::{AdapterFactory, AdapterHost, RetryPolicy, Router, RunningAdapters, Store};
+use brygga_core::{AdapterFactory, AdapterHost, Node, RetryPolicy, Router, RunningAdapters, Store};
 use brygga_matrix::{ClientSettings, MatrixClient, ServerSettings};
+use brygga_store::{Heard, SqlStore};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, AdminState};
 use crate::api::{self, ApiState};
-use crate::config::Config;
+use crate::config::{Config, ShardConfig};
 use crate::media_links::SignedLinks;
+use crate::shard::{self, Keeper, Shard, ShardedAppservice};
 use crate::tenants;
 
 /// Opens (and migrates) the configured store.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
-    let store = brygga_store::SqlStore::connect(&config.database.url).await.with_context(|| {
+    Ok(Arc::new(open_sql_store(config).await?))
+}
+
+async fn open_sql_store(config: &Config) -> anyhow::Result<SqlStore> {
+    SqlStore::connect(&config.database.url).await.with_context(|| {
         format!("opening the store at config key `database.url` ({})", redact_url(&config.database.url))
-    })?;
-    Ok(Arc::new(store))
+    })
 }
 
 /// The Matrix client for the configured homeserver.
@@ -46,11 +51,16 @@ pub struct Parts {
     pub matrix: Arc<MatrixClient>,
     /// Signed public links to Matrix media, when configured.
     pub links: Option<Arc<SignedLinks>>,
+    /// This process's part in a group sharing the store, when configured.
+    pub shard: Option<Arc<Shard>>,
+    /// The store as itself, for what only SQL stores do.
+    pub sql: SqlStore,
 }
 
 /// Builds store, Matrix client, router and adapter host; starts nothing.
 pub async fn assemble(config: &Config, factories: Vec<Arc<dyn AdapterFactory>>) -> anyhow::Result<Parts> {
-    let store = open_store(config).await?;
+    let sql = open_sql_store(config).await?;
+    let store: Arc<dyn Store> = Arc::new(sql.clone());
     let matrix = matrix_client(config)?;
     let running = RunningAdapters::default();
     let namer = factories.iter().fold(config.namer(), |namer, f| match f.room_aliases() {
@@ -66,13 +76,55 @@ pub async fn assemble(config: &Config, factories: Vec<Arc<dyn AdapterFactory>>) 
     if let Some(links) = &links {
         host = host.with_media_links(links.clone());
     }
+    let shard = match &config.shard {
+        Some(shard) => Some(Arc::new(build_shard(shard, &sql)?)),
+        None => None,
+    };
+    if let Some(shard) = &shard {
+        router.set_ownership(shard.clone());
+        host = host.with_ownership(shard.clone());
+    }
     let host = Arc::new(host);
-    Ok(Parts { store, host, router, matrix, links })
+    Ok(Parts { store, host, router, matrix, links, shard, sql })
+}
+
+fn build_shard(config: &ShardConfig, sql: &SqlStore) -> anyhow::Result<Shard> {
+    let id =
+        config.node_id.clone().unwrap_or_else(|| format!("node-{}-{:08x}", std::process::id(), rand::random::<u32>()));
+    let node = Node::new(id, config.admin_url.as_str(), config.appservice_url.as_str());
+    let ttl = Duration::from_secs(u64::from(config.lease_seconds));
+    Shard::new(node, ttl, Arc::new(sql.clone()))
+}
+
+/// Has the processes sharing the store tell each other of new entries, and
+/// wakes the queues this one owns.
+fn listen_to_peers(shard: &Arc<Shard>, sql: &SqlStore, router: &Router, stop: CancellationToken) {
+    sql.announce_commits(&shard.node().id);
+    let (router, owner) = (router.clone(), shard.clone());
+    let heard = move |heard: Heard| match heard {
+        Heard::Queues(queues) => {
+            for (portal, direction) in queues {
+                router.wake(portal, direction);
+            }
+        }
+        // Announcements may have been missed: every owned tenant reads the store.
+        _ => {
+            let (router, tenants) = (router.clone(), owner.held());
+            tokio::spawn(async move {
+                for tenant in tenants {
+                    if let Err(err) = router.recover_tenant(&tenant).await {
+                        tracing::warn!(tenant = %tenant, error = %err, "resuming after missed announcements failed");
+                    }
+                }
+            });
+        }
+    };
+    sql.listen_for_commits(&shard.node().id, Arc::new(heard), stop);
 }
 
 /// Runs the bridge until SIGINT or SIGTERM.
 pub async fn run(config: Config, factories: Vec<Arc<dyn AdapterFactory>>) -> anyhow::Result<()> {
-    let Parts { store, host, router, matrix, links } = assemble(&config, factories).await?;
+    let Parts { store, host, router, matrix, links, shard, sql } = assemble(&config, factories).await?;
     tenants::seed(store.as_ref(), &host, &config.tenants).await?;
 
     // Undelivered events resume before anything new is accepted, so order holds.
@@ -82,11 +134,21 @@ pub async fn run(config: Config, factories: Vec<Arc<dyn AdapterFactory>>) -> any
     let shutdown = CancellationToken::new();
     let mut server_settings = ServerSettings::new(config.appservice.hs_token.clone());
     server_settings.max_body_bytes = config.appservice.max_body_bytes;
-    let mut appservice = brygga_matrix::server::router(Arc::new(router.clone()), server_settings);
+    let handler: Arc<dyn brygga_core::AppserviceHandler> = match &shard {
+        Some(shard) => {
+            Arc::new(ShardedAppservice::new(router.clone(), shard.clone(), config.appservice.hs_token.clone()))
+        }
+        None => Arc::new(router.clone()),
+    };
+    let mut appservice = brygga_matrix::server::router(handler, server_settings);
     if let Some(links) = links {
         appservice = appservice.merge(crate::media_links::routes(links, matrix.clone()));
     }
-    appservice = appservice.merge(crate::webhooks::routes(host.clone()));
+    let mut webhooks = crate::webhooks::routes(host.clone());
+    if let Some(shard) = &shard {
+        webhooks = webhooks.route_layer(axum::middleware::from_fn_with_state(shard.clone(), shard::forward_webhooks));
+    }
+    appservice = appservice.merge(webhooks);
     let as_listener = TcpListener::bind(config.appservice.listen)
         .await
         .with_context(|| format!("binding config key `appservice.listen` ({})", config.appservice.listen))?;
@@ -95,8 +157,12 @@ pub async fn run(config: Config, factories: Vec<Arc<dyn AdapterFactory>>) -> any
         .with_context(|| format!("binding config key `admin.listen` ({})", config.admin.listen))?;
     let api =
         ApiState::new(store.clone(), host.clone(), matrix.clone(), router.clone(), config.admin.operator_token.clone());
+    let mut api_routes = api::routes(Arc::new(api));
+    if let Some(shard) = &shard {
+        api_routes = api_routes.route_layer(axum::middleware::from_fn_with_state(shard.clone(), shard::forward_admin));
+    }
     let admin_routes = admin::routes(Arc::new(AdminState::new(host.clone(), router.clone(), store.clone())))
-        .merge(api::routes(Arc::new(api)))
+        .merge(api_routes)
         .merge(crate::console::routes());
     let servers = [
         tokio::spawn(serve(as_listener, appservice, shutdown.clone())),
@@ -104,10 +170,23 @@ pub async fn run(config: Config, factories: Vec<Arc<dyn AdapterFactory>>) -> any
     ];
     tracing::info!(appservice = %config.appservice.listen, admin = %config.admin.listen, "listening");
 
-    let failures = host.start_enabled().await?;
-    if !failures.is_empty() {
-        tracing::warn!(count = failures.len(), "some adapters did not start");
-    }
+    // Alone, this process runs every tenant; in a group, the keeper starts
+    // the tenants it wins.
+    let keeper = match &shard {
+        Some(shard) => {
+            listen_to_peers(shard, &sql, &router, shutdown.clone());
+            let keeper = Keeper::new(shard.clone(), store.clone(), host.clone(), router.clone());
+            tracing::info!(node = %shard.node().id, "sharing the store with other processes");
+            Some(tokio::spawn(keeper.run(shutdown.clone())))
+        }
+        None => {
+            let failures = host.start_enabled().await?;
+            if !failures.is_empty() {
+                tracing::warn!(count = failures.len(), "some adapters did not start");
+            }
+            None
+        }
+    };
     let ping_id = config.appservice.id.clone();
     tokio::spawn(async move {
         // Proves the registration round trip; failure is logged, not fatal,
@@ -121,6 +200,10 @@ pub async fn run(config: Config, factories: Vec<Arc<dyn AdapterFactory>>) -> any
     wait_for_signal().await;
     tracing::info!("shutting down");
     shutdown.cancel();
+    if let Some(keeper) = keeper {
+        // It hands its tenants over before the adapters stop below.
+        let _ = keeper.await;
+    }
     host.stop_all().await;
     router.shutdown();
     for server in servers {

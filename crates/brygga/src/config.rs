@@ -51,6 +51,30 @@ pub struct Config {
     /// Tenants created at start-up when missing.
     #[serde(default)]
     pub tenants: Vec<TenantSeed>,
+    /// Several processes sharing one PostgreSQL store, each owning some tenants.
+    #[serde(default)]
+    pub shard: Option<ShardConfig>,
+}
+
+/// This process's part in a group of processes sharing one PostgreSQL
+/// store: each tenant is owned by one of them at a time, through a lease.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShardConfig {
+    /// This process's id among them (default: made up at each start).
+    #[serde(default)]
+    pub node_id: Option<String>,
+    /// Seconds after which the tenants of a silent process are taken over.
+    #[serde(default = "default_lease_seconds")]
+    pub lease_seconds: u32,
+    /// Where the other processes reach this one's admin listener.
+    pub admin_url: Url,
+    /// Where the other processes reach this one's appservice listener.
+    pub appservice_url: Url,
+}
+
+fn default_lease_seconds() -> u32 {
+    30
 }
 
 /// Signed public links to Matrix media, served on the appservice listener.
@@ -294,6 +318,22 @@ impl Config {
         }
         if !(self.database.url.starts_with("sqlite:") || self.database.url.starts_with("postgres")) {
             return invalid("database.url", "must start with sqlite:// or postgres://");
+        }
+        if let Some(shard) = &self.shard {
+            if !self.database.url.starts_with("postgres") {
+                return invalid("shard", "needs a PostgreSQL store (database.url = postgres://...)");
+            }
+            if shard.lease_seconds < 3 {
+                return invalid("shard.lease_seconds", "must be at least 3");
+            }
+            if shard.node_id.as_ref().is_some_and(|id| id.is_empty() || id.len() > 64) {
+                return invalid("shard.node_id", "must be 1 to 64 characters");
+            }
+            for (key, url) in [("shard.admin_url", &shard.admin_url), ("shard.appservice_url", &shard.appservice_url)] {
+                if !matches!(url.scheme(), "http" | "https") {
+                    return invalid(key, "must be an http:// or https:// URL");
+                }
+            }
         }
         if let Some(media) = &self.media {
             if !matches!(media.public_url.scheme(), "http" | "https") {

@@ -12,6 +12,7 @@ pub mod media_links;
 pub mod metrics;
 pub mod portals;
 pub mod registration;
+pub mod shard;
 pub mod tenants;
 pub mod webhooks;
 

@@ -8,6 +8,7 @@ use crate::error::{BridgeError, StoreError};
 use crate::ids::{AdapterKind, TenantId};
 use crate::router::Router;
 use crate::running::RunningAdapters;
+use crate::shard::{Ownership, OwnsAll};
 use crate::status::StatusBoard;
 use crate::store::Store;
 
@@ -58,6 +59,7 @@ pub struct AdapterHost {
     media: Arc<dyn MatrixMedia>,
     media_links: Option<Arc<dyn MediaLinks>>,
     status: StatusBoard,
+    ownership: Arc<dyn Ownership>,
     lifecycle: tokio::sync::Mutex<()>,
 }
 
@@ -79,6 +81,7 @@ impl AdapterHost {
             media,
             media_links: None,
             status: StatusBoard::default(),
+            ownership: Arc::new(OwnsAll),
             lifecycle: tokio::sync::Mutex::new(()),
         }
     }
@@ -86,6 +89,12 @@ impl AdapterHost {
     /// Gives adapters public links to Matrix media.
     pub fn with_media_links(mut self, links: Arc<dyn MediaLinks>) -> Self {
         self.media_links = Some(links);
+        self
+    }
+
+    /// Runs adapters only of the tenants this process owns.
+    pub fn with_ownership(mut self, ownership: Arc<dyn Ownership>) -> Self {
+        self.ownership = ownership;
         self
     }
 
@@ -106,10 +115,32 @@ impl AdapterHost {
         self.factories.keys().map(AdapterKind::as_str).collect::<Vec<_>>().join(", ")
     }
 
-    /// Starts every enabled adapter of every active tenant; returns failures.
+    /// Starts every enabled adapter of every active tenant (this process
+    /// owns); returns failures.
     pub async fn start_enabled(&self) -> Result<Vec<HostError>, HostError> {
+        self.start_enabled_of(None).await
+    }
+
+    /// Starts every enabled adapter of one tenant (just taken over).
+    pub async fn start_tenant(&self, tenant: &TenantId) -> Result<Vec<HostError>, HostError> {
+        self.start_enabled_of(Some(tenant)).await
+    }
+
+    /// Stops every adapter of one tenant (given up to another process).
+    pub async fn stop_tenant(&self, tenant: &TenantId) {
+        for (running, kind) in self.running.keys() {
+            if &running == tenant {
+                self.stop(&running, &kind).await;
+            }
+        }
+    }
+
+    async fn start_enabled_of(&self, tenant: Option<&TenantId>) -> Result<Vec<HostError>, HostError> {
         let mut failures = Vec::new();
-        for config in self.store.adapter_configs(None).await? {
+        for config in self.store.adapter_configs(tenant).await? {
+            if !self.ownership.owns(&config.tenant) {
+                continue;
+            }
             if !config.enabled {
                 continue;
             }
@@ -130,6 +161,11 @@ impl AdapterHost {
             None => return Err(HostError::UnknownTenant(tenant.to_string())),
             Some(t) if t.suspended => {
                 tracing::info!(tenant = %tenant, "tenant suspended; adapter not started");
+                return Ok(());
+            }
+            // Its owner runs it (and starts it from the stored config).
+            Some(_) if !self.ownership.owns(tenant) => {
+                tracing::info!(tenant = %tenant, kind = %kind, "tenant owned by another process; adapter not started here");
                 return Ok(());
             }
             Some(_) => {}

@@ -184,7 +184,21 @@ impl PortalKey {
     pub fn new(tenant: TenantId, kind: AdapterKind, room: RemoteRoomId) -> Self {
         Self { tenant, kind, room }
     }
+
+    /// The queue of a tenant's adapter for events that belong to no portal
+    /// yet (an invitation that opens a direct chat), delivered by whichever
+    /// process runs that adapter. No platform's room id starts with a space.
+    pub fn lobby(tenant: TenantId, kind: AdapterKind) -> Self {
+        Self { tenant, kind, room: RemoteRoomId(LOBBY_ROOM.to_owned()) }
+    }
+
+    /// Whether this is a [`PortalKey::lobby`] rather than a portal.
+    pub fn is_lobby(&self) -> bool {
+        self.room.as_str() == LOBBY_ROOM
+    }
 }
+
+const LOBBY_ROOM: &str = " lobby";
 
 impl fmt::Display for PortalKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

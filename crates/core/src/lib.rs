@@ -17,6 +17,7 @@ pub mod observe;
 pub mod queue;
 pub mod router;
 pub mod running;
+pub mod shard;
 pub mod status;
 pub mod store;
 pub mod txn;
@@ -42,6 +43,7 @@ pub use observe::DeliveryObserver;
 pub use queue::{Queues, RetryPolicy};
 pub use router::Router;
 pub use running::RunningAdapters;
+pub use shard::{Lease, LeaseStore, Node, Ownership, OwnsAll};
 pub use status::{AdapterStatus, Health, StatusBoard, StatusReporter};
 pub use store::{
     AdapterConfig, AdapterCounts, AdminToken, Direction, Ghost, LinkedAccount, MappingKind, MediaPolicy,

@@ -32,8 +32,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::BridgeError;
-use crate::ids::PortalKey;
+use crate::ids::{PortalKey, TenantId};
 use crate::observe::DeliveryObserver;
+use crate::shard::Ownership;
 use crate::store::{CommitListener, Direction, MessageMapping, OutboxEntry, Store};
 
 mod inbox;
@@ -109,6 +110,8 @@ struct Inner {
     fed: AtomicBool,
     /// Who learns of delivery outcomes (metrics), once set.
     observer: std::sync::OnceLock<Arc<dyn DeliveryObserver>>,
+    /// Which tenants this process delivers for (all, unless set).
+    ownership: std::sync::OnceLock<Arc<dyn Ownership>>,
 }
 
 /// How long ago `stored_at` (ms since the Unix epoch) was, if known.
@@ -123,6 +126,12 @@ impl Queues {
         let _ = self.inner.observer.set(observer);
     }
 
+    /// Delivers only for the tenants `ownership` says this process owns
+    /// (set once, before any queue is woken).
+    pub fn set_ownership(&self, ownership: Arc<dyn Ownership>) {
+        let _ = self.inner.ownership.set(ownership);
+    }
+
     /// Creates the queue set; no worker runs until a queue is woken.
     pub fn new(store: Arc<dyn Store>, deliver: Arc<dyn Deliver>, policy: RetryPolicy) -> Self {
         let inner = Arc::new_cyclic(|me| Inner {
@@ -135,6 +144,7 @@ impl Queues {
             shutdown: CancellationToken::new(),
             fed: AtomicBool::new(false),
             observer: std::sync::OnceLock::new(),
+            ownership: std::sync::OnceLock::new(),
         });
         let listener: Weak<dyn CommitListener> = inner.me.clone();
         let fed = inner.store.watch_commits(listener);
@@ -145,7 +155,7 @@ impl Queues {
     /// Signals that a queue may have new entries in the store, starting its
     /// worker if needed; the worker reads the store.
     pub fn wake(&self, key: QueueKey) {
-        if self.inner.shutdown.is_cancelled() {
+        if self.inner.shutdown.is_cancelled() || !self.inner.owns(&key.0.tenant) {
             return;
         }
         let mut workers = self.inner.workers.lock().expect("queue map poisoned");
@@ -165,7 +175,7 @@ impl Queues {
         if !self.inner.fed.load(Ordering::Relaxed) {
             return self.wake(key);
         }
-        if self.inner.shutdown.is_cancelled() {
+        if self.inner.shutdown.is_cancelled() || !self.inner.owns(&key.0.tenant) {
             return;
         }
         let mut workers = self.inner.workers.lock().expect("queue map poisoned");
@@ -183,6 +193,46 @@ impl Queues {
             self.wake(key);
         }
         Ok(count)
+    }
+
+    /// Wakes the queues of one tenant that have undelivered entries (when
+    /// this process takes the tenant over); returns how many.
+    pub async fn recover_tenant(&self, tenant: &TenantId) -> Result<usize, BridgeError> {
+        let queues = self.inner.store.pending_queues().await?;
+        let mine: Vec<QueueKey> = queues.into_iter().filter(|(portal, _)| &portal.tenant == tenant).collect();
+        let count = mine.len();
+        for key in mine {
+            self.wake(key);
+        }
+        Ok(count)
+    }
+
+    /// Number of queues of one tenant with a running worker.
+    pub fn active_of(&self, tenant: &TenantId) -> usize {
+        self.inner.workers.lock().expect("queue map poisoned").keys().filter(|(p, _)| &p.tenant == tenant).count()
+    }
+
+    /// After this process stopped owning `tenant`: wakes its workers so they
+    /// exit, and waits (at most `patience`) until the last delivery in
+    /// flight has ended. True if they all exited.
+    pub async fn drain_tenant(&self, tenant: &TenantId, patience: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            let remaining: Vec<Slot> = {
+                let workers = self.inner.workers.lock().expect("queue map poisoned");
+                workers.iter().filter(|((p, _), _)| &p.tenant == tenant).map(|(_, slot)| slot.clone()).collect()
+            };
+            if remaining.is_empty() {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            for slot in remaining {
+                slot.resync();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Wakes every queue with undelivered entries now and then, so that no
@@ -214,6 +264,10 @@ impl Queues {
 }
 
 impl Inner {
+    fn owns(&self, tenant: &TenantId) -> bool {
+        self.ownership.get().is_none_or(|o| o.owns(tenant))
+    }
+
     /// Starts a worker (which first reads the store) and its completer.
     fn spawn(self: &Arc<Self>, workers: &mut HashMap<QueueKey, Slot>, key: QueueKey) -> Slot {
         let id = self.next_worker.fetch_add(1, Ordering::Relaxed);
@@ -245,11 +299,13 @@ impl CommitListener for Inner {
             match workers.get(&key) {
                 Some(slot) => slot.hand(entry),
                 // A new worker reads the store, which has the entry already.
-                None => {
+                None if self.owns(&entry.portal.tenant) => {
                     if let Some(me) = self.me.upgrade() {
                         me.spawn(&mut workers, key);
                     }
                 }
+                // Another process owns the tenant and delivers it.
+                None => {}
             }
         }
     }
@@ -273,6 +329,9 @@ impl Worker {
         let mut synced = false;
         let mut read_failures = 0;
         loop {
+            if !self.inner.owns(&self.key.0.tenant) {
+                return;
+            }
             let (resync, handed) = self.take();
             if resync {
                 synced = false;
@@ -346,7 +405,9 @@ impl Worker {
         let store = &self.inner.store;
         let mut attempt = 0;
         loop {
-            if self.inner.shutdown.is_cancelled() {
+            // A tenant taken over by another process: it delivers from here
+            // on, so this worker stops before the next attempt.
+            if self.inner.shutdown.is_cancelled() || !self.inner.owns(&entry.portal.tenant) {
                 return false;
             }
             // A panicking delivery must not kill the worker and strand the queue.

@@ -16,6 +16,7 @@
 //! # Ok(()) }
 //! ```
 
+mod announce;
 mod batch;
 mod checkpoint;
 mod codec;
@@ -24,6 +25,7 @@ mod feed;
 mod ops;
 mod options;
 mod reads;
+mod shards;
 mod store_impl;
 mod write_complete;
 mod write_entities;
@@ -34,6 +36,7 @@ use std::sync::Arc;
 
 use sqlx::AnyPool;
 
+pub use announce::Heard;
 pub use options::{Backend, StoreOptions, Synchronous};
 pub use writer::WriteStats;
 

@@ -9,8 +9,9 @@ use sqlx::AnyConnection;
 use crate::ops::{Applied, Reply, TenantRow};
 
 /// Every table with a `tenant` column, children before parents.
-const TENANT_TABLES: [&str; 9] = [
+const TENANT_TABLES: [&str; 10] = [
     "DELETE FROM admin_tokens WHERE tenant = $1",
+    "DELETE FROM tenant_leases WHERE tenant = $1",
     "DELETE FROM adapter_state WHERE tenant = $1",
     "DELETE FROM message_map WHERE tenant = $1",
     "DELETE FROM outbox WHERE tenant = $1",

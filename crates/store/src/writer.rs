@@ -55,7 +55,11 @@ pub(crate) struct Writer {
     tx: mpsc::Sender<Msg>,
     counters: Arc<Counters>,
     subscribers: Subscribers,
+    announce: Announce,
 }
+
+/// The node this writer announces its commits as, once set (PostgreSQL).
+type Announce = Arc<std::sync::OnceLock<String>>;
 
 const STOPPED: &str = "the store's writer task has stopped (store closed?)";
 
@@ -66,9 +70,18 @@ impl Writer {
         let counters = Arc::new(Counters::default());
         let subscribers = Subscribers::default();
         let feed = Feed::new(subscribers.clone());
-        let task = Task { pool, conn: None, backend, max_batch: max_batch.max(1), counters: counters.clone(), feed };
+        let announce = Announce::default();
+        let max_batch = max_batch.max(1);
+        let task =
+            Task { pool, conn: None, backend, max_batch, counters: counters.clone(), feed, announce: announce.clone() };
         tokio::spawn(task.run(rx));
-        Self { tx, counters, subscribers }
+        Self { tx, counters, subscribers, announce }
+    }
+
+    /// Announces commits of outbox entries as `node` from now on; false if
+    /// it already announces (under any name).
+    pub fn announce_as(&self, node: &str) -> bool {
+        self.announce.set(node.to_owned()).is_ok()
     }
 
     /// Where listeners for committed outbox entries register.
@@ -110,6 +123,7 @@ struct Task {
     max_batch: usize,
     counters: Arc<Counters>,
     feed: Feed,
+    announce: Announce,
 }
 
 impl Task {
@@ -184,7 +198,8 @@ impl Task {
             Some(conn) => conn,
             None => self.conn.insert(self.pool.acquire().await?),
         };
-        match transaction_on(conn, self.backend, ops).await {
+        let announce = self.announce.get().map(String::as_str);
+        match transaction_on(conn, self.backend, ops, announce).await {
             Ok((answers, first)) => {
                 self.feed.committed(ops, &answers, first);
                 Ok(answers)
@@ -205,6 +220,7 @@ async fn transaction_on(
     conn: &mut PoolConnection<Any>,
     backend: Backend,
     ops: &[&Op],
+    announce: Option<&str>,
 ) -> Result<(Vec<StoreResult<Reply>>, FirstInsert), sqlx::Error> {
     let mut tx = match backend {
         // IMMEDIATE takes the write lock up front, so a second process on
@@ -221,6 +237,9 @@ async fn transaction_on(
     }
     let mut first = FirstInsert::default();
     let answers = batch::apply_all(&mut tx, backend, ops, now_ms(), &mut first).await?;
+    if let Some(node) = announce.filter(|_| backend == Backend::Postgres) {
+        crate::announce::send(&mut tx, crate::announce::payloads(node, ops)).await?;
+    }
     tx.commit().await?;
     Ok((answers, first))
 }

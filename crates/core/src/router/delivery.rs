@@ -51,6 +51,7 @@ impl Deliver for Delivery {
     async fn deliver(&self, entry: &OutboxEntry) -> Result<Vec<MessageMapping>, BridgeError> {
         let mappings = match entry.direction {
             Direction::ToMatrix => self.deliver_to_matrix(entry).await,
+            Direction::ToRemote if entry.portal.is_lobby() => self.open_direct_chat(entry).await,
             Direction::ToRemote => self.deliver_to_remote(entry).await,
         }?;
         self.recent.record(entry.seq, &mappings);

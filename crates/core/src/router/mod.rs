@@ -28,7 +28,7 @@ use crate::matrix::{AppserviceHandler, GhostProfile, MatrixSide};
 use crate::naming::Namer;
 use crate::queue::{Queues, RetryPolicy};
 use crate::running::RunningAdapters;
-use crate::store::{Direction, NewOutboxEntry, Portal, Store, TxnOutcome};
+use crate::store::{Direction, NewOutboxEntry, Store, TxnOutcome};
 
 use delivery::Delivery;
 
@@ -107,6 +107,34 @@ impl Router {
         Ok(removed)
     }
 
+    /// Delivers only for the tenants this process owns (set once, before
+    /// [`Router::recover`]).
+    pub fn set_ownership(&self, ownership: Arc<dyn crate::shard::Ownership>) {
+        self.inner.queues.set_ownership(ownership);
+    }
+
+    /// Resumes the stored events of a tenant this process just took over.
+    pub async fn recover_tenant(&self, tenant: &TenantId) -> Result<usize, BridgeError> {
+        self.inner.queues.recover_tenant(tenant).await
+    }
+
+    /// Waits (at most `patience`) until no delivery of a tenant this
+    /// process no longer owns is in flight; true if none is.
+    pub async fn drain_tenant(&self, tenant: &TenantId, patience: std::time::Duration) -> bool {
+        self.inner.queues.drain_tenant(tenant, patience).await
+    }
+
+    /// Signals that another process stored entries of a queue.
+    pub fn wake(&self, portal: PortalKey, direction: Direction) {
+        self.inner.queues.wake((portal, direction));
+    }
+
+    /// The portal a room alias of ours (`#localpart:server`) names, if any.
+    pub fn portal_of_alias(&self, alias: &str) -> Option<PortalKey> {
+        let (localpart, server) = alias.strip_prefix('#')?.split_once(':')?;
+        self.namer().portal_of_alias(localpart).filter(|_| server == self.namer().server_name())
+    }
+
     /// Has `observer` learn of every delivery outcome (set once).
     pub fn observe(&self, observer: Arc<dyn crate::observe::DeliveryObserver>) {
         self.inner.queues.observe(observer);
@@ -131,28 +159,20 @@ impl Router {
         user == self.inner.delivery.matrix.bot_user_id() || self.namer().parse_ghost(user).is_some()
     }
 
-    /// A Matrix user invited a ghost into a room that is no portal: when the
-    /// ghost's platform has direct chats, the room becomes their direct chat.
+    /// A Matrix user invited a ghost into a room that is no portal: the
+    /// queue of the ghost's adapter that may turn it into a direct chat
+    /// (delivered where that adapter runs, see [`PortalKey::lobby`]).
     async fn direct_chat_invite(&self, event: &MatrixEvent) -> Result<Option<PortalKey>, BridgeError> {
         let EventBody::Membership { membership: Membership::Invite, .. } = &event.body else { return Ok(None) };
         let Some(ghost) = event.state_key.as_deref().and_then(|s| MatrixUserId::new(s).ok()) else {
             return Ok(None);
         };
-        let Some((kind, tenant, remote)) = self.namer().parse_ghost(&ghost) else { return Ok(None) };
-        if self.inner.delivery.refused_invite(&tenant, event, &ghost).await? {
+        let Some((kind, tenant, _)) = self.namer().parse_ghost(&ghost) else { return Ok(None) };
+        // Only a configured adapter will ever take it off the queue.
+        if self.inner.store.adapter_config(&tenant, &kind).await?.is_none() {
             return Ok(None);
         }
-        let Some(adapter) = self.inner.delivery.adapters.get(&tenant, &kind) else { return Ok(None) };
-        let Some(remote_room) = adapter.direct_room(&remote, &event.sender) else { return Ok(None) };
-        let key = PortalKey::new(tenant, kind, remote_room);
-        // A new DM with the same person replaces the old room.
-        let mut portal = self.inner.store.portal(&key).await?.unwrap_or_else(|| Portal::new(key.clone()));
-        portal.room_id = Some(event.room_id.clone());
-        self.inner.store.upsert_portal(&portal).await?;
-        self.inner.delivery.remember_room(&key, &event.room_id);
-        self.inner.portals_by_room.lock().expect("portal cache poisoned").insert(event.room_id.clone(), key.clone());
-        tracing::info!(portal = %key, room = %event.room_id, "direct chat opened from Matrix");
-        Ok(Some(key))
+        Ok(Some(PortalKey::lobby(tenant, kind)))
     }
 
     async fn portal_of_room(&self, room: &MatrixRoomId) -> Result<Option<PortalKey>, BridgeError> {
@@ -256,10 +276,7 @@ impl AppserviceHandler for Router {
     }
 
     async fn alias_exists(&self, alias: &str) -> bool {
-        let Some((localpart, server)) = alias.strip_prefix('#').and_then(|a| a.split_once(':')) else {
-            return false;
-        };
-        let Some(key) = self.namer().portal_of_alias(localpart).filter(|_| server == self.namer().server_name()) else {
+        let Some(key) = self.portal_of_alias(alias) else {
             return false;
         };
         // Only rooms of an adapter that runs for the tenant get a portal on demand.

@@ -7,7 +7,7 @@ use crate::event::{EventBody, MatrixEvent, MatrixSender, Membership, Message, Ou
 use crate::ids::{MatrixEventId, MatrixUserId, PortalKey, RemoteMessageId, RemoteUserId};
 use crate::router::delivery::Delivery;
 use crate::router::refs::{parse_reaction_identity, reaction_identity};
-use crate::store::{MappingKind, MessageMapping, OutboxEntry};
+use crate::store::{MappingKind, MessageMapping, OutboxEntry, Portal};
 use crate::txn::txn_id;
 
 impl Delivery {
@@ -62,6 +62,38 @@ impl Delivery {
             }
         }
         Ok(mappings)
+    }
+
+    /// A lobby entry: a Matrix user invited a ghost into a room that is no
+    /// portal. When the ghost's platform has a direct chat with that user,
+    /// the room becomes its portal (a new one replaces an older room) and
+    /// the ghost joins; otherwise the invitation is left alone.
+    pub(crate) async fn open_direct_chat(&self, entry: &OutboxEntry) -> Result<Vec<MessageMapping>, BridgeError> {
+        let event: MatrixEvent = serde_json::from_str(&entry.payload)
+            .map_err(|e| BridgeError::permanent(format!("stored Matrix event does not decode: {e}")))?;
+        let lobby = &entry.portal;
+        let Some(ghost) = self.invited_ghost(lobby, &event) else { return Ok(Vec::new()) };
+        let Some((_, _, remote)) = self.namer.parse_ghost(&ghost) else { return Ok(Vec::new()) };
+        if self.refused_invite(&lobby.tenant, &event, &ghost).await? {
+            return Ok(Vec::new());
+        }
+        let Some(adapter) = self.adapters.get(&lobby.tenant, &lobby.kind) else {
+            return Err(BridgeError::transient(format!("adapter {} of {} is not running", lobby.kind, lobby.tenant)));
+        };
+        let Some(remote_room) = adapter.direct_room(&remote, &event.sender) else {
+            tracing::debug!(room = %event.room_id, "invited ghost has no direct chat with the inviter");
+            return Ok(Vec::new());
+        };
+        let key = PortalKey::new(lobby.tenant.clone(), lobby.kind.clone(), remote_room);
+        let mut portal = self.store.portal(&key).await?.unwrap_or_else(|| Portal::new(key.clone()));
+        if portal.room_id.as_ref() != Some(&event.room_id) {
+            portal.room_id = Some(event.room_id.clone());
+            self.store.upsert_portal(&portal).await?;
+            tracing::info!(portal = %key, room = %event.room_id, "direct chat opened from Matrix");
+        }
+        self.remember_room(&key, &event.room_id);
+        self.matrix.ensure_joined(&event.room_id, &ghost).await?;
+        Ok(Vec::new())
     }
 
     /// Delivers an ephemeral Matrix event (typing, receipt, presence) at once.
