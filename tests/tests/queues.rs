@@ -124,3 +124,60 @@ async fn the_sweeper_delivers_entries_nobody_woke() {
     }
     queues.shutdown();
 }
+
+/// Ownership that a test switches on and off.
+struct Switch(std::sync::atomic::AtomicBool);
+
+impl brygga_core::Ownership for Switch {
+    fn owns(&self, _tenant: &TenantId) -> bool {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+async fn delivered_count(recorder: &Recorder, room: &str) -> usize {
+    recorder.delivered.lock().unwrap().get(room).map_or(0, Vec::len)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn only_an_owned_tenant_is_delivered_and_giving_it_up_stops_its_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> =
+        Arc::new(SqlStore::connect(&format!("sqlite://{}/q.db", dir.path().display())).await.unwrap());
+    let fk = TenantId::new("fk").unwrap();
+    store.upsert_tenant(&Tenant::new(fk.clone(), "FK")).await.unwrap();
+    let recorder = Arc::new(Recorder::default());
+    let queues = Queues::new(store.clone(), recorder.clone(), RetryPolicy::default());
+    let switch = Arc::new(Switch(false.into()));
+    queues.set_ownership(switch.clone());
+
+    // Stored while another process owns the tenant: nothing is delivered here.
+    for i in 0..3 {
+        store
+            .enqueue(NewOutboxEntry::new(Direction::ToRemote, portal("a"), format!("a{i}"), "ok".into()))
+            .await
+            .unwrap();
+        queues.stored((portal("a"), Direction::ToRemote));
+    }
+    assert_eq!(queues.recover().await.unwrap(), 1, "one queue has entries");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(delivered_count(&recorder, "a").await, 0);
+    assert_eq!(queues.active(), 0, "no worker runs for a tenant owned elsewhere");
+
+    // Taken over: its stored entries are delivered.
+    switch.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(queues.recover_tenant(&fk).await.unwrap(), 1);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while delivered_count(&recorder, "a").await < 3 {
+        assert!(tokio::time::Instant::now() < deadline, "entries of the taken-over tenant not delivered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Given up: the idle worker exits at once, and later entries wait.
+    switch.0.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert!(queues.drain_tenant(&fk, Duration::from_secs(5)).await, "workers exited");
+    assert_eq!(queues.active(), 0);
+    store.enqueue(NewOutboxEntry::new(Direction::ToRemote, portal("a"), "a3", "ok".into())).await.unwrap();
+    queues.stored((portal("a"), Direction::ToRemote));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(delivered_count(&recorder, "a").await, 3, "not delivered by a process that gave the tenant up");
+}

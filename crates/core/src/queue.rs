@@ -207,11 +207,6 @@ impl Queues {
         Ok(count)
     }
 
-    /// Number of queues of one tenant with a running worker.
-    pub fn active_of(&self, tenant: &TenantId) -> usize {
-        self.inner.workers.lock().expect("queue map poisoned").keys().filter(|(p, _)| &p.tenant == tenant).count()
-    }
-
     /// After this process stopped owning `tenant`: wakes its workers so they
     /// exit, and waits (at most `patience`) until the last delivery in
     /// flight has ended. True if they all exited.
