@@ -154,7 +154,7 @@ async fn a_killed_process_tenants_are_taken_over_without_loss_or_duplicates() {
     let takeover = killed.elapsed();
     println!("takeover after SIGKILL: {:.1} s (lease {LEASE_SECONDS} s)", takeover.as_secs_f64());
     assert!(
-        takeover < Duration::from_secs(LEASE_SECONDS + 6),
+        takeover < Duration::from_secs(LEASE_SECONDS + 10),
         "taken over within the lease time and a round: {takeover:?}"
     );
     assert!(of_a.iter().all(|t| taken[t] == "b"));
