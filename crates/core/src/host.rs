@@ -71,6 +71,7 @@ impl AdapterHost {
         media: Arc<dyn MatrixMedia>,
     ) -> Self {
         let factories = factories.into_iter().map(|f| (f.kind(), f)).collect();
+        let status = router.status_board().clone();
         Self {
             factories,
             running,
@@ -78,7 +79,7 @@ impl AdapterHost {
             router,
             media,
             media_links: None,
-            status: StatusBoard::default(),
+            status,
             lifecycle: tokio::sync::Mutex::new(()),
         }
     }

@@ -25,6 +25,28 @@ pub enum Health {
     BadCredentials,
 }
 
+impl Health {
+    /// The name shown in APIs and state events (as serialised).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Connecting => "connecting",
+            Self::Connected => "connected",
+            Self::TransientError => "transient_error",
+            Self::BadCredentials => "bad_credentials",
+        }
+    }
+}
+
+/// An adapter's health as shown to people: `disabled` when an admin turned
+/// it off, its reported health while it runs, else `stopped`.
+pub fn shown_health(enabled: bool, status: Option<&AdapterStatus>) -> &'static str {
+    match (enabled, status) {
+        (false, _) => "disabled",
+        (true, Some(status)) => status.health.as_str(),
+        (true, None) => "stopped",
+    }
+}
+
 /// The last reported state of one adapter, with the last error.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[non_exhaustive]

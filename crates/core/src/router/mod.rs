@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 
 use crate::adapter::{Ack, AdapterState, InboundSink, PortalDirectory};
+use crate::commands::BotCommands;
 use crate::error::BridgeError;
 use crate::event::{EventBody, InboundEvent, MatrixEvent, Membership};
 use crate::ids::{AdapterKind, MatrixRoomId, MatrixUserId, PortalKey, RemoteRoomId, TenantId};
@@ -28,6 +29,7 @@ use crate::matrix::{AppserviceHandler, GhostProfile, MatrixSide};
 use crate::naming::Namer;
 use crate::queue::{Queues, RetryPolicy};
 use crate::running::RunningAdapters;
+use crate::status::StatusBoard;
 use crate::store::{Direction, NewOutboxEntry, Portal, Store, TxnOutcome};
 
 use delivery::Delivery;
@@ -44,6 +46,8 @@ pub struct Router {
 struct Inner {
     store: Arc<dyn Store>,
     delivery: Arc<Delivery>,
+    commands: BotCommands,
+    status: StatusBoard,
     queues: Queues,
     portals_by_room: Mutex<HashMap<MatrixRoomId, PortalKey>>,
 }
@@ -57,9 +61,17 @@ impl Router {
         adapters: RunningAdapters,
         policy: RetryPolicy,
     ) -> Self {
+        let status = StatusBoard::default();
+        let commands = BotCommands::new(store.clone(), matrix.clone(), adapters.clone(), status.clone(), namer.clone());
         let delivery = Arc::new(Delivery::new(store.clone(), matrix, namer, adapters));
         let queues = Queues::new(store.clone(), delivery.clone(), policy);
-        Self { inner: Arc::new(Inner { store, delivery, queues, portals_by_room: Mutex::new(HashMap::new()) }) }
+        let portals_by_room = Mutex::new(HashMap::new());
+        Self { inner: Arc::new(Inner { store, delivery, commands, status, queues, portals_by_room }) }
+    }
+
+    /// Where the adapters report their health (shown by the bot's `status`).
+    pub fn status_board(&self) -> &StatusBoard {
+        &self.inner.status
     }
 
     /// Resumes delivery of everything stored but undelivered; returns the
@@ -180,7 +192,9 @@ impl AppserviceHandler for Router {
                 None => match self.direct_chat_invite(&event).await? {
                     Some(portal) => portal,
                     None => {
-                        tracing::debug!(room = %event.room_id, kind = event.body.kind_name(), "event outside any portal skipped");
+                        if !self.inner.commands.take(&event).await? {
+                            tracing::debug!(room = %event.room_id, kind = event.body.kind_name(), "event outside any portal skipped");
+                        }
                         continue;
                     }
                 },
