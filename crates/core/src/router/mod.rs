@@ -12,6 +12,7 @@ mod names;
 mod policy;
 mod recent;
 pub mod refs;
+pub mod status_rooms;
 mod to_matrix;
 mod to_remote;
 
@@ -34,6 +35,9 @@ use crate::store::{Direction, NewOutboxEntry, Portal, Store, TxnOutcome};
 
 use delivery::Delivery;
 
+/// New portal rooms, for the bridge status publisher.
+type NewRooms = tokio::sync::mpsc::UnboundedReceiver<(PortalKey, MatrixRoomId)>;
+
 /// How often queues with undelivered entries are woken regardless of signals.
 const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -48,6 +52,9 @@ struct Inner {
     delivery: Arc<Delivery>,
     commands: BotCommands,
     status: StatusBoard,
+    /// The bridge status publisher, until [`Router::recover`] starts it.
+    status_rooms: Mutex<Option<(status_rooms::StatusRooms, NewRooms)>>,
+    stop: tokio_util::sync::CancellationToken,
     queues: Queues,
     portals_by_room: Mutex<HashMap<MatrixRoomId, PortalKey>>,
 }
@@ -63,10 +70,15 @@ impl Router {
     ) -> Self {
         let status = StatusBoard::default();
         let commands = BotCommands::new(store.clone(), matrix.clone(), adapters.clone(), status.clone(), namer.clone());
-        let delivery = Arc::new(Delivery::new(store.clone(), matrix, namer, adapters));
+        let (rooms_tx, rooms_rx) = tokio::sync::mpsc::unbounded_channel();
+        let publisher = status_rooms::StatusRooms::new(store.clone(), matrix.clone(), status.clone());
+        let status_rooms = Mutex::new(Some((publisher, rooms_rx)));
+        let delivery = Arc::new(Delivery::new(store.clone(), matrix, namer, adapters, rooms_tx));
         let queues = Queues::new(store.clone(), delivery.clone(), policy);
         let portals_by_room = Mutex::new(HashMap::new());
-        Self { inner: Arc::new(Inner { store, delivery, commands, status, queues, portals_by_room }) }
+        let stop = tokio_util::sync::CancellationToken::new();
+        let inner = Inner { store, delivery, commands, status, status_rooms, stop, queues, portals_by_room };
+        Self { inner: Arc::new(inner) }
     }
 
     /// Where the adapters report their health (shown by the bot's `status`).
@@ -79,6 +91,9 @@ impl Router {
     pub async fn recover(&self) -> Result<usize, BridgeError> {
         let woken = self.inner.queues.recover().await?;
         self.inner.queues.spawn_sweeper(SWEEP_INTERVAL);
+        if let Some((publisher, new_rooms)) = self.inner.status_rooms.lock().expect("publisher poisoned").take() {
+            tokio::spawn(publisher.run(new_rooms, self.inner.stop.clone()));
+        }
         Ok(woken)
     }
 
@@ -131,6 +146,7 @@ impl Router {
 
     /// Stops delivering after the entries in flight.
     pub fn shutdown(&self) {
+        self.inner.stop.cancel();
         self.inner.queues.shutdown();
     }
 
