@@ -63,12 +63,15 @@ async fn the_bot_answers_commands_and_portal_rooms_carry_the_bridge_status() {
     assert_eq!(connected["protocol"], "loopback");
     assert!(connected["since"].as_i64().is_some(), "{connected}");
 
+    // A room the bot is invited into to become a portal is no management room.
+    let plain = alice.create_room("To be linked", &[BOT]).await;
     // A DM with the bot: it joins and greets; `help` lists the commands again.
     let dm = alice.create_dm(BOT).await;
     let greeting = nth_notice(alice, &dm, 1).await;
     assert!(greeting.contains("status [tenant]") && greeting.contains("link <platform>"), "{greeting}");
     alice.send_text(&dm, "help").await;
     assert_eq!(nth_notice(alice, &dm, 2).await, greeting);
+    assert!(notices(alice, &plain).await.is_empty(), "the bot greeted in a room that is no DM");
     alice.send_text(&dm, "teleport").await;
     assert!(nth_notice(alice, &dm, 3).await.contains("I do not know `teleport`"));
 

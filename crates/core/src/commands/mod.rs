@@ -1,8 +1,9 @@
 //! Bot commands: a Matrix user talks to the bridge bot in a room with it
 //! (a *management room*, usually a DM).
 //!
-//! Inviting the bot into a room that is no portal makes it a management
-//! room of the inviter: the bot joins and greets. The inviter's text
+//! Inviting the bot into a direct chat (a room marked `is_direct`) that is
+//! no portal makes it a management room of the inviter: the bot joins and
+//! greets. The inviter's text
 //! messages there are commands (`help`, `status`, `link`, `unlink`),
 //! answered with notices. Commands run off the transaction path: the
 //! homeserver's 200 never waits for an answer, and a command that fails
@@ -70,7 +71,11 @@ impl BotCommands {
         }
         let target = event.state_key.as_deref();
         match &event.body {
-            EventBody::Membership { membership: Membership::Invite, .. } if target == Some(bot.as_str()) => {
+            // Only a direct chat becomes a management room: a room the bot is
+            // invited into to be linked as a portal is left to that.
+            EventBody::Membership { membership: Membership::Invite, .. }
+                if target == Some(bot.as_str()) && event.direct =>
+            {
                 self.inner.store.put_management_room(&event.room_id, &event.sender).await?;
                 self.remember(&event.room_id, &event.sender);
                 tracing::info!(room = %event.room_id, "the bot was invited into a management room");
