@@ -18,8 +18,8 @@ use tokio::net::TcpListener;
 use crate::stats::Probe;
 
 /// The endpoints the bridge calls, in the order counters are printed.
-pub const ENDPOINTS: [&str; 9] =
-    ["register", "directory", "createRoom", "join", "invite", "profile", "send", "ping", "unknown"];
+pub const ENDPOINTS: [&str; 10] =
+    ["register", "directory", "createRoom", "join", "invite", "profile", "send", "state", "ping", "unknown"];
 
 /// Shared state of the fake homeserver.
 pub struct Homeserver {
@@ -65,6 +65,7 @@ pub async fn start(server_name: &str, nonce: &str) -> anyhow::Result<(String, Ar
         .route(&format!("{c}/rooms/{{room}}/invite"), post(invite))
         .route(&format!("{c}/profile/{{user}}/{{field}}"), put(profile))
         .route(&format!("{c}/rooms/{{room}}/send/{{kind}}/{{txn}}"), put(send))
+        .route(&format!("{c}/rooms/{{room}}/state/{{kind}}/{{key}}"), put(set_state))
         .route("/_matrix/client/v1/appservice/{id}/ping", post(ping))
         .fallback(unknown)
         .with_state(state.clone());
@@ -154,6 +155,13 @@ async fn send(State(hs): Hs, body: Bytes) -> Response {
     hs.count("send");
     let content = serde_json::from_slice::<Content<'_>>(&body).ok();
     hs.probe.received(content.and_then(|c| c.body));
+    let n = hs.next_event.fetch_add(1, Ordering::Relaxed);
+    ok(json!({ "event_id": format!("$bench{n}") }))
+}
+
+/// Room state the bridge sets (a portal's bridge status).
+async fn set_state(State(hs): Hs) -> Response {
+    hs.count("state");
     let n = hs.next_event.fetch_add(1, Ordering::Relaxed);
     ok(json!({ "event_id": format!("$bench{n}") }))
 }

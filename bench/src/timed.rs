@@ -126,6 +126,15 @@ impl Store for TimedStore {
     async fn unlink_account(&self, t: &TenantId, k: &AdapterKind, u: &MatrixUserId) -> StoreResult<bool> {
         self.timings.time("store.unlink_account", self.inner.unlink_account(t, k, u)).await
     }
+    async fn put_management_room(&self, r: &MatrixRoomId, u: &MatrixUserId) -> StoreResult<()> {
+        self.inner.put_management_room(r, u).await
+    }
+    async fn management_room(&self, r: &MatrixRoomId) -> StoreResult<Option<MatrixUserId>> {
+        self.inner.management_room(r).await
+    }
+    async fn remove_management_room(&self, r: &MatrixRoomId) -> StoreResult<bool> {
+        self.inner.remove_management_room(r).await
+    }
     async fn upsert_portal(&self, p: &Portal) -> StoreResult<()> {
         self.timings.time("store.upsert_portal", self.inner.upsert_portal(p)).await
     }
@@ -197,6 +206,9 @@ impl MatrixSide for TimedMatrix {
     }
     async fn ensure_joined(&self, r: &MatrixRoomId, u: &MatrixUserId) -> Result<(), BridgeError> {
         self.timings.time("matrix.ensure_joined", self.inner.ensure_joined(r, u)).await
+    }
+    async fn set_state(&self, r: &MatrixRoomId, t: &str, k: &str, c: &serde_json::Value) -> Result<(), BridgeError> {
+        self.timings.time("matrix.set_state", self.inner.set_state(r, t, k, c)).await
     }
     async fn upload(&self, u: &MatrixUserId, n: &str, m: MediaBytes) -> Result<String, BridgeError> {
         self.timings.time("matrix.upload", self.inner.upload(u, n, m)).await

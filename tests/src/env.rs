@@ -73,7 +73,8 @@ pub struct TestEnv {
 
 /// The tenants every environment has: each with the loopback adapter on its
 /// own network of the same name; tv's platform supports only replies, and
-/// tv federates only with `agency.example` and lets files up to 1 KiB cross.
+/// tv federates only with `agency.example` and lets files up to 1 KiB cross;
+/// alice administers fk through the bridge bot.
 pub const TENANTS: [&str; 2] = ["fk", "tv"];
 
 impl TestEnv {
@@ -88,10 +89,12 @@ impl TestEnv {
             .map(|t| {
                 let caps = if *t == "tv" { ", capabilities: { replies: true }" } else { "" };
                 // tv federates only with agency.example (and its own homeserver).
+                // alice administers fk through the bridge bot.
+                let admins = if *t == "fk" { "\n    matrix_admins: [\"@alice:localhost\"]" } else { "" };
                 let servers =
                     if *t == "tv" { "\n    allowed_servers: [\"agency.example\"]\n    media: { max_bytes: 1024 }" } else { "" };
                 format!(
-                    "  - id: {t}\n    invite: [\"@alice:localhost\"]{servers}\n    adapters:\n      loopback:\n        config: {{ url: \"{}\", network: \"{t}\"{caps} }}\n",
+                    "  - id: {t}\n    invite: [\"@alice:localhost\"]{admins}{servers}\n    adapters:\n      loopback:\n        config: {{ url: \"{}\", network: \"{t}\"{caps} }}\n",
                     remote.url()
                 )
             })

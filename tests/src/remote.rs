@@ -56,6 +56,8 @@ struct Network {
     attempts: u64,
     slow_rooms: HashMap<RemoteRoomId, Duration>,
     failing_sends: u32,
+    /// While set, polls for events answer 503 (the platform is down).
+    down: bool,
     media: BTreeMap<String, Vec<u8>>,
     next_id: u64,
 }
@@ -142,6 +144,12 @@ impl FakeRemote {
         self.with(net, |n| n.failing_sends = count);
     }
 
+    /// Takes the network down (polls answer 503) or brings it back.
+    pub fn set_down(&self, net: &str, down: bool) {
+        self.with(net, |n| n.down = down);
+        self.shared.arrived.notify_waiters();
+    }
+
     /// Waits until `pred` holds for the network, or panics after `timeout`.
     pub async fn wait_for(&self, net: &str, timeout: Duration, what: &str, pred: impl Fn(&[OutboundEvent]) -> bool) {
         let deadline = tokio::time::Instant::now() + timeout;
@@ -173,13 +181,16 @@ async fn events(
     Path(net): Path<String>,
     Query(wait): Query<Wait>,
     State(shared): State<Arc<Shared>>,
-) -> Json<EventPage> {
+) -> Result<Json<EventPage>, (StatusCode, &'static str)> {
     let deadline = tokio::time::Instant::now() + Duration::from_millis(wait.wait_ms.unwrap_or(0).min(5_000));
     loop {
         let arrived = shared.arrived.notified();
         let page = {
             let mut networks = shared.networks.lock().expect("fake remote poisoned");
             let n = networks.entry(net.clone()).or_default();
+            if n.down {
+                return Err((StatusCode::SERVICE_UNAVAILABLE, "the network is down"));
+            }
             let start = n.acked as usize;
             let events: Vec<Envelope> = n.log[start..]
                 .iter()
@@ -190,7 +201,7 @@ async fn events(
             events
         };
         if !page.is_empty() || tokio::time::Instant::now() >= deadline {
-            return Json(EventPage { events: page });
+            return Ok(Json(EventPage { events: page }));
         }
         let _ = tokio::time::timeout_at(deadline, arrived).await;
     }

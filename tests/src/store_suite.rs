@@ -5,6 +5,7 @@
 mod concurrency;
 mod entities;
 mod isolation;
+mod management;
 mod mapping;
 mod outbox;
 
@@ -20,6 +21,7 @@ pub use entities::{
     linked_accounts_link_relink_unlink, portals_by_key_and_room, tenant_crud,
 };
 pub use isolation::{remove_tenant_deletes_every_row, tenants_never_mix};
+pub use management::management_rooms_remember_forget_and_outlive_tenants;
 pub use mapping::{aliases_map_to_the_same_event, message_map_both_ways_ordered_by_part, reactions_keep_their_kind};
 pub use outbox::{
     complete_marks_done_and_stores_mappings, dead_letter_leaves_pending, enqueue_dedupes_even_after_delivery,

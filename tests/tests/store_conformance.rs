@@ -72,4 +72,5 @@ conformance!(
     tenants_never_mix,
     concurrent_enqueues_are_stored_once_in_order,
     pending_never_skips_a_committed_entry,
+    management_rooms_remember_forget_and_outlive_tenants,
 );

@@ -114,6 +114,22 @@ impl Accounts {
         Ok(())
     }
 
+    /// Forgets a Matrix user's linked account (its sealed grant included).
+    /// False when they had none.
+    pub(crate) async fn unlink(&self, user: &MatrixUserId) -> Result<bool, BridgeError> {
+        let slot = user.to_string();
+        let mut slots = self.slots.lock().await;
+        if slots.remove(&slot).is_none() {
+            return Ok(false);
+        }
+        let mut index: Vec<String> = slots.keys().filter(|k| k.as_str() != RELAY).cloned().collect();
+        index.sort();
+        self.state.put(INDEX_KEY, Some(&serde_json::to_string(&index).expect("serialisable"))).await?;
+        self.state.put(&key(&slot), None).await?;
+        self.by_aad.write().expect("accounts poisoned").retain(|_, m| m != user);
+        Ok(true)
+    }
+
     /// The Entra id of a linked Matrix user.
     pub(crate) fn aad_of(&self, user: &str) -> Option<String> {
         invert(&self.by_aad.read().expect("accounts poisoned"), user)

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use brygga_core::{
-    Adapter, AdapterContext, BridgeError, Capabilities, MatrixUserId, OutboundEvent, RemoteMedia, SendReceipt,
-    WebhookRequest, WebhookResponse,
+    AccountCommand, Adapter, AdapterContext, BridgeError, Capabilities, CommandReplies, MatrixUserId, OutboundEvent,
+    RemoteMedia, SendReceipt, WebhookRequest, WebhookResponse,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -139,6 +139,15 @@ impl Adapter for TeamsAdapter {
 
     async fn send(&self, event: &OutboundEvent) -> Result<SendReceipt, BridgeError> {
         crate::outbound::send(&self.shared, event).await
+    }
+
+    /// `link teams` (device code sign-in) and `unlink teams` from the bridge bot.
+    async fn account_command(
+        &self,
+        command: AccountCommand,
+        replies: Arc<dyn CommandReplies>,
+    ) -> Result<(), BridgeError> {
+        crate::commands::run(&self.shared, command, replies).await
     }
 }
 

@@ -9,6 +9,7 @@
 mod accounts;
 mod adapter;
 mod catchup;
+mod commands;
 mod config;
 mod crypto;
 mod echo;
@@ -35,7 +36,7 @@ use std::sync::Arc;
 use brygga_core::{Adapter, AdapterContext, AdapterFactory, AdapterKind, BridgeError, RemoteRoomId};
 
 pub use adapter::TeamsAdapter;
-pub use link::{LinkOutcome, LinkPrompt};
+pub use link::{LinkOutcome, LinkPrompt, Linked};
 
 /// The adapter kind, as used in config, ghost names and portal keys.
 pub const KIND: &str = "teams";

@@ -23,8 +23,18 @@ pub struct LinkPrompt {
     pub expires_in: u64,
 }
 
-/// How a link ended: the linked account's display name, or why it failed.
-pub type LinkOutcome = tokio::task::JoinHandle<Result<String, String>>;
+/// The Teams account a Matrix user linked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Linked {
+    /// Its Entra object id.
+    pub aad: String,
+    /// Its display name.
+    pub display_name: String,
+}
+
+/// How a link ended: the linked account, or why it failed.
+pub type LinkOutcome = tokio::task::JoinHandle<Result<Linked, String>>;
 
 /// Starts the device code flow for `user`; the handle ends when they signed
 /// in (and the link is stored), declined, or the code expired.
@@ -52,10 +62,10 @@ pub(crate) async fn start(shared: &Arc<Shared>, user: MatrixUserId) -> Result<(L
         if aad.is_empty() {
             return Err("Graph did not say who signed in".to_owned());
         }
-        let name = me.body.get("displayName").and_then(Value::as_str).unwrap_or(&aad).to_owned();
+        let display_name = me.body.get("displayName").and_then(Value::as_str).unwrap_or(&aad).to_owned();
         shared.accounts.link(&user, &aad, tokens).await.map_err(|e| e.to_string())?;
         tracing::info!(tenant = %shared.tenant, "a Matrix user linked their Teams account");
-        Ok(name)
+        Ok(Linked { aad, display_name })
     });
     Ok((prompt, outcome))
 }

@@ -211,6 +211,9 @@ pub struct TenantSeed {
     /// Matrix servers the tenant's portals may federate with.
     #[serde(default)]
     pub allowed_servers: Vec<String>,
+    /// Matrix users who administer the tenant through the bridge bot.
+    #[serde(default)]
+    pub matrix_admins: Vec<MatrixUserId>,
     /// Days to keep bridged content.
     #[serde(default)]
     pub retention_days: Option<u32>,

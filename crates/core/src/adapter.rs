@@ -11,6 +11,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::account::{AccountCommand, CommandReplies};
 use crate::error::BridgeError;
 use crate::event::{InboundEvent, OutboundEvent, Presence, SendReceipt};
 use crate::ids::{AdapterKind, MatrixUserId, RemoteRoomId, RemoteUserId, TenantId};
@@ -289,6 +290,18 @@ pub trait Adapter: Send + Sync {
     /// Remote media access, when the platform has files.
     fn media(&self) -> Option<&dyn RemoteMedia> {
         None
+    }
+
+    /// Carries out a Matrix user's account command (link, unlink), answering
+    /// through `replies`; may keep answering after it returns. Platforms
+    /// without account linking say so.
+    async fn account_command(
+        &self,
+        _command: AccountCommand,
+        replies: Arc<dyn CommandReplies>,
+    ) -> Result<(), BridgeError> {
+        replies.notice("This platform has no account linking: your messages are bridged under your Matrix name.").await;
+        Ok(())
     }
 
     /// Answers an HTTP request the platform made to the bridge for this

@@ -297,6 +297,9 @@ pub struct MatrixEvent {
     /// For membership events: whose membership changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state_key: Option<String>,
+    /// For invites: the inviter marked the room as a direct chat (`is_direct`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub direct: bool,
     /// What happened.
     pub body: EventBody<MatrixEventId>,
 }

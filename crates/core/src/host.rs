@@ -73,6 +73,7 @@ impl AdapterHost {
         media: Arc<dyn MatrixMedia>,
     ) -> Self {
         let factories = factories.into_iter().map(|f| (f.kind(), f)).collect();
+        let status = router.status_board().clone();
         Self {
             factories,
             running,
@@ -80,7 +81,7 @@ impl AdapterHost {
             router,
             media,
             media_links: None,
-            status: StatusBoard::default(),
+            status,
             ownership: Arc::new(OwnsAll),
             lifecycle: tokio::sync::Mutex::new(()),
         }

@@ -4,8 +4,10 @@
 //! contracts, ghost naming, degradation rules, per-portal ordered queues and
 //! the router that moves events between the two sides.
 
+pub mod account;
 pub mod adapter;
 pub mod backoff;
+pub mod commands;
 pub mod degrade;
 pub mod error;
 pub mod event;
@@ -23,6 +25,7 @@ pub mod store;
 pub mod txn;
 pub mod webhook;
 
+pub use account::{AccountCommand, CommandReplies};
 pub use adapter::{
     Ack, Adapter, AdapterContext, AdapterFactory, AdapterState, Capabilities, InboundSink, MatrixMedia, MediaBytes,
     MediaLinks, MemoryState, NoPortals, PortalDirectory, RemoteMedia, push_until_stored,
@@ -38,7 +41,7 @@ pub use ids::{
     AdapterKind, MatrixEventId, MatrixRoomId, MatrixUserId, PortalKey, RemoteMessageId, RemoteRoomId, RemoteUserId,
     TenantId,
 };
-pub use matrix::{AppserviceHandler, BridgeInfo, DirectRoom, GhostProfile, MatrixSide, RoomSpec};
+pub use matrix::{AppserviceHandler, BridgeInfo, DirectRoom, GhostProfile, MatrixSide, RoomSpec, bridge_state_key};
 pub use observe::DeliveryObserver;
 pub use queue::{Queues, RetryPolicy};
 pub use router::Router;

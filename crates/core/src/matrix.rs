@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::adapter::MediaBytes;
 use crate::error::BridgeError;
 use crate::event::{EventBody, MatrixEvent};
-use crate::ids::{AdapterKind, MatrixEventId, MatrixRoomId, MatrixUserId, RemoteRoomId, TenantId};
+use crate::ids::{AdapterKind, MatrixEventId, MatrixRoomId, MatrixUserId, PortalKey, RemoteRoomId, TenantId};
 
 /// Profile to set on a ghost.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,6 +31,21 @@ pub struct BridgeInfo {
     pub room: RemoteRoomId,
     /// The remote room's name.
     pub room_name: Option<String>,
+}
+
+impl BridgeInfo {
+    /// The state key of the portal's bridge state events (`m.bridge` and
+    /// the bridge status): `kind/tenant/room`, each part with `%` and `/`
+    /// escaped so the parts stay apart.
+    pub fn state_key(&self) -> String {
+        bridge_state_key(&PortalKey::new(self.tenant.clone(), self.kind.clone(), self.room.clone()))
+    }
+}
+
+/// The state key of a portal's bridge state events (see [`BridgeInfo::state_key`]).
+pub fn bridge_state_key(portal: &PortalKey) -> String {
+    let escape = |part: &str| part.replace('%', "%25").replace('/', "%2F");
+    format!("{}/{}/{}", escape(portal.kind.as_str()), escape(portal.tenant.as_str()), escape(portal.room.as_str()))
 }
 
 /// The two sides of a direct chat's Matrix room.
@@ -96,6 +111,16 @@ pub trait MatrixSide: Send + Sync {
 
     /// Uploads media as `user`; returns the `mxc://` URI.
     async fn upload(&self, user: &MatrixUserId, name: &str, media: MediaBytes) -> Result<String, BridgeError>;
+
+    /// Sets a state event of a room as the bridge bot (e.g. the bridge
+    /// status of a portal). Idempotent: the same content twice is harmless.
+    async fn set_state(
+        &self,
+        room: &MatrixRoomId,
+        event_type: &str,
+        state_key: &str,
+        content: &serde_json::Value,
+    ) -> Result<(), BridgeError>;
 
     /// Sends an event as `user` with a deterministic transaction id. Returns
     /// the event id, or `None` for events that create none (typing,

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
+use tokio::sync::watch;
 
 use crate::ids::{AdapterKind, TenantId};
 
@@ -23,6 +24,28 @@ pub enum Health {
     /// The platform refused the credentials (revoked, expired, wrong): an
     /// admin must fix the tenant's adapter config.
     BadCredentials,
+}
+
+impl Health {
+    /// The name shown in APIs and state events (as serialised).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Connecting => "connecting",
+            Self::Connected => "connected",
+            Self::TransientError => "transient_error",
+            Self::BadCredentials => "bad_credentials",
+        }
+    }
+}
+
+/// An adapter's health as shown to people: `disabled` when an admin turned
+/// it off, its reported health while it runs, else `stopped`.
+pub fn shown_health(enabled: bool, status: Option<&AdapterStatus>) -> &'static str {
+    match (enabled, status) {
+        (false, _) => "disabled",
+        (true, Some(status)) => status.health.as_str(),
+        (true, None) => "stopped",
+    }
 }
 
 /// The last reported state of one adapter, with the last error.
@@ -57,15 +80,31 @@ impl StatusReporter for NoStatus {
     fn report(&self, _health: Health, _message: Option<&str>) {}
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
 }
 
 /// The statuses of every adapter of every tenant.
-#[derive(Clone, Default)]
-pub struct StatusBoard(Arc<Mutex<BTreeMap<(TenantId, AdapterKind), AdapterStatus>>>);
+#[derive(Clone)]
+pub struct StatusBoard(Arc<Mutex<BTreeMap<(TenantId, AdapterKind), AdapterStatus>>>, Arc<watch::Sender<u64>>);
+
+impl Default for StatusBoard {
+    fn default() -> Self {
+        Self(Arc::default(), Arc::new(watch::Sender::new(0)))
+    }
+}
 
 impl StatusBoard {
+    /// Changes whenever an adapter's health or last error message changes
+    /// (or it is cleared); not on repeated reports of the same.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.1.subscribe()
+    }
+
+    fn changed(&self) {
+        self.1.send_modify(|version| *version = version.wrapping_add(1));
+    }
+
     /// The reporter of one adapter of one tenant.
     pub fn reporter(&self, tenant: TenantId, kind: AdapterKind) -> Arc<dyn StatusReporter> {
         Arc::new(BoardReporter { board: self.clone(), key: (tenant, kind) })
@@ -84,7 +123,10 @@ impl StatusBoard {
 
     /// Forgets an adapter's status (it was stopped).
     pub fn clear(&self, tenant: &TenantId, kind: &AdapterKind) {
-        self.0.lock().expect("status board poisoned").remove(&(tenant.clone(), kind.clone()));
+        let removed = self.0.lock().expect("status board poisoned").remove(&(tenant.clone(), kind.clone()));
+        if removed.is_some() {
+            self.changed();
+        }
     }
 
     fn set(&self, key: &(TenantId, AdapterKind), health: Health, message: Option<&str>) {
@@ -104,8 +146,15 @@ impl StatusBoard {
                 now
             }
         };
-        let throttled = before.map_or(0, |b| b.throttled);
-        board.insert(key.clone(), AdapterStatus { health, since, last_error, last_error_at, throttled });
+        let throttled = before.as_ref().map_or(0, |b| b.throttled);
+        let status = AdapterStatus { health, since, last_error, last_error_at, throttled };
+        // The same error again is no news (a retrying adapter repeats it).
+        let changed = before.is_none_or(|b| (b.health, &b.last_error) != (health, &status.last_error));
+        board.insert(key.clone(), status);
+        drop(board);
+        if changed {
+            self.changed();
+        }
     }
 
     fn count_throttling(&self, key: &(TenantId, AdapterKind)) {
@@ -160,5 +209,24 @@ mod tests {
         assert_eq!(board.get(&fk, &xmpp).unwrap().throttled, 2, "throttling is counted across reports");
         board.clear(&fk, &xmpp);
         assert_eq!(board.all().len(), 0);
+    }
+
+    #[test]
+    fn changes_are_signalled_only_when_health_or_error_change() {
+        let board = StatusBoard::default();
+        let mut changes = board.changes();
+        let (fk, xmpp) = (TenantId::new("fk").unwrap(), AdapterKind::new("xmpp").unwrap());
+        let reporter = board.reporter(fk.clone(), xmpp.clone());
+        reporter.report(Health::Connected, None);
+        assert!(changes.has_changed().unwrap(), "a first report is a change");
+        changes.mark_unchanged();
+        reporter.report(Health::Connected, None);
+        reporter.throttled();
+        assert!(!changes.has_changed().unwrap(), "the same health again is no change");
+        reporter.report(Health::TransientError, Some("down"));
+        assert!(changes.has_changed().unwrap());
+        changes.mark_unchanged();
+        board.clear(&fk, &xmpp);
+        assert!(changes.has_changed().unwrap(), "a stopped adapter is a change");
     }
 }

@@ -25,6 +25,9 @@ pub struct TenantSettings {
     pub retention_days: Option<u32>,
     /// Which files may cross.
     pub media: MediaPolicy,
+    /// Matrix users who administer the tenant through the bridge bot
+    /// (e.g. its `status` command).
+    pub matrix_admins: Vec<MatrixUserId>,
 }
 
 /// Which files may cross for a tenant, either way.
@@ -426,6 +429,15 @@ pub trait Store: Send + Sync {
     async fn linked_accounts(&self, tenant: &TenantId, user: &MatrixUserId) -> StoreResult<Vec<LinkedAccount>>;
     /// Removes a link. Returns false if there was none.
     async fn unlink_account(&self, tenant: &TenantId, kind: &AdapterKind, user: &MatrixUserId) -> StoreResult<bool>;
+
+    /// Remembers `room` as a management room (a room with the bridge bot
+    /// where `user` gives commands). Bridge-wide, not per tenant: the bot
+    /// serves every tenant. Replaces the room's previous user.
+    async fn put_management_room(&self, room: &MatrixRoomId, user: &MatrixUserId) -> StoreResult<()>;
+    /// The user a management room belongs to.
+    async fn management_room(&self, room: &MatrixRoomId) -> StoreResult<Option<MatrixUserId>>;
+    /// Forgets a management room. Returns false if it was none.
+    async fn remove_management_room(&self, room: &MatrixRoomId) -> StoreResult<bool>;
 
     /// Creates or updates a portal. The tenant must exist.
     async fn upsert_portal(&self, portal: &Portal) -> StoreResult<()>;

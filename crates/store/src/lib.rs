@@ -22,6 +22,7 @@ mod checkpoint;
 mod codec;
 mod connect;
 mod feed;
+mod management;
 mod ops;
 mod options;
 mod reads;

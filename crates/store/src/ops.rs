@@ -43,6 +43,11 @@ pub(crate) enum Op {
         kind: AdapterKind,
         user: MatrixUserId,
     },
+    PutManagementRoom {
+        room: brygga_core::MatrixRoomId,
+        user: MatrixUserId,
+    },
+    RemoveManagementRoom(brygga_core::MatrixRoomId),
     UpsertPortal(brygga_core::Portal),
     RemovePortal(brygga_core::PortalKey),
     PutState {
@@ -116,6 +121,8 @@ pub(crate) async fn apply(
         Op::UpsertGhost(ghost) => write_entities::upsert_ghost(conn, ghost, now).await,
         Op::LinkAccount(account) => write_entities::link_account(conn, account, now).await,
         Op::UnlinkAccount { tenant, kind, user } => write_entities::unlink_account(conn, tenant, kind, user).await,
+        Op::PutManagementRoom { room, user } => crate::management::put(conn, room, user, now).await,
+        Op::RemoveManagementRoom(room) => crate::management::remove(conn, room).await,
         Op::UpsertPortal(portal) => write_entities::upsert_portal(conn, portal, now).await,
         Op::RemovePortal(key) => write_entities::remove_portal(conn, key).await,
         Op::PutState { tenant, kind, key, value } => {
@@ -148,6 +155,8 @@ pub(crate) fn op_name(op: &Op) -> &'static str {
         Op::UpsertGhost(_) => "upsert ghost",
         Op::LinkAccount(_) => "link account",
         Op::UnlinkAccount { .. } => "unlink account",
+        Op::PutManagementRoom { .. } => "put management room",
+        Op::RemoveManagementRoom(_) => "remove management room",
         Op::UpsertPortal(_) => "upsert portal",
         Op::RemovePortal(_) => "remove portal",
         Op::PutState { .. } => "put adapter state",

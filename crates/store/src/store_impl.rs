@@ -172,6 +172,18 @@ impl Store for SqlStore {
         self.write_unit(op).await
     }
 
+    async fn put_management_room(&self, room: &MatrixRoomId, user: &MatrixUserId) -> StoreResult<()> {
+        self.write_unit(Op::PutManagementRoom { room: room.clone(), user: user.clone() }).await
+    }
+
+    async fn management_room(&self, room: &MatrixRoomId) -> StoreResult<Option<MatrixUserId>> {
+        crate::management::get(self.read_pool(), room).await
+    }
+
+    async fn remove_management_room(&self, room: &MatrixRoomId) -> StoreResult<bool> {
+        self.write_flag(Op::RemoveManagementRoom(room.clone())).await
+    }
+
     async fn portal_by_room(&self, room: &MatrixRoomId) -> StoreResult<Option<Portal>> {
         reads::portal_by_room(self.read_pool(), room).await
     }

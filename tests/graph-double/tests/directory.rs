@@ -26,6 +26,14 @@ async fn members_users_teams_and_chats() {
     assert_eq!(user["displayName"], "Bob Berg");
     let (status, missing) = app.get("/users/00000000-0000-0000-0000-000000000000").await;
     assert_eq!((status, missing["error"]["code"].as_str()), (404, Some("Request_ResourceNotFound")));
+    // `/me` is the signed-in user of a delegated token; app-only tokens have none.
+    let (status, refused) = app.get("/me").await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (400, Some("BadRequest")), "{refused}");
+    let bob = Client::new(&graph, graph.delegated_token(&w.bob));
+    let (status, me) = bob.get("/me").await;
+    assert_eq!(status, 200, "{me}");
+    assert_valid("User", &me);
+    assert_eq!((me["id"].as_str(), me["displayName"].as_str()), (Some(w.bob.id.as_str()), Some("Bob Berg")));
 
     let (status, team) = app.get(&format!("/teams/{}", w.team)).await;
     assert_eq!(status, 200);

@@ -19,6 +19,7 @@ pub async fn tenant_crud(store: Arc<dyn Store>) {
     settings.invite = vec![mxid("@admin:fk.se")];
     settings.allowed_servers = vec!["fk.se".into(), "trafikverket.se".into()];
     settings.retention_days = Some(90);
+    settings.matrix_admins = vec![mxid("@boss:fk.se")];
     let mut fk = Tenant::new(tid("fk"), "Försäkringskassan");
     fk.settings = settings;
     fk.suspended = true;

@@ -23,6 +23,7 @@ pub(crate) fn view(tenant: &Tenant) -> Value {
         "allowed_servers": tenant.settings.allowed_servers,
         "retention_days": tenant.settings.retention_days,
         "media": tenant.settings.media,
+        "matrix_admins": tenant.settings.matrix_admins,
     })
 }
 
@@ -55,6 +56,8 @@ pub(crate) struct NewTenant {
     allowed_servers: Vec<String>,
     #[serde(default)]
     media: brygga_core::MediaPolicy,
+    #[serde(default)]
+    matrix_admins: Vec<String>,
 }
 
 pub(crate) async fn create(
@@ -68,15 +71,18 @@ pub(crate) async fn create(
     if state.store.tenant(&id).await?.is_some() {
         return Err(ApiError::conflict(format!("tenant {id} already exists")));
     }
-    let invite = body
-        .invite
-        .into_iter()
-        .map(|u| MatrixUserId::new(u).map_err(|e| ApiError::bad_request(format!("invite: {e}"))))
-        .collect::<Result<Vec<_>, _>>()?;
+    let users = |list: Vec<String>, key: &str| {
+        list.into_iter()
+            .map(|u| MatrixUserId::new(u).map_err(|e| ApiError::bad_request(format!("{key}: {e}"))))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let invite = users(body.invite, "invite")?;
+    let matrix_admins = users(body.matrix_admins, "matrix_admins")?;
     let mut tenant = Tenant::new(id.clone(), body.display_name.unwrap_or_else(|| id.to_string()));
     tenant.settings.invite = invite;
     tenant.settings.allowed_servers = body.allowed_servers;
     tenant.settings.media = body.media;
+    tenant.settings.matrix_admins = matrix_admins;
     state.store.upsert_tenant(&tenant).await?;
     tracing::info!(tenant = %id, "tenant created through the API");
     Ok((StatusCode::CREATED, Json(view(&tenant))))

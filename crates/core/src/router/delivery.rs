@@ -44,6 +44,8 @@ pub(crate) struct Delivery {
     pub(crate) names: DisplayNames,
     /// Tenants' media policies, as last read.
     pub(crate) media_policies: super::policy::MediaPolicies,
+    /// Portal rooms made or learnt, for their bridge status.
+    new_rooms: tokio::sync::mpsc::UnboundedSender<(PortalKey, MatrixRoomId)>,
 }
 
 #[async_trait]
@@ -69,8 +71,10 @@ impl Delivery {
         matrix: Arc<dyn MatrixSide>,
         namer: Namer,
         adapters: RunningAdapters,
+        new_rooms: tokio::sync::mpsc::UnboundedSender<(PortalKey, MatrixRoomId)>,
     ) -> Self {
         Self {
+            new_rooms,
             store,
             matrix,
             namer,
@@ -98,6 +102,8 @@ impl Delivery {
     /// Records the portal's Matrix room (a direct chat opened from Matrix).
     pub(crate) fn remember_room(&self, key: &PortalKey, room: &MatrixRoomId) {
         self.rooms.lock().expect("room cache poisoned").insert(key.clone(), room.clone());
+        // Nobody listens before the router recovered: the first sweep covers the room.
+        let _ = self.new_rooms.send((key.clone(), room.clone()));
     }
 
     /// Forgets the portal's Matrix room (it was unlinked).
@@ -139,7 +145,7 @@ impl Delivery {
         }
         self.store.upsert_portal(&portal).await?;
         tracing::info!(portal = %key, room = %room, "portal room ready");
-        self.rooms.lock().expect("room cache poisoned").insert(key.clone(), room.clone());
+        self.remember_room(key, &room);
         Ok(room)
     }
 

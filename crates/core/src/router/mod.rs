@@ -12,6 +12,7 @@ mod names;
 mod policy;
 mod recent;
 pub mod refs;
+pub mod status_rooms;
 mod to_matrix;
 mod to_remote;
 
@@ -21,6 +22,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 
 use crate::adapter::{Ack, AdapterState, InboundSink, PortalDirectory};
+use crate::commands::BotCommands;
 use crate::error::BridgeError;
 use crate::event::{EventBody, InboundEvent, MatrixEvent, Membership};
 use crate::ids::{AdapterKind, MatrixRoomId, MatrixUserId, PortalKey, RemoteRoomId, TenantId};
@@ -28,9 +30,13 @@ use crate::matrix::{AppserviceHandler, GhostProfile, MatrixSide};
 use crate::naming::Namer;
 use crate::queue::{Queues, RetryPolicy};
 use crate::running::RunningAdapters;
+use crate::status::StatusBoard;
 use crate::store::{Direction, NewOutboxEntry, Store, TxnOutcome};
 
 use delivery::Delivery;
+
+/// New portal rooms, for the bridge status publisher.
+type NewRooms = tokio::sync::mpsc::UnboundedReceiver<(PortalKey, MatrixRoomId)>;
 
 /// How often queues with undelivered entries are woken regardless of signals.
 const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
@@ -44,6 +50,11 @@ pub struct Router {
 struct Inner {
     store: Arc<dyn Store>,
     delivery: Arc<Delivery>,
+    commands: BotCommands,
+    status: StatusBoard,
+    /// The bridge status publisher, until [`Router::recover`] starts it.
+    status_rooms: Mutex<Option<(status_rooms::StatusRooms, NewRooms)>>,
+    stop: tokio_util::sync::CancellationToken,
     queues: Queues,
     portals_by_room: Mutex<HashMap<MatrixRoomId, PortalKey>>,
 }
@@ -57,9 +68,22 @@ impl Router {
         adapters: RunningAdapters,
         policy: RetryPolicy,
     ) -> Self {
-        let delivery = Arc::new(Delivery::new(store.clone(), matrix, namer, adapters));
+        let status = StatusBoard::default();
+        let commands = BotCommands::new(store.clone(), matrix.clone(), adapters.clone(), status.clone(), namer.clone());
+        let (rooms_tx, rooms_rx) = tokio::sync::mpsc::unbounded_channel();
+        let publisher = status_rooms::StatusRooms::new(store.clone(), matrix.clone(), status.clone());
+        let status_rooms = Mutex::new(Some((publisher, rooms_rx)));
+        let delivery = Arc::new(Delivery::new(store.clone(), matrix, namer, adapters, rooms_tx));
         let queues = Queues::new(store.clone(), delivery.clone(), policy);
-        Self { inner: Arc::new(Inner { store, delivery, queues, portals_by_room: Mutex::new(HashMap::new()) }) }
+        let portals_by_room = Mutex::new(HashMap::new());
+        let stop = tokio_util::sync::CancellationToken::new();
+        let inner = Inner { store, delivery, commands, status, status_rooms, stop, queues, portals_by_room };
+        Self { inner: Arc::new(inner) }
+    }
+
+    /// Where the adapters report their health (shown by the bot's `status`).
+    pub fn status_board(&self) -> &StatusBoard {
+        &self.inner.status
     }
 
     /// Resumes delivery of everything stored but undelivered; returns the
@@ -67,6 +91,9 @@ impl Router {
     pub async fn recover(&self) -> Result<usize, BridgeError> {
         let woken = self.inner.queues.recover().await?;
         self.inner.queues.spawn_sweeper(SWEEP_INTERVAL);
+        if let Some((publisher, new_rooms)) = self.inner.status_rooms.lock().expect("publisher poisoned").take() {
+            tokio::spawn(publisher.run(new_rooms, self.inner.stop.clone()));
+        }
         Ok(woken)
     }
 
@@ -147,6 +174,7 @@ impl Router {
 
     /// Stops delivering after the entries in flight.
     pub fn shutdown(&self) {
+        self.inner.stop.cancel();
         self.inner.queues.shutdown();
     }
 
@@ -200,7 +228,9 @@ impl AppserviceHandler for Router {
                 None => match self.direct_chat_invite(&event).await? {
                     Some(portal) => portal,
                     None => {
-                        tracing::debug!(room = %event.room_id, kind = event.body.kind_name(), "event outside any portal skipped");
+                        if !self.inner.commands.take(&event).await? {
+                            tracing::debug!(room = %event.room_id, kind = event.body.kind_name(), "event outside any portal skipped");
+                        }
                         continue;
                     }
                 },

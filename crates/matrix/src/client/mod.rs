@@ -8,6 +8,7 @@ mod media;
 mod members;
 mod rooms;
 mod send;
+mod state;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -200,6 +201,16 @@ impl MatrixSide for MatrixClient {
 
     async fn upload(&self, user: &MatrixUserId, name: &str, media: MediaBytes) -> Result<String, BridgeError> {
         self.upload_as(user, name, media).await
+    }
+
+    async fn set_state(
+        &self,
+        room: &MatrixRoomId,
+        event_type: &str,
+        state_key: &str,
+        content: &serde_json::Value,
+    ) -> Result<(), BridgeError> {
+        self.put_state(room, event_type, state_key, content).await
     }
 
     async fn send(

@@ -168,11 +168,6 @@ fn to_core_room(room: OwnedRoomId) -> Result<MatrixRoomId, BridgeError> {
     MatrixRoomId::new(room.as_str()).map_err(|_| BridgeError::permanent("homeserver returned an invalid room id"))
 }
 
-/// `/` separates the state key's parts, so it is escaped inside them.
-fn escape_part(part: &str) -> String {
-    part.replace('%', "%25").replace('/', "%2F")
-}
-
 /// A readable protocol name for the kinds the bridge ships.
 fn protocol_name(kind: &str) -> &str {
     match kind {
@@ -185,12 +180,7 @@ fn protocol_name(kind: &str) -> &str {
 
 /// MSC2346 bridge info under both its stable and legacy event types.
 fn bridge_state(info: &BridgeInfo, bot: &MatrixUserId) -> Result<Vec<Raw<AnyInitialStateEvent>>, serde_json::Error> {
-    let state_key = format!(
-        "{}/{}/{}",
-        escape_part(info.kind.as_str()),
-        escape_part(info.tenant.as_str()),
-        escape_part(info.room.as_str())
-    );
+    let state_key = info.state_key();
     let mut channel = json!({ "id": info.room.as_str() });
     if let Some(name) = &info.room_name {
         channel["displayname"] = json!(name);

@@ -76,7 +76,15 @@ impl EphemeralState {
         ts: i64,
         body: EventBody<MatrixEventId>,
     ) -> MatrixEvent {
-        MatrixEvent { room_id, event_id: self.synthetic_id(), sender, origin_server_ts: ts, state_key: None, body }
+        MatrixEvent {
+            room_id,
+            event_id: self.synthetic_id(),
+            sender,
+            origin_server_ts: ts,
+            state_key: None,
+            direct: false,
+            body,
+        }
     }
 
     fn typing(&self, envelope: &Envelope<'_>, out: &mut Vec<MatrixEvent>) -> Result<(), &'static str> {

@@ -80,8 +80,18 @@ fn convert(envelope: &Envelope<'_>) -> Converted {
         sender: MatrixUserId::new(envelope.sender.clone().ok_or("missing sender")?).map_err(|_| "invalid sender")?,
         origin_server_ts: envelope.origin_server_ts,
         state_key: envelope.state_key.clone(),
+        direct: envelope.kind == "m.room.member" && is_direct(content),
         body,
     }))
+}
+
+/// Whether member content marks the room as a direct chat.
+fn is_direct(content: &RawValue) -> bool {
+    #[derive(Deserialize)]
+    struct Direct {
+        is_direct: Option<bool>,
+    }
+    serde_json::from_str::<Direct>(content.get()).ok().and_then(|d| d.is_direct).unwrap_or(false)
 }
 
 /// A name or topic change; a missing or non-text value clears it.

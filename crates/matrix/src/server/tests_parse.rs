@@ -154,6 +154,9 @@ fn member(sender: &str, state_key: &str, content: Value) -> Option<MatrixEvent> 
 fn membership_changes() {
     let join = member("@a:hs", "@a:hs", json!({"membership": "join", "displayname": "Anna"})).unwrap();
     assert_eq!(join.state_key.as_deref(), Some("@a:hs"));
+    assert!(!join.direct);
+    let dm = member("@a:hs", "@bot:hs", json!({"membership": "invite", "is_direct": true})).unwrap();
+    assert!(dm.direct, "an invite into a direct chat says so");
     assert_eq!(
         join.body,
         EventBody::Membership { membership: Membership::Join, display_name: Some("Anna".into()), reason: None }

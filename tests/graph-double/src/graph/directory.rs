@@ -76,21 +76,47 @@ pub async fn user(
                 ),
             )
         })?;
-        let (given, surname) = u.public.display_name.split_once(' ').unwrap_or((&u.public.display_name, ""));
-        Ok(Json(json!({
-            "@odata.context": format!("{base}/$metadata#users/$entity"),
-            "businessPhones": [],
-            "displayName": u.public.display_name,
-            "givenName": given,
-            "jobTitle": null,
-            "mail": u.public.user_principal_name,
-            "mobilePhone": null,
-            "officeLocation": null,
-            "preferredLanguage": "en-US",
-            "surname": surname,
-            "userPrincipalName": u.public.user_principal_name,
-            "id": u.public.id,
-        })))
+        Ok(Json(user_entity(&base, &u.public)))
+    })
+}
+
+/// `GET /me`: the signed-in user of a delegated token (app-only tokens are refused, as by Graph).
+pub async fn me(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Result<Json<Value>, GraphError> {
+    let caller = s.caller(&headers)?;
+    let Some(user) = caller.user().map(str::to_owned) else {
+        return Err(GraphError::bad_request("/me request is only valid with delegated authentication flow."));
+    };
+    caller.require(&[], &["User.Read", "User.ReadBasic.All", "User.Read.All"])?;
+    let base = s.graph_base();
+    s.with(|w| {
+        let t = w.tenant(caller.tenant())?;
+        let u = t.users.get(&user).ok_or_else(|| {
+            GraphError::new(
+                axum::http::StatusCode::NOT_FOUND,
+                "Request_ResourceNotFound",
+                "The signed-in user is gone.",
+            )
+        })?;
+        Ok(Json(user_entity(&base, &u.public)))
+    })
+}
+
+/// A `microsoft.graph.user` with the default property set.
+fn user_entity(base: &str, u: &crate::model::TestUser) -> Value {
+    let (given, surname) = u.display_name.split_once(' ').unwrap_or((&u.display_name, ""));
+    json!({
+        "@odata.context": format!("{base}/$metadata#users/$entity"),
+        "businessPhones": [],
+        "displayName": u.display_name,
+        "givenName": given,
+        "jobTitle": null,
+        "mail": u.user_principal_name,
+        "mobilePhone": null,
+        "officeLocation": null,
+        "preferredLanguage": "en-US",
+        "surname": surname,
+        "userPrincipalName": u.user_principal_name,
+        "id": u.id,
     })
 }
 

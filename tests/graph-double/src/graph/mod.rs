@@ -88,6 +88,7 @@ pub fn router() -> Router<Arc<Shared>> {
         .route("/v1.0/teams/{team}/channels/{channel}/members", get(directory::members))
         .route("/v1.0/chats/{chat}/members", get(directory::members))
         .route("/v1.0/users/{user}", get(directory::user))
+        .route("/v1.0/me", get(directory::me))
         .route("/v1.0/communications/getPresencesByUserId", post(directory::presences))
         .route("/v1.0/subscriptions", get(subscriptions::list).post(subscriptions::create))
         .route(
