@@ -15,6 +15,7 @@ use brygga_e2e::bridge::{BridgeProcess, BridgeSetup};
 use brygga_e2e::env::events::text;
 use brygga_e2e::env::{Backend, TestEnv, start_synapse};
 use brygga_e2e::front::Front;
+use brygga_e2e::matrix_user::enc;
 use brygga_e2e::remote::FakeRemote;
 use brygga_harness::TempDir;
 use brygga_harness::ports;
@@ -48,6 +49,28 @@ async fn wait_owners(
         assert!(Instant::now() < deadline, "timed out waiting for {what}; leases: {now:?}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Shows both processes' logs when the test fails.
+struct LogsOnFailure(Vec<std::path::PathBuf>);
+
+impl Drop for LogsOnFailure {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for log in &self.0 {
+                eprintln!("---- {} ----\n{}", log.display(), brygga_harness::tail(log, 2000));
+            }
+        }
+    }
+}
+
+/// The bot's notices in a room's timeline.
+fn notices(timeline: &[serde_json::Value]) -> Vec<String> {
+    timeline
+        .iter()
+        .filter(|e| e["content"]["msgtype"] == "m.notice")
+        .filter_map(|e| e["content"]["body"].as_str().map(str::to_owned))
+        .collect()
 }
 
 fn held_by(owners: &BTreeMap<String, String>, node: &str) -> Vec<String> {
@@ -84,7 +107,7 @@ async fn a_killed_process_tenants_are_taken_over_without_loss_or_duplicates() {
         .iter()
         .map(|t| {
             format!(
-                "  - id: {t}\n    invite: [\"@alice:localhost\"]\n    adapters:\n      loopback:\n        config: {{ url: \"{}\", network: \"{t}\" }}\n",
+                "  - id: {t}\n    invite: [\"@alice:localhost\"]\n    matrix_admins: [\"@alice:localhost\"]\n    adapters:\n      loopback:\n        config: {{ url: \"{}\", network: \"{t}\" }}\n",
                 remote.url()
             )
         })
@@ -100,6 +123,7 @@ async fn a_killed_process_tenants_are_taken_over_without_loss_or_duplicates() {
         BridgeProcess::new(&dir_a, &node_config(&shared, "a", ports_a.0, ports_a.1, &front.url(), &tenants), ports_a.1);
     let mut b =
         BridgeProcess::new(&dir_b, &node_config(&shared, "b", ports_b.0, ports_b.1, &front.url(), &tenants), ports_b.1);
+    let _logs = LogsOnFailure(vec![dir_a.join("bridge-1.log"), dir_b.join("bridge-1.log")]);
     let (_synapse, alice) = start_synapse(&shared, a.registration()).await;
     let store = brygga_store::SqlStore::connect(&shared.db_url).await.expect("open the shared store");
 
@@ -135,6 +159,45 @@ async fn a_killed_process_tenants_are_taken_over_without_loss_or_duplicates() {
         let joined = alice.join_alias(&TestEnv::portal_alias(t, &room(t)), Duration::from_secs(60)).await;
         remote.set_slow(t, &RemoteRoomId::new(room(t)).unwrap(), Duration::from_millis(40));
         rooms.insert(t, joined);
+    }
+
+    // Each portal room carries its adapter's status, set by the owner.
+    for t in TENANTS {
+        let path = format!(
+            "/rooms/{}/state/org.brygga.bridge.status/{}",
+            enc(&rooms[t]),
+            enc(&format!("loopback/{t}/{}", room(t)))
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (status, content) = alice.raw(reqwest::Method::GET, &path, None).await;
+            if status == 200 && content["health"] == "connected" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "tenant {t}: no connected bridge status ({status} {content})");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    // The bot's `status` reaches a, which answers for its tenants and hands
+    // the others to b: each tenant's owner reports its running adapter.
+    let dm = alice.create_dm("@brygga:localhost").await;
+    alice.wait_timeline(&dm, Duration::from_secs(30), "the bot's greeting", |tl| notices(tl).len() == 1).await;
+    alice.send_text(&dm, "status").await;
+    // A process answers for all its tenants in one notice, a section each.
+    let sections = |tl: &[serde_json::Value]| -> Vec<String> {
+        notices(tl).iter().skip(1).flat_map(|n| n.split("\n\n").map(str::to_owned).collect::<Vec<_>>()).collect()
+    };
+    let timeline = alice
+        .wait_timeline(&dm, Duration::from_secs(30), "a status of every tenant", |tl| {
+            sections(tl).len() == TENANTS.len()
+        })
+        .await;
+    let answers = sections(&timeline);
+    for t in TENANTS {
+        let of_t: Vec<&String> = answers.iter().filter(|n| n.starts_with(&format!("Tenant {t} "))).collect();
+        assert_eq!(of_t.len(), 1, "one answer for {t}: {answers:?}");
+        assert!(of_t[0].contains("loopback: connected"), "{t} answered by its owner: {}", of_t[0]);
     }
 
     let burst = |from: usize| from..from + PER_BURST;

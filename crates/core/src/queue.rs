@@ -34,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 use crate::error::BridgeError;
 use crate::ids::{PortalKey, TenantId};
 use crate::observe::DeliveryObserver;
-use crate::shard::Ownership;
+use crate::shard::{Owners, Ownership};
 use crate::store::{CommitListener, Direction, MessageMapping, OutboxEntry, Store};
 
 mod inbox;
@@ -110,8 +110,8 @@ struct Inner {
     fed: AtomicBool,
     /// Who learns of delivery outcomes (metrics), once set.
     observer: std::sync::OnceLock<Arc<dyn DeliveryObserver>>,
-    /// Which tenants this process delivers for (all, unless set).
-    ownership: std::sync::OnceLock<Arc<dyn Ownership>>,
+    /// Which tenants this process delivers for.
+    owners: Owners,
 }
 
 /// How long ago `stored_at` (ms since the Unix epoch) was, if known.
@@ -129,11 +129,16 @@ impl Queues {
     /// Delivers only for the tenants `ownership` says this process owns
     /// (set once, before any queue is woken).
     pub fn set_ownership(&self, ownership: Arc<dyn Ownership>) {
-        let _ = self.inner.ownership.set(ownership);
+        self.inner.owners.set(ownership);
     }
 
     /// Creates the queue set; no worker runs until a queue is woken.
     pub fn new(store: Arc<dyn Store>, deliver: Arc<dyn Deliver>, policy: RetryPolicy) -> Self {
+        Self::owned_by(store, deliver, policy, Owners::default())
+    }
+
+    /// A queue set that delivers only for the tenants `owners` says.
+    pub fn owned_by(store: Arc<dyn Store>, deliver: Arc<dyn Deliver>, policy: RetryPolicy, owners: Owners) -> Self {
         let inner = Arc::new_cyclic(|me| Inner {
             me: me.clone(),
             store,
@@ -144,7 +149,7 @@ impl Queues {
             shutdown: CancellationToken::new(),
             fed: AtomicBool::new(false),
             observer: std::sync::OnceLock::new(),
-            ownership: std::sync::OnceLock::new(),
+            owners,
         });
         let listener: Weak<dyn CommitListener> = inner.me.clone();
         let fed = inner.store.watch_commits(listener);
@@ -260,7 +265,7 @@ impl Queues {
 
 impl Inner {
     fn owns(&self, tenant: &TenantId) -> bool {
-        self.ownership.get().is_none_or(|o| o.owns(tenant))
+        self.owners.owns(tenant)
     }
 
     /// Starts a worker (which first reads the store) and its completer.

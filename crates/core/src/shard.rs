@@ -3,6 +3,8 @@
 //! one of them at a time (a lease), and only the owner runs its adapters
 //! and delivers its queues.
 
+use std::sync::{Arc, OnceLock};
+
 use crate::ids::TenantId;
 use crate::store::StoreResult;
 
@@ -11,6 +13,23 @@ pub trait Ownership: Send + Sync {
     /// True while this process may deliver for `tenant`. Must turn false
     /// before another process can take the tenant over.
     fn owns(&self, tenant: &TenantId) -> bool;
+}
+
+/// The ownership every part of a process consults: every tenant until
+/// [`Owners::set`] is called (once, at start-up).
+#[derive(Clone, Default)]
+pub struct Owners(Arc<OnceLock<Arc<dyn Ownership>>>);
+
+impl Owners {
+    /// From now on, `ownership` decides (only the first call counts).
+    pub fn set(&self, ownership: Arc<dyn Ownership>) {
+        let _ = self.0.set(ownership);
+    }
+
+    /// Whether this process owns `tenant` now.
+    pub fn owns(&self, tenant: &TenantId) -> bool {
+        self.0.get().is_none_or(|o| o.owns(tenant))
+    }
 }
 
 /// One process serving every tenant.

@@ -123,6 +123,7 @@ async fn listen(url: &str, node: &str, heard: &(dyn Fn(Heard) + Send + Sync)) ->
     if let Err(err) = listener.listen(CHANNEL).await {
         return err;
     }
+    tracing::debug!("listening for other processes' commits");
     heard(Heard::Resync);
     loop {
         match listener.try_recv().await {

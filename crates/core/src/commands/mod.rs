@@ -20,12 +20,14 @@ use std::sync::{Arc, Mutex};
 use crate::account::{AccountCommand, CommandReplies};
 use crate::error::BridgeError;
 use crate::event::{EventBody, MatrixEvent, Membership};
-use crate::ids::{AdapterKind, MatrixRoomId, MatrixUserId, TenantId};
+use crate::ids::{AdapterKind, MatrixRoomId, MatrixUserId, PortalKey, TenantId};
 use crate::matrix::MatrixSide;
 use crate::naming::Namer;
 use crate::running::RunningAdapters;
+use crate::shard::Owners;
 use crate::status::StatusBoard;
 use crate::store::Store;
+use crate::store::{Direction, NewOutboxEntry};
 use crate::txn::txn_id;
 
 use parse::{Command, HELP};
@@ -43,6 +45,8 @@ struct Inner {
     adapters: RunningAdapters,
     status: StatusBoard,
     namer: Namer,
+    /// A tenant owned by another process is answered there.
+    owners: Owners,
     /// Management rooms seen, with their user.
     rooms: Mutex<HashMap<MatrixRoomId, MatrixUserId>>,
 }
@@ -55,9 +59,10 @@ impl BotCommands {
         adapters: RunningAdapters,
         status: StatusBoard,
         namer: Namer,
+        owners: Owners,
     ) -> Self {
         let rooms = Mutex::new(HashMap::new());
-        Self { inner: Arc::new(Inner { store, matrix, adapters, status, namer, rooms }) }
+        Self { inner: Arc::new(Inner { store, matrix, adapters, status, namer, owners, rooms }) }
     }
 
     /// Takes an event of a room that is no portal. Returns whether it was
@@ -149,24 +154,41 @@ impl BotCommands {
 
     /// Runs one command and answers it; failures are answered and logged.
     async fn answer(&self, event: &MatrixEvent, text: &str) {
+        self.answer_as(event, text, None).await;
+    }
+
+    /// Answers a command that another process stored in the lobby of a
+    /// tenant this one owns, for that tenant alone.
+    pub(crate) async fn answer_in_lobby(&self, lobby: &PortalKey, event: &MatrixEvent) {
+        let EventBody::Message(message) = &event.body else { return };
+        self.answer_as(event, &message.text.body, Some(&lobby.tenant)).await;
+    }
+
+    /// Answers a command; `only` limits it to one tenant (in its lobby).
+    async fn answer_as(&self, event: &MatrixEvent, text: &str, only: Option<&TenantId>) {
         let replies = Arc::new(RoomReplies::new(
             self.inner.matrix.clone(),
             self.inner.store.clone(),
             event.room_id.clone(),
             event.event_id.clone(),
+            only.map_or("", TenantId::as_str),
         ));
         let user = &event.sender;
         let outcome = match parse::parse(text) {
             Err(answer) => Ok(answer),
             Ok(Command::Help) => Ok(HELP.to_owned()),
-            Ok(Command::Status { tenant }) => self.status(user, tenant.as_ref()).await,
+            Ok(Command::Status { tenant }) => self.status(event, tenant.as_ref().or(only)).await,
             Ok(Command::Link { kind, tenant }) => {
                 let command = AccountCommand::Link { user: user.clone() };
-                self.account(command, "link", &kind, tenant.as_ref(), &replies).await.map(|()| String::new())
+                self.account(event, command, "link", &kind, tenant.as_ref().or(only), &replies)
+                    .await
+                    .map(|()| String::new())
             }
             Ok(Command::Unlink { kind, tenant }) => {
                 let command = AccountCommand::Unlink { user: user.clone() };
-                self.account(command, "unlink", &kind, tenant.as_ref(), &replies).await.map(|()| String::new())
+                self.account(event, command, "unlink", &kind, tenant.as_ref().or(only), &replies)
+                    .await
+                    .map(|()| String::new())
             }
         };
         match outcome {
@@ -183,23 +205,40 @@ impl BotCommands {
         }
     }
 
-    async fn status(&self, user: &MatrixUserId, named: Option<&TenantId>) -> Result<String, BridgeError> {
+    async fn status(&self, event: &MatrixEvent, named: Option<&TenantId>) -> Result<String, BridgeError> {
         let tenants = self.inner.store.tenants().await?;
-        let scope = match access::status_scope(&tenants, user, named) {
+        let scope = match access::status_scope(&tenants, &event.sender, named) {
             Ok(scope) => scope,
             Err(refusal) => return Ok(refusal),
         };
         let mut parts = Vec::new();
         for tenant in scope {
             let configs = self.inner.store.adapter_configs(Some(&tenant.id)).await?;
+            // Only the owner knows its adapters' health: it answers for them.
+            if let Some(config) = configs.first().filter(|_| !self.inner.owners.owns(&tenant.id)) {
+                self.to_lobby(&tenant.id, &config.kind, event).await?;
+                continue;
+            }
             parts.push(status::render(tenant, &configs, &self.inner.status));
         }
         Ok(parts.join("\n\n"))
     }
 
+    /// Hands a command to the process owning `tenant`, through the lobby
+    /// queue of one of its adapters (delivered there, see `answer_in_lobby`).
+    async fn to_lobby(&self, tenant: &TenantId, kind: &AdapterKind, event: &MatrixEvent) -> Result<(), BridgeError> {
+        let payload = serde_json::to_string(event).map_err(|e| BridgeError::permanent(e.to_string()))?;
+        let lobby = PortalKey::lobby(tenant.clone(), kind.clone());
+        let key = format!("bot-command {}", event.event_id);
+        self.inner.store.enqueue(NewOutboxEntry::new(Direction::ToRemote, lobby, key, payload)).await?;
+        tracing::info!(tenant = %tenant, "bot command handed to the tenant's owner");
+        Ok(())
+    }
+
     /// An account command: picks the tenant, then hands it to that tenant's adapter.
     async fn account(
         &self,
+        event: &MatrixEvent,
         command: AccountCommand,
         verb: &str,
         kind: &AdapterKind,
@@ -219,6 +258,9 @@ impl BotCommands {
                 return Ok(());
             }
         };
+        if !self.inner.owners.owns(&tenant) {
+            return self.to_lobby(&tenant, kind, event).await;
+        }
         replies.about(AccountOf { tenant: tenant.clone(), kind: kind.clone(), user: command.user().clone() });
         tracing::info!(tenant = %tenant, kind = %kind, verb, "account command");
         dispatch(&self.inner.adapters, &tenant, kind, command, replies.clone()).await

@@ -28,6 +28,9 @@ pub(crate) struct RoomReplies {
     room: MatrixRoomId,
     /// The command's event: replies are numbered after it.
     command: MatrixEventId,
+    /// Who answers (empty, or the tenant whose owner answers in its lobby):
+    /// two processes answering one command number their replies apart.
+    scope: String,
     sent: AtomicU32,
     account: Mutex<Option<AccountOf>>,
 }
@@ -38,8 +41,10 @@ impl RoomReplies {
         store: Arc<dyn Store>,
         room: MatrixRoomId,
         command: MatrixEventId,
+        scope: &str,
     ) -> Self {
-        Self { matrix, store, room, command, sent: AtomicU32::new(0), account: Mutex::new(None) }
+        let scope = scope.to_owned();
+        Self { matrix, store, room, command, scope, sent: AtomicU32::new(0), account: Mutex::new(None) }
     }
 
     /// Notes whose account the command is about, for [`CommandReplies::linked`].
@@ -64,7 +69,7 @@ pub(crate) fn notice(text: &str) -> EventBody<MatrixEventId> {
 impl CommandReplies for RoomReplies {
     async fn notice(&self, text: &str) {
         let n = self.sent.fetch_add(1, Ordering::SeqCst);
-        let txn = txn_id(&["bot-reply", self.room.as_str(), self.command.as_str(), &n.to_string()]);
+        let txn = txn_id(&["bot-reply", self.room.as_str(), self.command.as_str(), &self.scope, &n.to_string()]);
         let bot = self.matrix.bot_user_id().clone();
         if let Err(err) = self.matrix.send(&self.room, &bot, &txn, &notice(text)).await {
             tracing::warn!(room = %self.room, error = %err, "the bot's reply could not be sent");

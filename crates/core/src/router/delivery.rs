@@ -46,6 +46,8 @@ pub(crate) struct Delivery {
     pub(crate) media_policies: super::policy::MediaPolicies,
     /// Portal rooms made or learnt, for their bridge status.
     new_rooms: tokio::sync::mpsc::UnboundedSender<(PortalKey, MatrixRoomId)>,
+    /// Answers bot commands handed over through a lobby.
+    pub(crate) commands: crate::commands::BotCommands,
 }
 
 #[async_trait]
@@ -53,7 +55,7 @@ impl Deliver for Delivery {
     async fn deliver(&self, entry: &OutboxEntry) -> Result<Vec<MessageMapping>, BridgeError> {
         let mappings = match entry.direction {
             Direction::ToMatrix => self.deliver_to_matrix(entry).await,
-            Direction::ToRemote if entry.portal.is_lobby() => self.open_direct_chat(entry).await,
+            Direction::ToRemote if entry.portal.is_lobby() => self.deliver_lobby(entry).await,
             Direction::ToRemote => self.deliver_to_remote(entry).await,
         }?;
         self.recent.record(entry.seq, &mappings);
@@ -72,9 +74,11 @@ impl Delivery {
         namer: Namer,
         adapters: RunningAdapters,
         new_rooms: tokio::sync::mpsc::UnboundedSender<(PortalKey, MatrixRoomId)>,
+        commands: crate::commands::BotCommands,
     ) -> Self {
         Self {
             new_rooms,
+            commands,
             store,
             matrix,
             namer,

@@ -30,6 +30,7 @@ use crate::matrix::{AppserviceHandler, GhostProfile, MatrixSide};
 use crate::naming::Namer;
 use crate::queue::{Queues, RetryPolicy};
 use crate::running::RunningAdapters;
+use crate::shard::Owners;
 use crate::status::StatusBoard;
 use crate::store::{Direction, NewOutboxEntry, Store, TxnOutcome};
 
@@ -69,12 +70,20 @@ impl Router {
         policy: RetryPolicy,
     ) -> Self {
         let status = StatusBoard::default();
-        let commands = BotCommands::new(store.clone(), matrix.clone(), adapters.clone(), status.clone(), namer.clone());
+        let owners = Owners::default();
+        let commands = BotCommands::new(
+            store.clone(),
+            matrix.clone(),
+            adapters.clone(),
+            status.clone(),
+            namer.clone(),
+            owners.clone(),
+        );
         let (rooms_tx, rooms_rx) = tokio::sync::mpsc::unbounded_channel();
-        let publisher = status_rooms::StatusRooms::new(store.clone(), matrix.clone(), status.clone());
+        let publisher = status_rooms::StatusRooms::new(store.clone(), matrix.clone(), status.clone(), owners.clone());
         let status_rooms = Mutex::new(Some((publisher, rooms_rx)));
-        let delivery = Arc::new(Delivery::new(store.clone(), matrix, namer, adapters, rooms_tx));
-        let queues = Queues::new(store.clone(), delivery.clone(), policy);
+        let delivery = Arc::new(Delivery::new(store.clone(), matrix, namer, adapters, rooms_tx, commands.clone()));
+        let queues = Queues::owned_by(store.clone(), delivery.clone(), policy, owners);
         let portals_by_room = Mutex::new(HashMap::new());
         let stop = tokio_util::sync::CancellationToken::new();
         let inner = Inner { store, delivery, commands, status, status_rooms, stop, queues, portals_by_room };

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::error::BridgeError;
 use crate::ids::{AdapterKind, MatrixRoomId, PortalKey, TenantId};
 use crate::matrix::{MatrixSide, bridge_state_key};
+use crate::shard::Owners;
 use crate::status::{StatusBoard, now_ms, shown_health};
 use crate::store::Store;
 
@@ -35,11 +36,16 @@ pub(crate) struct StatusRooms {
     store: Arc<dyn Store>,
     matrix: Arc<dyn MatrixSide>,
     board: StatusBoard,
+    /// Only the owner of a tenant knows its adapters' health.
+    owners: Owners,
     /// The status last worked out per adapter (it outlives the board's
     /// entry of a stopped adapter, keeping its last error).
     shown: HashMap<Key, Value>,
     /// The status last sent to each room.
     sent: HashMap<MatrixRoomId, Value>,
+    /// Tenants owned at the last sweep: one owned anew may have had its
+    /// rooms' status set by another process meanwhile.
+    owned: std::collections::HashSet<TenantId>,
 }
 
 /// The parts of a status that make it news (not when an error repeated).
@@ -48,8 +54,8 @@ fn news(content: &Value) -> (&Value, &Value, &Value) {
 }
 
 impl StatusRooms {
-    pub(crate) fn new(store: Arc<dyn Store>, matrix: Arc<dyn MatrixSide>, board: StatusBoard) -> Self {
-        Self { store, matrix, board, shown: HashMap::new(), sent: HashMap::new() }
+    pub(crate) fn new(store: Arc<dyn Store>, matrix: Arc<dyn MatrixSide>, board: StatusBoard, owners: Owners) -> Self {
+        Self { store, matrix, board, owners, shown: HashMap::new(), sent: HashMap::new(), owned: Default::default() }
     }
 
     /// Runs until `cancel`: on settled board changes, new rooms and sweeps.
@@ -109,7 +115,8 @@ impl StatusRooms {
     async fn publish_all(&mut self) -> Result<(), BridgeError> {
         let configs = self.store.adapter_configs(None).await?;
         let mut portals_of: HashMap<TenantId, Vec<crate::store::Portal>> = HashMap::new();
-        for config in configs {
+        let owners = self.owners.clone();
+        for config in configs.into_iter().filter(|c| owners.owns(&c.tenant)) {
             let key = (config.tenant.clone(), config.kind.clone());
             let content = self.content(&key, config.enabled);
             if !portals_of.contains_key(&config.tenant) {
@@ -120,14 +127,23 @@ impl StatusRooms {
                 .filter(|p| p.key.kind == config.kind)
                 .filter_map(|p| p.room_id.clone().map(|room| (p.key.clone(), room)))
                 .collect();
+            if !self.owned.contains(&config.tenant) {
+                for (_, room) in &rooms {
+                    self.sent.remove(room);
+                }
+            }
             for (portal, room) in rooms {
                 self.send(&portal, room, &content).await;
             }
         }
+        self.owned = portals_of.into_keys().collect();
         Ok(())
     }
 
     async fn publish_room(&mut self, portal: &PortalKey, room: MatrixRoomId) -> Result<(), BridgeError> {
+        if !self.owners.owns(&portal.tenant) {
+            return Ok(());
+        }
         let Some(config) = self.store.adapter_config(&portal.tenant, &portal.kind).await? else { return Ok(()) };
         let content = self.content(&(portal.tenant.clone(), portal.kind.clone()), config.enabled);
         self.send(portal, room, &content).await;

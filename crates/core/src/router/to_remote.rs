@@ -64,25 +64,35 @@ impl Delivery {
         Ok(mappings)
     }
 
-    /// A lobby entry: a Matrix user invited a ghost into a room that is no
-    /// portal. When the ghost's platform has a direct chat with that user,
-    /// the room becomes its portal (a new one replaces an older room) and
-    /// the ghost joins; otherwise the invitation is left alone.
-    pub(crate) async fn open_direct_chat(&self, entry: &OutboxEntry) -> Result<Vec<MessageMapping>, BridgeError> {
+    /// A lobby entry: a bot command handed over by another process, or an
+    /// invitation of a ghost into a room that is no portal.
+    pub(crate) async fn deliver_lobby(&self, entry: &OutboxEntry) -> Result<Vec<MessageMapping>, BridgeError> {
         let event: MatrixEvent = serde_json::from_str(&entry.payload)
             .map_err(|e| BridgeError::permanent(format!("stored Matrix event does not decode: {e}")))?;
-        let lobby = &entry.portal;
-        let Some(ghost) = self.invited_ghost(lobby, &event) else { return Ok(Vec::new()) };
-        let Some((_, _, remote)) = self.namer.parse_ghost(&ghost) else { return Ok(Vec::new()) };
-        if self.refused_invite(&lobby.tenant, &event, &ghost).await? {
+        if let EventBody::Message(_) = &event.body {
+            // Answered once; a failure is answered in the room, not retried.
+            self.commands.answer_in_lobby(&entry.portal, &event).await;
             return Ok(Vec::new());
+        }
+        self.open_direct_chat(&entry.portal, &event).await?;
+        Ok(Vec::new())
+    }
+
+    /// When the invited ghost's platform has a direct chat with the inviter,
+    /// the room becomes its portal (a new one replaces an older room) and
+    /// the ghost joins; otherwise the invitation is left alone.
+    async fn open_direct_chat(&self, lobby: &PortalKey, event: &MatrixEvent) -> Result<(), BridgeError> {
+        let Some(ghost) = self.invited_ghost(lobby, event) else { return Ok(()) };
+        let Some((_, _, remote)) = self.namer.parse_ghost(&ghost) else { return Ok(()) };
+        if self.refused_invite(&lobby.tenant, event, &ghost).await? {
+            return Ok(());
         }
         let Some(adapter) = self.adapters.get(&lobby.tenant, &lobby.kind) else {
             return Err(BridgeError::transient(format!("adapter {} of {} is not running", lobby.kind, lobby.tenant)));
         };
         let Some(remote_room) = adapter.direct_room(&remote, &event.sender) else {
             tracing::debug!(room = %event.room_id, "invited ghost has no direct chat with the inviter");
-            return Ok(Vec::new());
+            return Ok(());
         };
         let key = PortalKey::new(lobby.tenant.clone(), lobby.kind.clone(), remote_room);
         let mut portal = self.store.portal(&key).await?.unwrap_or_else(|| Portal::new(key.clone()));
@@ -92,8 +102,7 @@ impl Delivery {
             tracing::info!(portal = %key, room = %event.room_id, "direct chat opened from Matrix");
         }
         self.remember_room(&key, &event.room_id);
-        self.matrix.ensure_joined(&event.room_id, &ghost).await?;
-        Ok(Vec::new())
+        self.matrix.ensure_joined(&event.room_id, &ghost).await
     }
 
     /// Delivers an ephemeral Matrix event (typing, receipt, presence) at once.
