@@ -6,9 +6,10 @@
 use std::time::Duration;
 
 use brygga_core::{Attachment, EventBody, MediaSource, Message, RemoteMessageId, Text};
+use brygga_e2e::admin_api::AdminApi;
 use brygga_e2e::env::events::{remote, text};
 use brygga_e2e::env::{Backend, TestEnv};
-use brygga_e2e::matrix_user::membership_of;
+use brygga_e2e::matrix_user::{enc, membership_of};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -122,4 +123,47 @@ async fn files_over_the_tenants_limit_do_not_cross(backend: Backend) {
     // name (degraded); the big one was already kept out by the policy.
     assert_eq!(messages[0].text.body, "[file: tiny.txt]", "tiny.txt passed the policy");
     assert_eq!(messages[1].text.body, "[file not bridged: huge.txt]", "huge.txt did not");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn linked_rooms_get_the_policy_and_a_new_policy_reaches_every_portal() {
+    let env = TestEnv::start(Backend::Sqlite).await;
+    let api = AdminApi::new(env.admin_url());
+    let op = Some(env.operator_token.as_str());
+    let bot = "@brygga:localhost";
+    let room = env.alice.create_room("Linked", &[bot]).await;
+    let link = json!({"kind": "loopback", "remote_room": "linked-1", "room_id": room});
+
+    // The bot may not change the ACL here: tv's policy cannot hold, so no link.
+    let refused = api.call(op, "POST", "/tenants/tv/portals", Some(link.clone())).await;
+    assert_eq!(refused.status, 502, "{:?}", refused.body);
+    assert_eq!(refused.body["errcode"], "BOT_CANNOT_SET_ACL", "{:?}", refused.body);
+    assert!(refused.body["error"].as_str().unwrap().contains("m.room.server_acl"), "{:?}", refused.body);
+
+    // Given the power, it links and the room carries tv's policy.
+    let path = format!("/rooms/{}/state/m.room.power_levels/", enc(&room));
+    let (_, mut levels) = env.alice.raw(reqwest::Method::GET, &path, None).await;
+    levels["users"][bot] = json!(100);
+    let (status, _) = env.alice.raw(reqwest::Method::PUT, &path, Some(levels)).await;
+    assert_eq!(status, 200);
+    let linked = api.call(op, "POST", "/tenants/tv/portals", Some(link)).await;
+    assert_eq!(linked.status, 201, "{:?}", linked.body);
+    let acl_path = format!("/rooms/{}/state/m.room.server_acl/", enc(&room));
+    let (_, acl) = env.alice.raw(reqwest::Method::GET, &acl_path, None).await;
+    assert_eq!(acl["allow"], json!(["agency.example", "localhost"]));
+
+    // A new policy is set in every portal room at once; only the operator may change it.
+    let change = json!({"allowed_servers": ["agency.example", "partner.example"]});
+    let token = api.call(op, "POST", "/tenants/tv/tokens", Some(json!({"label": "tv admin"}))).await;
+    let tv_admin = token.body["token"].as_str().unwrap().to_owned();
+    let denied = api.call(Some(&tv_admin), "PATCH", "/tenants/tv", Some(change.clone())).await;
+    assert_eq!(denied.status, 403, "{:?}", denied.body);
+    let bad = api.call(op, "PATCH", "/tenants/tv", Some(json!({"allowed_servers": "everyone"}))).await;
+    assert_eq!(bad.status, 400, "{:?}", bad.body);
+    let changed = api.call(op, "PATCH", "/tenants/tv", Some(change)).await;
+    assert_eq!(changed.status, 200, "{:?}", changed.body);
+    assert_eq!(changed.body["tenant"]["allowed_servers"], json!(["agency.example", "partner.example"]));
+    assert_eq!(changed.body["server_acl_failed"], json!([]));
+    let (_, acl) = env.alice.raw(reqwest::Method::GET, &acl_path, None).await;
+    assert_eq!(acl["allow"], json!(["agency.example", "localhost", "partner.example"]));
 }

@@ -1,5 +1,6 @@
 //! Linking existing Matrix rooms to remote rooms, for the CLI and the admin API.
 
+use brygga_core::matrix::server_acl_content;
 use brygga_core::{
     AdapterHost, HostError, MatrixRoomId, MatrixSide, Portal, PortalKey, RemoteRoomId, Store, StoreError, TenantId,
 };
@@ -51,6 +52,18 @@ pub enum LinkError {
         /// The homeserver's answer.
         reason: String,
     },
+    /// The tenant's federation policy could not be set on the room.
+    #[error(
+        "the bridge bot {bot} could not set the tenant's server ACL in {room}: {reason} (give it the power to change m.room.server_acl)"
+    )]
+    Acl {
+        /// The bot.
+        bot: String,
+        /// The room.
+        room: MatrixRoomId,
+        /// The homeserver's answer.
+        reason: String,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -66,9 +79,9 @@ pub async fn link(
     request: LinkRequest<'_>,
 ) -> Result<PortalKey, LinkError> {
     let factory = host.factory(request.kind)?;
-    if store.tenant(request.tenant).await?.is_none() {
+    let Some(tenant) = store.tenant(request.tenant).await? else {
         return Err(LinkError::UnknownTenant(request.tenant.clone()));
-    }
+    };
     factory.validate_room(request.remote).map_err(|reason| LinkError::NotARoom {
         room: request.remote.clone(),
         kind: factory.kind().to_string(),
@@ -91,6 +104,15 @@ pub async fn link(
         room: request.room.clone(),
         reason: e.to_string(),
     })?;
+    // A tenant that federates only with some servers has its portals say so.
+    if !tenant.settings.allowed_servers.is_empty() {
+        let content = server_acl_content(&tenant.settings.allowed_servers, matrix.bot_user_id().server_name());
+        matrix.set_state(request.room, "m.room.server_acl", "", &content).await.map_err(|e| LinkError::Acl {
+            bot: matrix.bot_user_id().to_string(),
+            room: request.room.clone(),
+            reason: e.to_string(),
+        })?;
+    }
     let mut portal = Portal::new(key.clone());
     portal.room_id = Some(request.room.clone());
     portal.name = request.name;

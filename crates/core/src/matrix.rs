@@ -48,6 +48,19 @@ pub fn bridge_state_key(portal: &PortalKey) -> String {
     format!("{}/{}/{}", escape(portal.kind.as_str()), escape(portal.tenant.as_str()), escape(portal.room.as_str()))
 }
 
+/// The `m.room.server_acl` content for a tenant's federation policy: its
+/// allowed servers and the bridge's own, no IP literals; an empty list
+/// (any server) allows every server.
+pub fn server_acl_content(allowed: &[String], own: &str) -> serde_json::Value {
+    let mut allow: Vec<&str> = std::iter::once(own).chain(allowed.iter().map(String::as_str)).collect();
+    if allowed.is_empty() {
+        allow = vec!["*"];
+    }
+    allow.sort_unstable();
+    allow.dedup();
+    serde_json::json!({ "allow": allow, "deny": [], "allow_ip_literals": false })
+}
+
 /// The two sides of a direct chat's Matrix room.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DirectRoom {

@@ -52,7 +52,7 @@ pub fn routes(state: Arc<ApiState>) -> Router {
         .route("/api/v1/openapi.yaml", get(openapi))
         .route("/api/v1/whoami", get(auth::whoami))
         .route("/api/v1/tenants", get(tenants::list).post(tenants::create))
-        .route("/api/v1/tenants/{tenant}", get(tenants::show).delete(tenants::delete))
+        .route("/api/v1/tenants/{tenant}", get(tenants::show).patch(tenants::update).delete(tenants::delete))
         .route("/api/v1/tenants/{tenant}/suspend", post(tenants::suspend))
         .route("/api/v1/tenants/{tenant}/resume", post(tenants::resume))
         .route("/api/v1/tenants/{tenant}/adapters", get(adapters::list))

@@ -63,6 +63,7 @@ pub(crate) async fn create(
             LinkError::BotCannotJoin { .. } => {
                 ApiError::new(StatusCode::BAD_GATEWAY, "BOT_CANNOT_JOIN", err.to_string())
             }
+            LinkError::Acl { .. } => ApiError::new(StatusCode::BAD_GATEWAY, "BOT_CANNOT_SET_ACL", err.to_string()),
             LinkError::Store(store) => store.into(),
         })?;
     let portal = state.store.portal(&key).await?.ok_or_else(|| ApiError::not_found(format!("{key} vanished")))?;

@@ -71,11 +71,6 @@ pub(crate) async fn create(
     if state.store.tenant(&id).await?.is_some() {
         return Err(ApiError::conflict(format!("tenant {id} already exists")));
     }
-    let users = |list: Vec<String>, key: &str| {
-        list.into_iter()
-            .map(|u| MatrixUserId::new(u).map_err(|e| ApiError::bad_request(format!("{key}: {e}"))))
-            .collect::<Result<Vec<_>, _>>()
-    };
     let invite = users(body.invite, "invite")?;
     let matrix_admins = users(body.matrix_admins, "matrix_admins")?;
     let mut tenant = Tenant::new(id.clone(), body.display_name.unwrap_or_else(|| id.to_string()));
@@ -86,6 +81,61 @@ pub(crate) async fn create(
     state.store.upsert_tenant(&tenant).await?;
     tracing::info!(tenant = %id, "tenant created through the API");
     Ok((StatusCode::CREATED, Json(view(&tenant))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TenantChange {
+    display_name: Option<String>,
+    invite: Option<Vec<String>>,
+    allowed_servers: Option<Vec<String>>,
+    media: Option<brygga_core::MediaPolicy>,
+    matrix_admins: Option<Vec<String>>,
+}
+
+fn users(list: Vec<String>, key: &str) -> Result<Vec<MatrixUserId>, ApiError> {
+    list.into_iter().map(|u| MatrixUserId::new(u).map_err(|e| ApiError::bad_request(format!("{key}: {e}")))).collect()
+}
+
+/// Changes a tenant's settings (operator); a new federation policy is set
+/// at once as the server ACL of every portal room.
+pub(crate) async fn update(
+    caller: Caller,
+    State(state): State<Arc<ApiState>>,
+    Path(tenant): Path<String>,
+    body: Result<Json<TenantChange>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let id = tenant_id(&caller, &tenant)?;
+    caller.must_be_operator()?;
+    let Json(change) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let mut tenant = existing(&state, &id).await?;
+    let before = tenant.settings.allowed_servers.clone();
+    if let Some(name) = change.display_name {
+        tenant.display_name = name;
+    }
+    if let Some(invite) = change.invite {
+        tenant.settings.invite = users(invite, "invite")?;
+    }
+    if let Some(admins) = change.matrix_admins {
+        tenant.settings.matrix_admins = users(admins, "matrix_admins")?;
+    }
+    if let Some(servers) = change.allowed_servers {
+        tenant.settings.allowed_servers = servers;
+    }
+    if let Some(media) = change.media {
+        tenant.settings.media = media;
+    }
+    state.store.upsert_tenant(&tenant).await?;
+    let failed = match tenant.settings.allowed_servers != before {
+        true => state
+            .router
+            .apply_server_acl(&tenant)
+            .await
+            .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "STORE_UNAVAILABLE", e.to_string()))?,
+        false => Vec::new(),
+    };
+    tracing::info!(tenant = %id, "tenant settings changed through the API");
+    Ok(Json(json!({ "tenant": view(&tenant), "server_acl_failed": failed })))
 }
 
 pub(crate) async fn show(

@@ -77,7 +77,10 @@ async fn forward(http: &reqwest::Client, base: &str, request: Request) -> Respon
         Ok(answer) => answer,
         Err(err) => {
             tracing::warn!(error = %err, "forwarding to the tenant's owner failed");
-            let body = serde_json::json!({"error": "UNAVAILABLE", "message": "the node owning this tenant did not answer; retry shortly"});
+            let body = serde_json::json!({
+                "errcode": "OWNER_UNAVAILABLE",
+                "error": "the process owning this tenant did not answer; retry shortly",
+            });
             return (StatusCode::BAD_GATEWAY, axum::Json(body)).into_response();
         }
     };

@@ -165,6 +165,12 @@ impl Router {
         self.inner.queues.wake((portal, direction));
     }
 
+    /// Sets a tenant's server ACL (its federation policy) in each of its
+    /// portal rooms; returns the rooms where the homeserver refused it.
+    pub async fn apply_server_acl(&self, tenant: &crate::store::Tenant) -> Result<Vec<MatrixRoomId>, BridgeError> {
+        self.inner.delivery.apply_server_acl(tenant).await
+    }
+
     /// The portal a room alias of ours (`#localpart:server`) names, if any.
     pub fn portal_of_alias(&self, alias: &str) -> Option<PortalKey> {
         let (localpart, server) = alias.strip_prefix('#')?.split_once(':')?;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::BridgeError;
 use crate::event::{Attachment, EventBody, MatrixEvent, Membership, Message, Text};
-use crate::ids::{MatrixUserId, TenantId};
+use crate::ids::{MatrixRoomId, MatrixUserId, TenantId};
 use crate::router::delivery::Delivery;
 use crate::store::{MediaPolicy, Tenant};
 use crate::txn::txn_id;
@@ -19,6 +19,22 @@ const POLICY_TTL: Duration = Duration::from_secs(5);
 pub(crate) type MediaPolicies = Mutex<HashMap<TenantId, (Instant, MediaPolicy)>>;
 
 impl Delivery {
+    /// Sets the tenant's server ACL in each of its portal rooms (after its
+    /// allowed servers changed); returns the rooms where that failed.
+    pub(crate) async fn apply_server_acl(&self, tenant: &Tenant) -> Result<Vec<MatrixRoomId>, BridgeError> {
+        let own = self.matrix.bot_user_id().server_name().to_owned();
+        let content = crate::matrix::server_acl_content(&tenant.settings.allowed_servers, &own);
+        let mut failed = Vec::new();
+        for portal in self.store.portals(&tenant.id).await? {
+            let Some(room) = portal.room_id else { continue };
+            if let Err(err) = self.matrix.set_state(&room, "m.room.server_acl", "", &content).await {
+                tracing::warn!(portal = %portal.key, error = %err, "setting the server ACL failed");
+                failed.push(room);
+            }
+        }
+        Ok(failed)
+    }
+
     /// Refuses an invite of `ghost` when the tenant's policy does not allow
     /// the inviter's server: the ghost rejects it, with the reason as the
     /// inviter's notice. Returns whether it did.

@@ -206,13 +206,10 @@ fn server_acl(allowed: &[String], own: &str) -> Option<Raw<AnyInitialStateEvent>
     if allowed.is_empty() {
         return None;
     }
-    let mut allow: Vec<&str> = std::iter::once(own).chain(allowed.iter().map(String::as_str)).collect();
-    allow.sort_unstable();
-    allow.dedup();
     let event = json!({
         "type": "m.room.server_acl",
         "state_key": "",
-        "content": { "allow": allow, "deny": [], "allow_ip_literals": false },
+        "content": brygga_core::matrix::server_acl_content(allowed, own),
     });
     serde_json::value::to_raw_value(&event).ok().map(Raw::from_json)
 }
