@@ -25,6 +25,7 @@ fn routes_of(tenant: &str) -> Vec<(&'static str, String, Option<&'static str>)> 
     let t = format!("/tenants/{tenant}");
     vec![
         ("GET", t.clone(), None),
+        ("PATCH", t.clone(), Some(r#"{"display_name": "renamed"}"#)),
         ("DELETE", format!("{t}?confirm={tenant}"), None),
         ("POST", format!("{t}/suspend"), None),
         ("POST", format!("{t}/resume"), None),
@@ -116,6 +117,7 @@ async fn tokens_scope_every_route_and_adapters_toggle_at_run_time() {
     for (method, path, body) in [
         ("POST", "/tenants".to_owned(), Some(r#"{"id": "new"}"#)),
         ("POST", "/tenants/fk/suspend".to_owned(), None),
+        ("PATCH", "/tenants/fk".to_owned(), Some(r#"{"display_name": "renamed"}"#)),
         ("DELETE", "/tenants/fk?confirm=fk".to_owned(), None),
         ("GET", "/tenants/fk/tokens".to_owned(), None),
         ("POST", "/tenants/fk/tokens".to_owned(), None),
