@@ -23,6 +23,11 @@ impl SqlStore {
     }
 }
 
+/// A node from a row of (node, admin_url, appservice_url).
+fn node_of(row: &sqlx::any::AnyRow) -> Result<Node, sqlx::Error> {
+    Ok(Node::new(row.try_get::<String, _>(0)?, row.try_get::<String, _>(1)?, row.try_get::<String, _>(2)?))
+}
+
 fn tenant_of(value: String) -> StoreResult<TenantId> {
     TenantId::new(value).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
@@ -50,10 +55,7 @@ impl LeaseStore for SqlStore {
             .fetch_all(pool)
             .await
             .map_err(|e| db_err("live nodes", e))?;
-        rows.iter()
-            .map(|r| Ok(Node::new(r.try_get::<String, _>(0)?, r.try_get::<String, _>(1)?, r.try_get::<String, _>(2)?)))
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(|e| db_err("live nodes", e))
+        rows.iter().map(node_of).collect::<Result<_, _>>().map_err(|e| db_err("live nodes", e))
     }
 
     async fn leases(&self) -> StoreResult<Vec<Lease>> {
@@ -82,9 +84,7 @@ impl LeaseStore for SqlStore {
             .fetch_optional(self.shard_pool()?)
             .await
             .map_err(|e| db_err("read a tenant's owner", e))?;
-        row.map(|r| Ok(Node::new(r.try_get::<String, _>(0)?, r.try_get::<String, _>(1)?, r.try_get::<String, _>(2)?)))
-            .transpose()
-            .map_err(|e| db_err("read a tenant's owner", e))
+        row.as_ref().map(node_of).transpose().map_err(|e| db_err("read a tenant's owner", e))
     }
 
     async fn claim(&self, tenant: &TenantId, node: &str, ttl_ms: i64) -> StoreResult<bool> {
