@@ -131,11 +131,13 @@ struct Args {
     #[arg(long, default_value_t = 50)]
     rc_events_per_txn: usize,
     /// Messages relayed each way in the Teams runs.
-    #[arg(long, default_value_t = 4_000)]
+    #[arg(long, default_value_t = 2_000)]
     teams_messages: usize,
     /// Teams conversations (portals), half channels and half group chats.
-    /// Graph allows about 4 requests/s per conversation, so the load is spread wide.
-    #[arg(long, default_value_t = 800)]
+    /// Graph allows about 4 requests/s per conversation, so the load is spread
+    /// wide. The adapter subscribes to about 4 conversations per second, so
+    /// the set-up takes conversations / 4 seconds.
+    #[arg(long, default_value_t = 400)]
     teams_conversations: usize,
     /// Teams users posting, spread over the conversations.
     #[arg(long, default_value_t = 16)]

@@ -64,7 +64,18 @@ pub async fn runs(sizes: &Sizes, store: &str, instrument: bool) -> anyhow::Resul
         sizes.conversation_rate,
         GRAPH_REQUESTS_PER_CONVERSATION
     );
+    println!(
+        "teams_measures: to Matrix, from a Teams user's post (the double's message POST path, notified to the \
+         bridge's webhook) to the instant homeserver receiving the bridge's send; to Teams, from the appservice \
+         transaction's PUT to Graph storing the relay identity's post"
+    );
+    let setup_started = std::time::Instant::now();
     let env = setup::start(sizes, store, instrument).await?;
+    println!(
+        "teams_setup: {:.0} s to subscribe to every conversation (the adapter paces its subscription calls like a \
+         conversation's, 4 per second per tenant)",
+        setup_started.elapsed().as_secs_f64()
+    );
     let to_matrix = load::to_matrix(&env, sizes).await?;
     report("teams_to_matrix", &to_matrix);
     env.drain(sizes.timeout).await?;
