@@ -59,8 +59,8 @@ pub struct Core {
     pub tenant: TenantId,
     /// The router.
     pub router: Router,
-    /// The adapter host.
-    pub host: AdapterHost,
+    /// The adapter host (also behind the webhook routes).
+    pub host: Arc<AdapterHost>,
     /// The Matrix client.
     pub matrix: Arc<MatrixClient>,
     /// Base URL of the real appservice server.
@@ -139,13 +139,15 @@ pub async fn assemble(setup: Setup<'_>) -> anyhow::Result<Core> {
     }
     let running = RunningAdapters::default();
     let router = Router::new(shared.clone(), side, namer, running.clone(), RetryPolicy::default());
-    let host = AdapterHost::new(setup.factories, running, shared.clone(), router.clone(), matrix.clone());
+    let host = Arc::new(AdapterHost::new(setup.factories, running, shared.clone(), router.clone(), matrix.clone()));
 
     let tenant = TenantId::new(format!("b{}", nonce()))?;
     shared.upsert_tenant(&Tenant::new(tenant.clone(), "Benchmark")).await?;
     router.recover().await?;
 
-    let appservice = brygga_matrix::router(Arc::new(router.clone()), ServerSettings::new(HS_TOKEN));
+    // Platforms that call the bridge (Graph's change notifications) reach their adapter here, as in `brygga run`.
+    let appservice = brygga_matrix::router(Arc::new(router.clone()), ServerSettings::new(HS_TOKEN))
+        .merge(brygga::webhooks::routes(host.clone()));
     let appservice_url = format!("http://{}", setup.listener.local_addr()?);
     let listener = setup.listener;
     tokio::spawn(async move {

@@ -3,7 +3,8 @@
 //! homeserver and an instant adapter; with `--runs xmpp,synapse` also XMPP
 //! relay through a real Prosody, and the bridge path through a real Synapse
 //! beside Synapse's own direct-client rate; with `--runs rocketchat`
-//! Rocket.Chat relay through the in-process Rocket.Chat double.
+//! Rocket.Chat relay through the in-process Rocket.Chat double; with
+//! `--runs teams` Teams relay through the in-process Graph double.
 
 mod bridge;
 mod fake_homeserver;
@@ -11,6 +12,7 @@ mod instant_adapter;
 mod rocketchat;
 mod scenarios;
 mod stats;
+mod teams;
 mod timed;
 mod xmpp;
 
@@ -40,6 +42,8 @@ enum Run {
     Synapse,
     /// Rocket.Chat to Matrix and back through the Rocket.Chat double and the instant homeserver.
     Rocketchat,
+    /// Teams to Matrix and back through the Graph double and the instant homeserver.
+    Teams,
     /// All of the above.
     All,
 }
@@ -48,10 +52,10 @@ enum Run {
 #[derive(Parser, Debug)]
 #[command(about = "Measures brygga's own relay overhead")]
 struct Args {
-    /// Which runs, comma-separated: core, xmpp, synapse, rocketchat or all.
+    /// Which runs, comma-separated: core, xmpp, synapse, rocketchat, teams or all.
     /// `xmpp` and `synapse` start Prosody (and Synapse) from the test harness;
     /// `rocketchat` starts the Rocket.Chat double (its schemas come from
-    /// `cargo xtask test`).
+    /// `cargo xtask test`); `teams` starts the Graph double.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "core")]
     runs: Vec<Run>,
     /// Messages pushed in the inbound (remote to Matrix) run.
@@ -126,6 +130,27 @@ struct Args {
     /// Events per appservice transaction in the Matrix to Rocket.Chat run.
     #[arg(long, default_value_t = 50)]
     rc_events_per_txn: usize,
+    /// Messages relayed each way in the Teams runs.
+    #[arg(long, default_value_t = 2_000)]
+    teams_messages: usize,
+    /// Teams conversations (portals), half channels and half group chats.
+    /// Graph allows about 4 requests/s per conversation, so the load is spread
+    /// wide. The adapter subscribes to about 4 conversations per second, so
+    /// the set-up takes conversations / 4 seconds.
+    #[arg(long, default_value_t = 400)]
+    teams_conversations: usize,
+    /// Teams users posting, spread over the conversations.
+    #[arg(long, default_value_t = 16)]
+    teams_users: usize,
+    /// Messages per second offered to each conversation in both Teams runs.
+    /// Keep it well below Graph's limit of 4 requests/s: a message to Teams
+    /// costs 2 (the post and reading back its notification), and the limit
+    /// counts in fixed one-second windows.
+    #[arg(long, default_value_t = 1.0)]
+    teams_conversation_rate: f64,
+    /// Events per appservice transaction in the Matrix to Teams run.
+    #[arg(long, default_value_t = 50)]
+    teams_events_per_txn: usize,
 }
 
 impl Args {
@@ -185,6 +210,13 @@ async fn main() -> anyhow::Result<()> {
         args.rc_rooms > 0 && args.rc_users >= args.rc_rooms && args.rc_messages > 0,
         "Rocket.Chat sizes must be positive, with at least one user per channel"
     );
+    anyhow::ensure!(
+        args.teams_conversations > 0
+            && args.teams_users > 0
+            && args.teams_messages > 0
+            && args.teams_conversation_rate > 0.0,
+        "Teams sizes and the rate must be positive"
+    );
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let store = match args.store.as_str() {
         "sqlite" => "sqlite (temp file, WAL, synchronous=FULL: durable default)".to_owned(),
@@ -211,6 +243,17 @@ async fn main() -> anyhow::Result<()> {
             timeout: Duration::from_secs(args.timeout_secs),
         };
         rocketchat::runs(&sizes, &args.store, args.instrument).await?;
+    }
+    if args.wants(Run::Teams) {
+        let sizes = teams::Sizes {
+            messages: args.teams_messages,
+            conversations: args.teams_conversations,
+            users: args.teams_users,
+            conversation_rate: args.teams_conversation_rate,
+            events_per_txn: args.teams_events_per_txn,
+            timeout: Duration::from_secs(args.timeout_secs),
+        };
+        teams::runs(&sizes, &args.store, args.instrument).await?;
     }
     figure("peak_rss_mib", peak_rss_mib().unwrap_or(f64::NAN), "MiB", None);
     Ok(())

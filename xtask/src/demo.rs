@@ -1,8 +1,10 @@
 //! `cargo xtask demo`: Synapse, Prosody and the bridge with a demo tenant and one
 //! linked room, for a person to chat across from any Matrix and any XMPP client.
-//! With `--rocketchat`, also a stand-in Rocket.Chat workspace (see `demo_rocketchat`).
+//! With `--rocketchat`, also a stand-in Rocket.Chat workspace (see `demo_rocketchat`);
+//! with `--teams`, a stand-in Teams tenant (see `demo_teams`).
 
 use crate::demo_rocketchat::RocketChatDemo;
+use crate::demo_teams::TeamsDemo;
 use crate::{cargo, install};
 use brygga_harness::process::ProcessGuard;
 use brygga_harness::prosody::{Prosody, ProsodyOptions};
@@ -26,8 +28,8 @@ const CONNECTED: &str = "XMPP component connected";
 
 /// Runs the demo until Ctrl-C, SIGTERM or end of stdin. Ctrl-C and SIGTERM end
 /// this process at once; the harness's reapers then stop Synapse, Prosody and the bridge.
-/// `rocketchat` adds the stand-in Rocket.Chat workspace.
-pub fn run(rocketchat: bool) -> Result<ExitCode, String> {
+/// `stand_ins` adds the stand-in Rocket.Chat workspace and Teams tenant.
+pub fn run(stand_ins: StandIns) -> Result<ExitCode, String> {
     install::ensure_all()?;
     let root = workspace_root();
     println!("xtask: building brygga");
@@ -42,7 +44,8 @@ pub fn run(rocketchat: bool) -> Result<ExitCode, String> {
     }
     let log = dir.join("brygga.log");
 
-    let mut rocketchat = if rocketchat { Some(RocketChatDemo::start()?) } else { None };
+    let mut rocketchat = if stand_ins.rocketchat { Some(RocketChatDemo::start()?) } else { None };
+    let mut teams = if stand_ins.teams { Some(TeamsDemo::start()?) } else { None };
     let component_secret = random_hex(16);
     let bob_password = random_hex(8);
     println!("xtask: starting Prosody");
@@ -58,7 +61,10 @@ pub fn run(rocketchat: bool) -> Result<ExitCode, String> {
     let as_token = random_hex(32);
     let config = dir.join("config.yaml");
     let xmpp = XmppSettings { component_port: prosody.component_port(), secret: &component_secret };
-    let more_adapters = rocketchat.as_ref().map(RocketChatDemo::adapter_yaml).unwrap_or_default();
+    let mut more_adapters = rocketchat.as_ref().map(RocketChatDemo::adapter_yaml).unwrap_or_default();
+    if let Some(teams) = &teams {
+        more_adapters.push_str(&teams.adapter_yaml(TENANT, ports[1]));
+    }
     write(&config, &bridge_config(&dir, ports, &as_token, &xmpp, &more_adapters))?;
 
     let registration = dir.join("registration.yaml");
@@ -105,6 +111,12 @@ pub fn run(rocketchat: bool) -> Result<ExitCode, String> {
         let cli = |rid: &str, room: &str| link_room(&bin, &dir, &config, &["rocketchat", rid, room, "--name", "lobby"]);
         rc.open_lobby(&matrix, "@brygga:localhost", cli)?;
     }
+    if let Some(teams) = &mut teams {
+        let cli = |remote: &str, room: &str, name: &str| {
+            link_room(&bin, &dir, &config, &["teams", remote, room, "--name", name])
+        };
+        teams.open_rooms(&matrix, "@brygga:localhost", cli)?;
+    }
 
     let c2s = prosody.c2s_port();
     println!();
@@ -131,6 +143,9 @@ pub fn run(rocketchat: bool) -> Result<ExitCode, String> {
     if let Some(rc) = &rocketchat {
         rc.print_logins();
     }
+    if let Some(teams) = &teams {
+        teams.print_logins();
+    }
     println!(
         "Bridge:           registered as appservice `brygga`; {}; XMPP component {COMPONENT} {}",
         if pinged { "ping round-trip OK" } else { "ping FAILED, see the bridge log" },
@@ -147,10 +162,40 @@ pub fn run(rocketchat: bool) -> Result<ExitCode, String> {
     if let Some(rc) = rocketchat {
         rc.stop();
     }
+    if let Some(teams) = teams {
+        teams.stop();
+    }
     prosody.stop();
     drop(prosody);
     drop(hs);
     Ok(code)
+}
+
+/// The stand-ins `cargo xtask demo` adds besides XMPP.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StandIns {
+    /// `--rocketchat`: the Rocket.Chat test double as a workspace.
+    pub rocketchat: bool,
+    /// `--teams`: the Graph test double as a Teams tenant.
+    pub teams: bool,
+}
+
+impl StandIns {
+    /// Parses the demo's flags (`--rocketchat`, `--teams`, in any order); `None` for anything else.
+    pub fn parse(flags: &[String]) -> Option<Self> {
+        let mut stand_ins = Self::default();
+        for flag in flags {
+            let seen = match flag.as_str() {
+                "--rocketchat" => &mut stand_ins.rocketchat,
+                "--teams" => &mut stand_ins.teams,
+                _ => return None,
+            };
+            if std::mem::replace(seen, true) {
+                return None;
+            }
+        }
+        Some(stand_ins)
+    }
 }
 
 /// Homeserver, appservice and admin ports, all different.
@@ -362,4 +407,22 @@ fn target_dir(root: &Path) -> PathBuf {
 
 fn write(path: &Path, text: &str) -> Result<(), String> {
     std::fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StandIns;
+
+    fn parse(flags: &[&str]) -> Option<StandIns> {
+        StandIns::parse(&flags.iter().map(|f| (*f).to_owned()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn stand_in_flags_combine_in_any_order_and_nothing_else_passes() {
+        assert_eq!(parse(&[]), Some(StandIns::default()));
+        assert_eq!(parse(&["--teams"]), Some(StandIns { rocketchat: false, teams: true }));
+        assert_eq!(parse(&["--teams", "--rocketchat"]), Some(StandIns { rocketchat: true, teams: true }));
+        assert_eq!(parse(&["--teams", "--teams"]), None);
+        assert_eq!(parse(&["--slack"]), None);
+    }
 }

@@ -9,25 +9,41 @@
 //!   wired together with a demo tenant and one linked room, print the Matrix
 //!   and XMPP logins, and run until Ctrl-C or end of stdin. `demo --rocketchat`
 //!   also starts the Rocket.Chat test double as a stand-in workspace for the
-//!   demo tenant, with a second linked room and a person to act as over REST.
+//!   demo tenant, with a second linked room and a person to act as over REST;
+//!   `demo --teams` starts the Graph test double as a stand-in Teams tenant
+//!   with a channel and a chat linked to Matrix rooms and a person to act as
+//!   over Graph's REST API (the flags combine).
 
 mod console_deps;
 mod demo;
 mod demo_rocketchat;
+mod demo_teams;
 mod graph_schemas;
 mod install;
 mod rocketchat_schemas;
 
 use std::process::{Command, ExitCode};
 
+/// What was asked for.
+enum Task {
+    /// `test [ARGS...]`.
+    Test,
+    /// `demo [FLAGS...]`.
+    Demo(demo::StandIns),
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.first().map(String::as_str) {
-        Some("test") => test(&args[1..]),
-        Some("demo") if args.len() == 1 => demo::run(false),
-        Some("demo") if args[1..] == ["--rocketchat"] => demo::run(true),
-        _ => {
-            eprintln!("usage: cargo xtask test [CARGO TEST ARGS...] | cargo xtask demo [--rocketchat]");
+    let command = match args.first().map(String::as_str) {
+        Some("test") => Some(Task::Test),
+        Some("demo") => demo::StandIns::parse(&args[1..]).map(Task::Demo),
+        _ => None,
+    };
+    let result = match command {
+        Some(Task::Test) => test(&args[1..]),
+        Some(Task::Demo(stand_ins)) => demo::run(stand_ins),
+        None => {
+            eprintln!("usage: cargo xtask test [CARGO TEST ARGS...] | cargo xtask demo [--rocketchat] [--teams]");
             return ExitCode::from(2);
         }
     };
