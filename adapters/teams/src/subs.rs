@@ -22,8 +22,6 @@ use crate::shared::Shared;
 
 /// The state key of the subscriptions.
 const STATE_KEY: &str = "subscriptions";
-/// Pacing key of subscription calls (not a conversation).
-const PACE: &str = "subscriptions";
 
 /// One subscription.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -119,7 +117,7 @@ pub(crate) async fn ensure(shared: &Shared, conversation: &Conversation, verify:
     let room = conversation.room_id();
     if verify && let Some(sub) = shared.subs.of_room(&room) {
         let path = format!("subscriptions/{}", seg(&sub.id));
-        if let Err(GraphError::NotFound(_)) = shared.app_call(Method::GET, &path, None, PACE).await {
+        if let Err(GraphError::NotFound(_)) = shared.app_call(Method::GET, &path, None, &room).await {
             forget(shared, &sub).await?;
         }
     }
@@ -136,6 +134,7 @@ pub(crate) async fn ensure(shared: &Shared, conversation: &Conversation, verify:
 async fn create(shared: &Shared, conversation: &Conversation) -> Result<(), GraphError> {
     let base = &shared.config().notification_url_base;
     let state = client_state();
+    let room = conversation.room_id();
     let body = json!({
         "changeType": "created,updated,deleted",
         "notificationUrl": base.join("notify").expect("relative").as_str(),
@@ -145,10 +144,9 @@ async fn create(shared: &Shared, conversation: &Conversation) -> Result<(), Grap
         "clientState": state,
         "includeResourceData": false,
     });
-    let room = conversation.room_id();
     // Graph validates the notification URL before it answers; the webhook
     // echoes any validation token, so nothing needs to be known by then.
-    let answer = shared.app_call(Method::POST, "subscriptions", Some(&body), PACE).await?;
+    let answer = shared.app_call(Method::POST, "subscriptions", Some(&body), &room).await?;
     let info: SubscriptionInfo = serde_json::from_value(answer.body).unwrap_or_default();
     if info.id.is_empty() {
         return Err(GraphError::Unavailable("Graph created a subscription without an id".into()));
@@ -162,7 +160,7 @@ async fn create(shared: &Shared, conversation: &Conversation) -> Result<(), Grap
 async fn renew(shared: &Shared, sub: &Sub) -> Result<(), GraphError> {
     let body = json!({ "expirationDateTime": expiry(shared) });
     let path = format!("subscriptions/{}", seg(&sub.id));
-    let answer = shared.app_call(Method::PATCH, &path, Some(&body), PACE).await?;
+    let answer = shared.app_call(Method::PATCH, &path, Some(&body), &sub.room).await?;
     let info: SubscriptionInfo = serde_json::from_value(answer.body).unwrap_or_default();
     let expires = info.expiration_date_time.unwrap_or_else(|| expiry(shared));
     shared.subs.put(Sub { expires, ..sub.clone() });
@@ -172,7 +170,7 @@ async fn renew(shared: &Shared, sub: &Sub) -> Result<(), GraphError> {
 /// Answers `reauthorizationRequired`: reauthorize, then renew.
 pub(crate) async fn reauthorize(shared: &Shared, sub: &Sub) -> Result<(), GraphError> {
     let path = format!("subscriptions/{}/reauthorize", seg(&sub.id));
-    match shared.app_call(Method::POST, &path, None, PACE).await {
+    match shared.app_call(Method::POST, &path, None, &sub.room).await {
         Ok(_) | Err(GraphError::Refused { .. }) => {}
         Err(err) => return Err(err),
     }
@@ -188,7 +186,7 @@ pub(crate) async fn forget(shared: &Shared, sub: &Sub) -> Result<(), GraphError>
 /// Deletes the subscription of a room that is no longer bridged.
 pub(crate) async fn delete(shared: &Shared, sub: &Sub) -> Result<(), GraphError> {
     let path = format!("subscriptions/{}", seg(&sub.id));
-    match shared.app_call(Method::DELETE, &path, None, PACE).await {
+    match shared.app_call(Method::DELETE, &path, None, &sub.room).await {
         Ok(_) | Err(GraphError::NotFound(_)) => forget(shared, sub).await,
         Err(err) => Err(err),
     }
