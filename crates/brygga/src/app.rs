@@ -36,7 +36,14 @@ pub fn matrix_client(config: &Config) -> anyhow::Result<Arc<MatrixClient>> {
         config.appservice.as_token.clone(),
         config.appservice.bot_localpart.clone(),
     );
-    Ok(Arc::new(MatrixClient::new(settings).context("building the Matrix client")?))
+    let mut client = MatrixClient::new(settings).context("building the Matrix client")?;
+    if let Some(encryption) = config.encryption.as_ref().filter(|e| e.enabled) {
+        let key =
+            encryption.sealing_key().map_err(|(key, problem)| anyhow::anyhow!("config key `{key}`: {problem}"))?;
+        let bot = format!("@{}:{}", config.appservice.bot_localpart, config.homeserver.server_name);
+        client = client.with_encryption(brygga_crypto::CryptoConfig::new(encryption.store_dir.clone(), key, bot));
+    }
+    Ok(Arc::new(client))
 }
 
 /// The parts of a bridge that commands other than `run` also need.
@@ -134,6 +141,17 @@ pub async fn run(config: Config, factories: Vec<Arc<dyn AdapterFactory>>) -> any
     let shutdown = CancellationToken::new();
     let mut server_settings = ServerSettings::new(config.appservice.hs_token.clone());
     server_settings.max_body_bytes = config.appservice.max_body_bytes;
+    server_settings.e2ee = matrix.e2ee();
+    if server_settings.e2ee.is_some() {
+        let matrix = matrix.clone();
+        tokio::spawn(async move {
+            // The homeserver may not be up yet: the bot's device is made once it is.
+            while let Err(err) = matrix.prepare_encryption().await {
+                tracing::warn!(error = %err, "preparing the bridge bot's device failed; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            }
+        });
+    }
     let handler: Arc<dyn brygga_core::AppserviceHandler> = match &shard {
         Some(shard) => {
             Arc::new(ShardedAppservice::new(router.clone(), shard.clone(), config.appservice.hs_token.clone()))

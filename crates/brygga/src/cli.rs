@@ -199,7 +199,8 @@ async fn execute(command: Command, config: Config, factories: Vec<Arc<dyn Adapte
             tenants::seed(store, &parts.host, &config.tenants).await?;
             let tenant_ids: Vec<TenantId> = store.tenants().await?.into_iter().map(|t| t.id).collect();
             let reg = registration::registration(&config, &tenant_ids, &parts.host.kinds());
-            let yaml = registration::to_yaml(&reg)?;
+            let encryption = config.encryption.as_ref().is_some_and(|e| e.enabled);
+            let yaml = registration::to_yaml(&reg, encryption)?;
             if output.as_os_str() == "-" {
                 print!("{yaml}");
             } else {

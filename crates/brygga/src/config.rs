@@ -54,6 +54,9 @@ pub struct Config {
     /// Several processes sharing one PostgreSQL store, each owning some tenants.
     #[serde(default)]
     pub shard: Option<ShardConfig>,
+    /// End-to-bridge encryption of portal rooms.
+    #[serde(default)]
+    pub encryption: Option<crate::encryption::EncryptionConfig>,
 }
 
 /// This process's part in a group of processes sharing one PostgreSQL
@@ -321,6 +324,15 @@ impl Config {
         }
         if !(self.database.url.starts_with("sqlite:") || self.database.url.starts_with("postgres")) {
             return invalid("database.url", "must start with sqlite:// or postgres://");
+        }
+        if let Some(encryption) = self.encryption.as_ref().filter(|e| e.enabled) {
+            if let Err((key, problem)) = encryption.sealing_key() {
+                return invalid(key, &problem);
+            }
+            if self.shard.is_some() {
+                // Each device's Olm state lives in one process's store directory.
+                return invalid("encryption.enabled", "cannot be combined with shard (yet)");
+            }
         }
         if let Some(shard) = &self.shard {
             if !self.database.url.starts_with("postgres") {

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod cli_api;
 pub mod config;
 pub mod console;
+pub mod encryption;
 pub mod media_links;
 pub mod metrics;
 pub mod portals;

@@ -36,10 +36,17 @@ pub fn registration(config: &Config, tenants: &[TenantId], kinds: &[AdapterKind]
 
 /// Renders the registration as YAML, with the unstable MSC2409 key that
 /// older homeservers read.
-pub fn to_yaml(registration: &Registration) -> Result<String, serde_yaml::Error> {
+/// With `encryption`, it also asks for the appservice encryption extensions
+/// (MSC3202 device lists, key counts and device masquerading; MSC4190
+/// device management).
+pub fn to_yaml(registration: &Registration, encryption: bool) -> Result<String, serde_yaml::Error> {
     let mut value = serde_yaml::to_value(registration)?;
     if let serde_yaml::Value::Mapping(map) = &mut value {
         map.insert("de.sorunome.msc2409.push_ephemeral".into(), true.into());
+        if encryption {
+            map.insert("org.matrix.msc3202".into(), true.into());
+            map.insert("io.element.msc4190".into(), true.into());
+        }
     }
     serde_yaml::to_string(&value)
 }
@@ -64,7 +71,11 @@ appservice: { listen: "127.0.0.1:1", url: "http://127.0.0.1:1/", as_token: "aaaa
         assert_eq!(users, ["@xmpp_fk_.*:hub\\.example", "@xmpp_tv_.*:hub\\.example", "^@brygga:hub\\.example$"]);
         assert!(reg.namespaces.users.iter().all(|n| n.exclusive));
         assert_eq!(reg.url.as_deref(), Some("http://127.0.0.1:1"));
-        let yaml = to_yaml(&reg).unwrap();
+        let yaml = to_yaml(&reg, false).unwrap();
+        assert!(!yaml.contains("msc3202"), "{yaml}");
+        let encrypted = to_yaml(&reg, true).unwrap();
+        assert!(encrypted.contains("org.matrix.msc3202: true"), "{encrypted}");
+        assert!(encrypted.contains("io.element.msc4190: true"), "{encrypted}");
         assert!(yaml.contains("receive_ephemeral: true"), "{yaml}");
         assert!(yaml.contains("de.sorunome.msc2409.push_ephemeral: true"), "{yaml}");
         assert!(yaml.contains("sender_localpart: brygga"), "{yaml}");

@@ -181,6 +181,12 @@ pub enum EventBody<R> {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         topic: Option<String>,
     },
+    /// A Matrix event still end-to-end encrypted: the router decrypts it
+    /// when it is delivered (its key may arrive after it). Never reaches an adapter.
+    Encrypted {
+        /// The whole `m.room.encrypted` event as the homeserver sent it.
+        event_json: String,
+    },
 }
 
 impl<R> EventBody<R> {
@@ -200,7 +206,7 @@ impl<R> EventBody<R> {
             Self::Typing { typing } => Some(EventBody::Typing { typing }),
             Self::RoomDetails { name, topic } => Some(EventBody::RoomDetails { name, topic }),
             Self::Message(_) | Self::Edit { .. } | Self::Redaction { .. } | Self::Reaction { .. } => None,
-            Self::ReadReceipt { .. } => None,
+            Self::ReadReceipt { .. } | Self::Encrypted { .. } => None,
         }
     }
 
@@ -216,6 +222,7 @@ impl<R> EventBody<R> {
             Self::Typing { .. } => "typing",
             Self::ReadReceipt { .. } => "read_receipt",
             Self::RoomDetails { .. } => "room_details",
+            Self::Encrypted { .. } => "encrypted",
         }
     }
 }
@@ -368,9 +375,11 @@ impl<R> EventBody<R> {
                 vec![Reference::Target(target)]
             }
             Self::ReadReceipt { up_to } => vec![Reference::Target(up_to)],
-            Self::Membership { .. } | Self::Presence { .. } | Self::Typing { .. } | Self::RoomDetails { .. } => {
-                Vec::new()
-            }
+            Self::Membership { .. }
+            | Self::Presence { .. }
+            | Self::Typing { .. }
+            | Self::RoomDetails { .. }
+            | Self::Encrypted { .. } => Vec::new(),
         }
     }
 }

@@ -41,7 +41,9 @@ pub use ids::{
     AdapterKind, MatrixEventId, MatrixRoomId, MatrixUserId, PortalKey, RemoteMessageId, RemoteRoomId, RemoteUserId,
     TenantId,
 };
-pub use matrix::{AppserviceHandler, BridgeInfo, DirectRoom, GhostProfile, MatrixSide, RoomSpec, bridge_state_key};
+pub use matrix::{
+    AppserviceHandler, BridgeInfo, DecryptFailure, DirectRoom, GhostProfile, MatrixSide, RoomSpec, bridge_state_key,
+};
 pub use observe::DeliveryObserver;
 pub use queue::{Queues, RetryPolicy};
 pub use router::Router;

@@ -93,6 +93,18 @@ pub struct RoomSpec {
     pub allowed_servers: Vec<String>,
 }
 
+/// Why an encrypted Matrix event was not decrypted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DecryptFailure {
+    /// Its room key has not reached the bridge yet; it may still.
+    KeyMissing,
+    /// It never will decrypt here; the reason is for the sender's notice.
+    Never(String),
+    /// The bridge's crypto failed for now; retrying may help.
+    Failed(String),
+}
+
 /// Acting on the homeserver as the bridge bot or a ghost ("intents").
 #[async_trait]
 pub trait MatrixSide: Send + Sync {
@@ -145,6 +157,21 @@ pub trait MatrixSide: Send + Sync {
         txn_id: &str,
         body: &EventBody<MatrixEventId>,
     ) -> Result<Option<MatrixEventId>, BridgeError>;
+
+    /// The event an `EventBody::Encrypted` event carries, decrypted.
+    async fn decrypt(&self, _event: &MatrixEvent) -> Result<MatrixEvent, DecryptFailure> {
+        Err(DecryptFailure::Never("this bridge does not decrypt messages".into()))
+    }
+
+    /// Sends a notice into a room as a bridge user who is in it (the bot,
+    /// else a ghost), with a deterministic transaction id.
+    async fn notify(&self, room: &MatrixRoomId, txn_id: &str, text: &str) -> Result<(), BridgeError> {
+        let notice = EventBody::Message(crate::event::Message {
+            notice: true,
+            ..crate::event::Message::text(crate::event::Text::plain(text))
+        });
+        self.send(room, self.bot_user_id(), txn_id, &notice).await.map(|_| ())
+    }
 }
 
 /// What the appservice HTTP server hands to the bridge.

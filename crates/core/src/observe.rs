@@ -12,4 +12,6 @@ pub trait DeliveryObserver: Send + Sync {
     fn delivered(&self, portal: &PortalKey, direction: Direction, latency: Option<Duration>);
     /// A delivery attempt failed; `permanent` when the entry was dead-lettered.
     fn failed(&self, portal: &PortalKey, direction: Direction, permanent: bool);
+    /// A Matrix user's encrypted event could not be decrypted (its sender was told).
+    fn undecryptable(&self, _portal: &PortalKey) {}
 }

@@ -7,6 +7,7 @@
 //! Matrix content. Nothing here speaks a remote protocol.
 
 pub mod client;
+pub mod e2ee;
 mod render;
 pub mod sanitize;
 pub mod server;

@@ -48,6 +48,8 @@ pub(crate) struct Delivery {
     new_rooms: tokio::sync::mpsc::UnboundedSender<(PortalKey, MatrixRoomId)>,
     /// Answers bot commands handed over through a lobby.
     pub(crate) commands: crate::commands::BotCommands,
+    /// Learns of undecryptable events.
+    pub(crate) observer: std::sync::OnceLock<Arc<dyn crate::observe::DeliveryObserver>>,
 }
 
 #[async_trait]
@@ -88,6 +90,7 @@ impl Delivery {
             recent: RecentMappings::default(),
             names: DisplayNames::default(),
             media_policies: Default::default(),
+            observer: std::sync::OnceLock::new(),
         }
     }
 

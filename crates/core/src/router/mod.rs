@@ -12,6 +12,7 @@ mod names;
 mod policy;
 mod recent;
 pub mod refs;
+mod sealed;
 pub mod status_rooms;
 mod to_matrix;
 mod to_remote;
@@ -179,6 +180,7 @@ impl Router {
 
     /// Has `observer` learn of every delivery outcome (set once).
     pub fn observe(&self, observer: Arc<dyn crate::observe::DeliveryObserver>) {
+        let _ = self.inner.delivery.observer.set(observer.clone());
         self.inner.queues.observe(observer);
     }
 

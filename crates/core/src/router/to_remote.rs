@@ -19,6 +19,7 @@ impl Delivery {
             // Disabled or not yet started: keep it queued until it runs.
             return Err(BridgeError::transient(format!("adapter {} of {} is not running", portal.kind, portal.tenant)));
         };
+        let Some(event) = self.unseal(portal, event).await? else { return Ok(Vec::new()) };
         if let Some(ghost) = self.invited_ghost(portal, &event) {
             // Our ghost was invited (a direct chat, or into a portal): it
             // accepts, unless the tenant does not federate with the inviter.

@@ -109,6 +109,7 @@ struct ErrorBody {
 }
 
 /// An HTTP client bound to one homeserver and the appservice token.
+#[derive(Clone)]
 pub(crate) struct Http {
     client: reqwest::Client,
     base: String,
@@ -124,6 +125,16 @@ enum Attempt {
 impl Http {
     pub(crate) fn new(client: reqwest::Client, base: String, token: String, policy: RetryPolicy) -> Self {
         Self { client, base, token, policy }
+    }
+
+    /// The homeserver's base URL.
+    pub(crate) fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// The appservice token.
+    pub(crate) fn token(&self) -> &str {
+        &self.token
     }
 
     /// Sends `request` (as `as_user` when given), retrying 429, 5xx and
@@ -145,12 +156,8 @@ impl Http {
             Some(user) => AppserviceUserIdentity::new(user),
             None => AppserviceUserIdentity::default(),
         };
-        let deadline = Instant::now() + self.policy.total;
-        let mut backoff = self.policy.initial_backoff;
-        let mut attempt = 0u32;
-        loop {
-            attempt += 1;
-            let http_request = request
+        let build = || {
+            request
                 .clone()
                 .try_into_http_request_with_identity::<Vec<u8>>(
                     &self.base,
@@ -158,10 +165,54 @@ impl Http {
                     identity,
                     <R::PathBuilder as PathInput>::input(&supported),
                 )
-                .map_err(|e| CallError::Invalid(format!("cannot build request: {e}")))?;
-            let (delay, reason, server_delay) = match self.attempt(http_request).await {
+                .map_err(|e| CallError::Invalid(format!("cannot build request: {e}")))
+        };
+        let (status, headers, body) = self.retrying(what, build).await?;
+        parse_response::<R>(status, headers, &body)
+    }
+
+    /// Sends a request built elsewhere (by the crypto machines) with the
+    /// same retries; any HTTP answer is returned as it came.
+    pub(crate) async fn send_prepared(
+        &self,
+        what: &str,
+        request: http::Request<Vec<u8>>,
+    ) -> Result<http::Response<Vec<u8>>, String> {
+        let build = || {
+            let mut copy = http::Request::new(request.body().clone());
+            *copy.method_mut() = request.method().clone();
+            *copy.uri_mut() = request.uri().clone();
+            *copy.headers_mut() = request.headers().clone();
+            Ok(copy)
+        };
+        let (status, body) = match self.retrying(what, build).await {
+            Ok((status, _, body)) => (status, body.to_vec()),
+            Err(CallError::Refused { status, errcode }) => {
+                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+                (status, serde_json::to_vec(&serde_json::json!({ "errcode": errcode })).unwrap_or_default())
+            }
+            Err(CallError::Unavailable { message, .. } | CallError::Invalid(message)) => return Err(message),
+        };
+        let mut response = http::Response::new(body);
+        *response.status_mut() = status;
+        Ok(response)
+    }
+
+    /// Sends the request `build` makes (anew for each attempt), retrying
+    /// 429, 5xx and transport failures until the retry budget is spent.
+    async fn retrying(
+        &self,
+        what: &str,
+        build: impl Fn() -> Result<http::Request<Vec<u8>>, CallError>,
+    ) -> Result<(StatusCode, HeaderMap, bytes::Bytes), CallError> {
+        let deadline = Instant::now() + self.policy.total;
+        let mut backoff = self.policy.initial_backoff;
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let (delay, reason, server_delay) = match self.attempt(build()?).await {
                 Attempt::Answer(status, headers, body) if status.as_u16() < 400 => {
-                    return parse_response::<R>(status, headers, &body);
+                    return Ok((status, headers, body));
                 }
                 Attempt::Answer(status, headers, body) => {
                     let error: ErrorBody = serde_json::from_slice(&body).unwrap_or_default();

@@ -3,6 +3,7 @@
 //! Every request carries the appservice token; acting as a ghost appends
 //! `user_id=@ghost:server` (appservice identity assertion).
 
+mod e2ee;
 mod http;
 mod media;
 mod members;
@@ -12,19 +13,20 @@ mod state;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use brygga_core::{
-    BridgeError, EventBody, GhostProfile, MatrixEventId, MatrixMedia, MatrixRoomId, MatrixSide, MatrixUserId,
-    MediaBytes, RoomSpec,
+    BridgeError, DecryptFailure, EventBody, GhostProfile, MatrixEventId, MatrixMedia, MatrixRoomId, MatrixSide,
+    MatrixUserId, MediaBytes, RoomSpec,
 };
 use ruma::api::client::appservice::request_ping;
 use ruma::{OwnedRoomId, OwnedUserId};
 use url::Url;
 
-use self::http::{CallError, Http, RetryPolicy, Versions};
+pub(crate) use self::http::Http;
+use self::http::{CallError, RetryPolicy, Versions};
 
 /// Settings of the homeserver client.
 #[derive(Clone)]
@@ -97,6 +99,8 @@ pub struct MatrixClient {
     /// Last profile set per ghost, so unchanged profiles are not re-sent
     /// (each change makes the homeserver update every room of the ghost).
     profiles: Mutex<HashMap<String, GhostProfile>>,
+    /// The devices and encrypted rooms, when the bridge encrypts.
+    e2ee: Option<Arc<crate::e2ee::E2ee>>,
 }
 
 impl fmt::Debug for MatrixClient {
@@ -132,7 +136,34 @@ impl MatrixClient {
             bot,
             joined: Mutex::new(HashSet::new()),
             profiles: Mutex::new(HashMap::new()),
+            e2ee: None,
         })
+    }
+
+    /// Gives the bot and the ghosts devices (stores in `config.store_dir`),
+    /// so encrypted rooms are bridged.
+    pub fn with_encryption(mut self, config: brygga_crypto::CryptoConfig) -> Self {
+        let transport = Arc::new(crate::e2ee::Transport { http: self.http.clone() });
+        self.e2ee = Some(Arc::new(crate::e2ee::E2ee::new(brygga_crypto::Crypto::new(config, transport))));
+        self
+    }
+
+    /// The encryption state the appservice server feeds, when encryption is on.
+    pub fn e2ee(&self) -> Option<Arc<crate::e2ee::E2ee>> {
+        self.e2ee.clone()
+    }
+
+    /// Makes sure the bot's device exists with its keys uploaded (encryption only).
+    pub async fn prepare_encryption(&self) -> Result<(), BridgeError> {
+        self.ensure_device(&self.bot).await
+    }
+
+    async fn ensure_device(&self, user: &MatrixUserId) -> Result<(), BridgeError> {
+        let Some(e2ee) = &self.e2ee else { return Ok(()) };
+        e2ee.crypto
+            .ensure_device(user.as_str())
+            .await
+            .map_err(|e| BridgeError::transient(format!("creating the device of a bridge user: {e}")))
     }
 
     /// Asks the homeserver to ping this appservice; returns the round trip it measured.
@@ -176,7 +207,10 @@ impl MatrixSide for MatrixClient {
     }
 
     async fn ensure_ghost(&self, user: &MatrixUserId, profile: &GhostProfile) -> Result<(), BridgeError> {
-        self.register_and_profile(user, profile).await
+        self.register_and_profile(user, profile).await?;
+        // A device before any invite: a Matrix client shares room keys
+        // only with the devices a member has when it encrypts.
+        self.ensure_device(user).await
     }
 
     async fn ensure_room(&self, spec: &RoomSpec) -> Result<MatrixRoomId, BridgeError> {
@@ -221,6 +255,14 @@ impl MatrixSide for MatrixClient {
         body: &EventBody<MatrixEventId>,
     ) -> Result<Option<MatrixEventId>, BridgeError> {
         self.send_event(room, user, txn_id, body).await
+    }
+
+    async fn decrypt(&self, event: &brygga_core::MatrixEvent) -> Result<brygga_core::MatrixEvent, DecryptFailure> {
+        self.decrypt_event(event).await
+    }
+
+    async fn notify(&self, room: &MatrixRoomId, txn_id: &str, text: &str) -> Result<(), BridgeError> {
+        self.notify_room(room, txn_id, text).await
     }
 }
 

@@ -100,10 +100,24 @@ impl MatrixClient {
         content: &C,
     ) -> Result<MatrixEventId, BridgeError>
     where
-        C: MessageLikeEventContent,
+        C: MessageLikeEventContent + serde::Serialize,
     {
-        let request = send_message_event::v3::Request::new(room.clone(), txn, content)
-            .map_err(|_| BridgeError::permanent("cannot encode event content"))?;
+        let event_type = content.event_type().to_string();
+        let plain = serde_json::to_value(content).map_err(|_| BridgeError::permanent("cannot encode event content"))?;
+        let request = match self.seal(room, user, &event_type, &plain).await? {
+            Some(sealed) => {
+                let raw = serde_json::value::to_raw_value(&sealed)
+                    .map_err(|_| BridgeError::permanent("cannot encode encrypted content"))?;
+                send_message_event::v3::Request::new_raw(
+                    room.clone(),
+                    txn,
+                    "m.room.encrypted".into(),
+                    ruma::serde::Raw::from_json(raw),
+                )
+            }
+            None => send_message_event::v3::Request::new(room.clone(), txn, content)
+                .map_err(|_| BridgeError::permanent("cannot encode event content"))?,
+        };
         let response =
             self.http.call("send", request, Some(user), Versions::Modern).await.map_err(|e| e.into_bridge("send"))?;
         core_event_id(response.event_id)

@@ -27,6 +27,7 @@ use brygga_core::{AppserviceHandler, MatrixUserId};
 use ruma::{RoomAliasId, UserId};
 
 pub use ephemeral::PRESENCE_ROOM;
+pub(crate) use parse::room_event as parse_room_event;
 
 /// Default largest accepted request body: 32 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
@@ -38,12 +39,14 @@ pub struct ServerSettings {
     pub hs_token: String,
     /// Largest accepted request body in bytes.
     pub max_body_bytes: usize,
+    /// The client's encryption state, fed from transactions (`None`: no encryption).
+    pub e2ee: Option<Arc<crate::e2ee::E2ee>>,
 }
 
 impl ServerSettings {
     /// Settings with the default body limit.
     pub fn new(hs_token: impl Into<String>) -> Self {
-        Self { hs_token: hs_token.into(), max_body_bytes: DEFAULT_MAX_BODY_BYTES }
+        Self { hs_token: hs_token.into(), max_body_bytes: DEFAULT_MAX_BODY_BYTES, e2ee: None }
     }
 }
 
@@ -53,6 +56,7 @@ impl fmt::Debug for ServerSettings {
         f.debug_struct("ServerSettings")
             .field("hs_token", &"<redacted>")
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("e2ee", &self.e2ee.is_some())
             .finish()
     }
 }
@@ -62,12 +66,17 @@ pub(crate) struct AppState {
     pub(crate) handler: Arc<dyn AppserviceHandler>,
     pub(crate) hs_token: String,
     pub(crate) ephemeral: ephemeral::EphemeralState,
+    pub(crate) e2ee: Option<Arc<crate::e2ee::E2ee>>,
 }
 
 /// Builds the appservice router; serve it with `axum::serve`.
 pub fn router(handler: Arc<dyn AppserviceHandler>, settings: ServerSettings) -> Router {
-    let state =
-        Arc::new(AppState { handler, hs_token: settings.hs_token, ephemeral: ephemeral::EphemeralState::new() });
+    let state = Arc::new(AppState {
+        handler,
+        hs_token: settings.hs_token,
+        ephemeral: ephemeral::EphemeralState::new(),
+        e2ee: settings.e2ee,
+    });
     Router::new()
         .route("/_matrix/app/v1/transactions/{txn_id}", put(transactions::put_transaction))
         .route("/_matrix/app/v1/users/{user_id}", get(query_user))

@@ -42,7 +42,7 @@ pub(crate) fn room_event(raw: &RawValue) -> Option<MatrixEvent> {
         }
     };
     let event_id = envelope.event_id.as_deref().unwrap_or("<none>");
-    match convert(&envelope) {
+    match convert(&envelope, raw) {
         Ok(Some(event)) => Some(event),
         Ok(None) => {
             tracing::debug!(event_type = %envelope.kind, event_id, "ignoring event type");
@@ -57,9 +57,13 @@ pub(crate) fn room_event(raw: &RawValue) -> Option<MatrixEvent> {
 
 type Converted = Result<Option<MatrixEvent>, &'static str>;
 
-fn convert(envelope: &Envelope<'_>) -> Converted {
+fn convert(envelope: &Envelope<'_>, raw: &RawValue) -> Converted {
     let content = envelope.content.ok_or("missing content")?;
     let body = match envelope.kind.as_str() {
+        // Decrypted when delivered: its key may not be here yet.
+        "m.room.encrypted" if envelope.state_key.is_none() => {
+            Some(EventBody::Encrypted { event_json: raw.get().to_owned() })
+        }
         "m.room.message" => message(content)?,
         "m.sticker" => sticker(content)?,
         "m.reaction" => Some(reaction(content)?),

@@ -50,6 +50,13 @@ pub(crate) async fn put_transaction(
     };
 
     let raw_events = parsed.events.unwrap_or_default();
+    if let Some(e2ee) = &state.e2ee {
+        // Room keys first: this transaction's events may need them.
+        if let Err(err) = e2ee.receive(&bytes, &raw_events).await {
+            tracing::warn!(txn_id = %txn_id, error = %err, "crypto sections not taken; homeserver will retry");
+            return matrix_error(StatusCode::INTERNAL_SERVER_ERROR, "M_UNKNOWN", "Transaction not stored, retry");
+        }
+    }
     let events: Vec<_> = raw_events.iter().filter_map(|raw| parse::room_event(raw)).collect();
     let ephemeral_raw = merge_ephemeral(parsed.ephemeral, parsed.unstable_ephemeral);
     tracing::debug!(
