@@ -25,17 +25,21 @@
 //! ```
 
 mod acting;
+mod assertion;
 mod auth;
+pub mod certs;
 mod control;
 mod conversations;
 mod error;
 mod graph;
 mod identity;
 mod ids;
+pub mod jwt;
 mod model;
 mod notify;
 mod operations;
 mod render;
+pub mod rich;
 mod server;
 mod state;
 mod subscriptions;
@@ -49,6 +53,7 @@ pub use error::DoubleError;
 pub use identity::GRAPH_DEFAULT_SCOPE;
 pub use model::{Conversation, HostedContent, MessageRecord, Reaction, SentVia, TestUser};
 pub use notify::{Delivery, Outcome, RetryPolicy};
+pub use rich::{CHANGE_TRACKING_APP_ID, Encryption, validation_token};
 pub use server::{DEFAULT_ROLES, DEFAULT_SCOPES};
 pub use state::Settings;
 pub use subscriptions::Subscription;
