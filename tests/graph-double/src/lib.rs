@@ -3,11 +3,13 @@
 //!
 //! It models Entra tenants (an app registration consented or not, users,
 //! teams, channels, chats, members), the v2.0 token endpoint (client
-//! credentials, device code, refresh token), Teams channel and chat messages
+//! credentials with a secret or a certificate's client assertion, device
+//! code, refresh token) and its published signing keys, Teams channel and chat messages
 //! (send, get, list, edit, soft delete, reactions, hosted contents, replies,
 //! channel delta), members, users, presence, change notification
 //! subscriptions with the validation handshake and delivery to the bridge's
-//! webhook, lifecycle notifications and throttling. See the README for what
+//! webhook (optionally with encrypted resource data and validation tokens),
+//! lifecycle notifications and throttling. See the README for what
 //! it does and does not model.
 //!
 //! ```no_run
