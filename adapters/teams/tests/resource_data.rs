@@ -108,3 +108,22 @@ async fn a_certificate_tenant_gets_encrypted_messages_and_refuses_forged_ones() 
     assert_eq!(single_gets(&graph), gets_before);
     std::fs::remove_file(pem).unwrap();
 }
+
+#[tokio::test]
+async fn a_certificate_the_app_does_not_have_fails_the_start_with_a_clear_error() {
+    let graph = GraphDouble::start().await;
+    let tenant = graph.add_tenant();
+    let relay = graph.add_user(&tenant, "Relay");
+    let cert = TestCertificate::generate("not registered");
+    let pem = std::env::temp_dir().join(format!("brygga-teams-unregistered-{}.pem", std::process::id()));
+    std::fs::write(&pem, format!("{}{}", cert.cert_pem, cert.key_pem)).unwrap();
+    let mut bridge = Bridge::new(&graph, &tenant, &relay, &[]).await;
+    let config = bridge.config.as_object_mut().unwrap();
+    config.remove("client_secret");
+    config.insert("client_certificate_file".into(), json!(pem));
+    let err = bridge.try_start().await.err().expect("refused");
+    assert!(err.to_string().contains("invalid_client AADSTS700027"), "{err}");
+    assert!(!err.to_string().contains("BEGIN"), "no key material in errors: {err}");
+    assert_eq!(bridge.health(), Some(brygga_core::Health::BadCredentials));
+    std::fs::remove_file(pem).unwrap();
+}
