@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use brygga_graph_double::certs::TestCertificate;
 use brygga_graph_double::{Conversation, GraphDouble, TestUser};
 use brygga_harness::TempDir;
 use brygga_harness::synapse::Synapse;
@@ -51,14 +52,37 @@ pub struct TeamsEnv {
     pub bridge: BridgeProcess,
     /// The appservice listener (where the webhook routes are), `http://127.0.0.1:<port>`.
     pub listener: String,
+    /// The app's certificate, when the tenants use one instead of the secret.
+    pub certificate: Option<TestCertificate>,
     _dir: TempDir,
 }
 
 impl TeamsEnv {
     /// Starts the double with an Entra tenant per bridge tenant, Synapse and the bridge.
     pub async fn start(backend: Backend, tenants: &[&str]) -> Self {
+        Self::start_with(backend, tenants, false).await
+    }
+
+    /// As [`Self::start`], but the app registration has a certificate and no
+    /// secret, and the tenants subscribe with encrypted resource data.
+    pub async fn start_with_certificate(backend: Backend, tenants: &[&str]) -> Self {
+        Self::start_with(backend, tenants, true).await
+    }
+
+    async fn start_with(backend: Backend, tenants: &[&str], with_certificate: bool) -> Self {
         let dir = TempDir::new("brygga-teams-e2e").expect("temp dir");
         let graph = GraphDouble::start().await;
+        let certificate = with_certificate.then(|| TestCertificate::generate("brygga e2e"));
+        let credentials = match &certificate {
+            Some(cert) => {
+                graph.add_client_certificate(&cert.der);
+                graph.remove_client_secrets();
+                let pem = dir.path().join("teams-app.pem");
+                std::fs::write(&pem, format!("{}{}", cert.cert_pem, cert.key_pem)).expect("writing the PEM");
+                format!("client_certificate_file: \"{}\", include_resource_data: true", pem.display())
+            }
+            None => format!("client_secret: \"{}\"", graph.client_secret()),
+        };
         let mut agencies = Vec::new();
         for tenant in tenants {
             let entra = graph.add_tenant();
@@ -74,14 +98,13 @@ impl TeamsEnv {
             .map(|a| {
                 format!(
                     "  - id: {tenant}\n    adapters:\n      teams:\n        config: {{ client_id: \"{client}\", \
-                     client_secret: \"{secret}\", tenant_id: \"{entra}\", \
+                     {credentials}, tenant_id: \"{entra}\", \
                      notification_url_base: \"http://127.0.0.1:{port}/_brygga/webhook/{tenant}/teams/\", \
                      token_key: \"{TOKEN_KEY}\", relay_user_id: \"{relay}\", relay_refresh_token: \"{refresh}\", \
                      graph_url: \"{graph}\", login_url: \"{login}\", matrix_server_name: localhost, \
                      presence_interval_secs: 5 }}\n",
                     tenant = a.tenant,
                     client = graph.client_id(),
-                    secret = graph.client_secret(),
                     entra = a.entra,
                     port = setup.as_port,
                     relay = a.relay.id,
@@ -96,7 +119,7 @@ impl TeamsEnv {
         let (synapse, alice) = start_synapse(&setup, bridge.registration()).await;
         bridge.start().await;
         let listener = format!("http://127.0.0.1:{}", setup.as_port);
-        Self { graph, agencies, synapse, alice, bridge, listener, _dir: dir }
+        Self { graph, agencies, synapse, alice, bridge, listener, certificate, _dir: dir }
     }
 
     /// The first agency.

@@ -46,7 +46,8 @@ impl TeamsAdapter {
         let shared = Arc::new(Shared {
             tenant: ctx.tenant.clone(),
             graph: Graph::new(http.clone(), config.clone(), ctx.status.clone()),
-            identity: Identity::new(http, config.clone()),
+            identity: Identity::new(http.clone(), config.clone()),
+            signing_keys: crate::resource_data::SigningKeys::new(http, config.signing_keys_url()),
             accounts: Accounts::new(ctx.tenant.clone(), ctx.state.clone(), config),
             subs: Default::default(),
             workers: Default::default(),
@@ -101,7 +102,7 @@ impl Adapter for TeamsAdapter {
     /// Graph's `notificationUrl` (`notify`) and `lifecycleNotificationUrl` (`lifecycle`).
     async fn webhook(&self, request: WebhookRequest) -> WebhookResponse {
         let Reply { status, content_type, body } =
-            crate::webhook::handle(&self.shared, &request.path, &request.method, &request.query, &request.body);
+            crate::webhook::handle(&self.shared, &request.path, &request.method, &request.query, &request.body).await;
         WebhookResponse::new(status, content_type, body.into_bytes())
     }
 

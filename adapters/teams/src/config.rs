@@ -1,11 +1,13 @@
 //! The per-tenant Teams adapter config, as stored with the tenant.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 use url::Url;
 
+use crate::cert::{Certificate, Sources};
 use crate::crypto::TokenKey;
 
 /// A secret that never shows in `{:?}`.
@@ -26,7 +28,25 @@ struct Raw {
     #[serde(default)]
     client_secret: Option<String>,
     #[serde(default)]
-    client_certificate: Option<String>,
+    client_certificate_file: Option<String>,
+    #[serde(default)]
+    client_certificate_env: Option<String>,
+    #[serde(default)]
+    client_key_file: Option<String>,
+    #[serde(default)]
+    client_key_env: Option<String>,
+    #[serde(default)]
+    include_resource_data: bool,
+    #[serde(default)]
+    encryption_certificate_file: Option<String>,
+    #[serde(default)]
+    encryption_certificate_env: Option<String>,
+    #[serde(default)]
+    encryption_key_file: Option<String>,
+    #[serde(default)]
+    encryption_key_env: Option<String>,
+    #[serde(default)]
+    encryption_certificate_id: Option<String>,
     tenant_id: String,
     notification_url_base: String,
     #[serde(default)]
@@ -79,13 +99,32 @@ fn default_max_file_bytes() -> u64 {
     16 * 1024 * 1024
 }
 
+/// How the app proves itself at the token endpoint.
+#[derive(Clone, Debug)]
+pub(crate) enum ClientAuth {
+    /// A client secret.
+    Secret(Secret),
+    /// A signed client assertion made with the app's certificate.
+    Certificate(Arc<Certificate>),
+}
+
+/// Subscriptions with resource data: Graph encrypts each changed message for this certificate.
+#[derive(Clone, Debug)]
+pub(crate) struct ResourceData {
+    pub(crate) certificate: Arc<Certificate>,
+    /// `encryptionCertificateId` (default: the certificate's SHA-1 thumbprint).
+    pub(crate) certificate_id: String,
+}
+
 /// Config of one tenant's Teams side.
 #[derive(Clone, Debug)]
 pub(crate) struct TeamsConfig {
     /// The multi-tenant app registration's client (application) id.
     pub(crate) client_id: String,
-    /// Its client secret.
-    pub(crate) client_secret: Secret,
+    /// Its client secret or certificate.
+    pub(crate) client_auth: ClientAuth,
+    /// Resource data in change notifications, when asked for.
+    pub(crate) resource_data: Option<ResourceData>,
     /// The agency's Entra tenant id (a GUID or a verified domain).
     pub(crate) tenant_id: String,
     /// Public base URL of the bridge's webhook route (always ends with `/`).
@@ -128,10 +167,47 @@ impl TeamsConfig {
         if raw.client_id.trim().is_empty() {
             return Err("key `client_id` must not be empty".into());
         }
-        if nonempty(raw.client_certificate).is_some() {
-            return Err("key `client_certificate` is not supported yet: use `client_secret`".into());
-        }
-        let client_secret = nonempty(raw.client_secret).ok_or("key `client_secret` is required")?;
+        let sources = Sources {
+            cert_file: nonempty(raw.client_certificate_file),
+            cert_env: nonempty(raw.client_certificate_env),
+            key_file: nonempty(raw.client_key_file),
+            key_env: nonempty(raw.client_key_env),
+        };
+        let client_certificate = crate::cert::load("client", sources, env)?.map(Arc::new);
+        let client_auth = match (nonempty(raw.client_secret), &client_certificate) {
+            (Some(secret), None) => ClientAuth::Secret(Secret(secret)),
+            (None, Some(cert)) => ClientAuth::Certificate(cert.clone()),
+            (Some(_), Some(_)) => {
+                return Err("keys `client_secret` and `client_certificate_file` (or `_env`) exclude each other".into());
+            }
+            (None, None) => {
+                return Err(
+                    "key `client_secret` or `client_certificate_file` (or `client_certificate_env`) is required".into(),
+                );
+            }
+        };
+        let sources = Sources {
+            cert_file: nonempty(raw.encryption_certificate_file),
+            cert_env: nonempty(raw.encryption_certificate_env),
+            key_file: nonempty(raw.encryption_key_file),
+            key_env: nonempty(raw.encryption_key_env),
+        };
+        let encryption = crate::cert::load("encryption", sources, env)?.map(Arc::new);
+        let resource_data = match (raw.include_resource_data, encryption.or(client_certificate)) {
+            (false, _) => None,
+            (true, None) => {
+                return Err("key `include_resource_data` needs a certificate: `encryption_certificate_file` \
+                            (or `_env`), or the client certificate"
+                    .into());
+            }
+            (true, Some(certificate)) => {
+                let certificate_id = nonempty(raw.encryption_certificate_id).unwrap_or_else(|| certificate.sha1_hex());
+                if certificate_id.len() > 128 {
+                    return Err("key `encryption_certificate_id` must be at most 128 characters".into());
+                }
+                Some(ResourceData { certificate, certificate_id })
+            }
+        };
         let tenant_id = raw.tenant_id.trim().to_owned();
         if tenant_id.is_empty() || !tenant_id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.')) {
             return Err("key `tenant_id` must be the agency's Entra tenant id (a GUID or domain)".into());
@@ -165,7 +241,8 @@ impl TeamsConfig {
         }
         Ok(Self {
             client_id: raw.client_id.trim().to_owned(),
-            client_secret: Secret(client_secret),
+            client_auth,
+            resource_data,
             tenant_id,
             notification_url_base,
             relay_user_id,
@@ -185,6 +262,11 @@ impl TeamsConfig {
     /// A Graph URL for `path` (relative, e.g. `chats/19:x/messages`), segments already escaped.
     pub(crate) fn graph(&self, path: &str) -> Url {
         self.graph_url.join(path.trim_start_matches('/')).expect("Graph paths are relative URLs")
+    }
+
+    /// The identity platform's published signing keys (a JWK set).
+    pub(crate) fn signing_keys_url(&self) -> Url {
+        self.login_url.join("common/discovery/v2.0/keys").expect("a relative path")
     }
 
     /// The identity platform endpoint `leaf` (`token` or `devicecode`) of the agency's tenant.
@@ -219,101 +301,5 @@ fn is_loopback(url: &Url) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-
-    fn base() -> serde_json::Value {
-        json!({
-            "client_id": "app-id",
-            "client_secret": "very-secret",
-            "tenant_id": "5f2b1a3c-0000-4000-8000-000000000001",
-            "notification_url_base": "https://bridge.example.org/_brygga/webhook/agency/teams",
-            "token_key": KEY,
-        })
-    }
-
-    fn err(patch: serde_json::Value) -> String {
-        let mut c = base();
-        for (k, v) in patch.as_object().unwrap() {
-            if v.is_null() {
-                c.as_object_mut().unwrap().remove(k);
-            } else {
-                c[k] = v.clone();
-            }
-        }
-        TeamsConfig::parse_with_env(&c, &|_| None).unwrap_err()
-    }
-
-    #[test]
-    fn a_minimal_config_gets_defaults_and_endpoints() {
-        let config = TeamsConfig::parse(&base()).unwrap();
-        assert_eq!(config.graph("chats/x/messages").as_str(), "https://graph.microsoft.com/v1.0/chats/x/messages");
-        assert_eq!(
-            config.login("token").as_str(),
-            "https://login.microsoftonline.com/5f2b1a3c-0000-4000-8000-000000000001/oauth2/v2.0/token"
-        );
-        assert_eq!(config.notification_url_base.path(), "/_brygga/webhook/agency/teams/");
-        assert_eq!(config.presence_interval, Some(Duration::from_secs(60)));
-        assert_eq!(config.channel_requests_per_sec, 4);
-        assert_eq!(config.subscription_lifetime, Duration::from_secs(3600));
-        let printed = format!("{config:?}");
-        assert!(!printed.contains("very-secret"), "{printed}");
-        assert!(!printed.contains(KEY), "{printed}");
-    }
-
-    #[test]
-    fn the_shipped_example_config_is_valid() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/example.yaml");
-        let yaml: serde_json::Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-        let teams = &yaml["tenants"][0]["adapters"]["teams"]["config"];
-        let config = TeamsConfig::parse_with_env(teams, &|_| None).unwrap();
-        assert_eq!(config.notification_url_base.join("notify").unwrap().path(), "/_brygga/webhook/agency/teams/notify");
-    }
-
-    #[test]
-    fn the_token_key_can_come_from_the_environment() {
-        let mut c = base();
-        c.as_object_mut().unwrap().remove("token_key");
-        c["token_key_env"] = json!("TEAMS_KEY");
-        let env = |name: &str| (name == "TEAMS_KEY").then(|| KEY.to_owned());
-        assert!(TeamsConfig::parse_with_env(&c, &env).is_ok());
-        let missing = TeamsConfig::parse_with_env(&c, &|_| None).unwrap_err();
-        assert!(missing.contains("TEAMS_KEY") && missing.contains("`token_key_env`"), "{missing}");
-    }
-
-    #[test]
-    fn local_test_endpoints_are_allowed() {
-        let mut c = base();
-        c["notification_url_base"] = json!("http://127.0.0.1:8008/_brygga/webhook/t/teams/");
-        c["graph_url"] = json!("http://127.0.0.1:9000/v1.0");
-        c["login_url"] = json!("http://127.0.0.1:9000/login");
-        c["presence_interval_secs"] = json!(0);
-        let config = TeamsConfig::parse(&c).unwrap();
-        assert_eq!(config.graph("subscriptions").as_str(), "http://127.0.0.1:9000/v1.0/subscriptions");
-        assert!(config.login("devicecode").as_str().starts_with("http://127.0.0.1:9000/login/5f2b"));
-        assert_eq!(config.presence_interval, None);
-    }
-
-    #[test]
-    fn bad_values_name_their_key() {
-        assert!(err(json!({"client_id": " "})).contains("`client_id`"));
-        assert!(err(json!({"client_secret": null})).contains("`client_secret`"));
-        assert!(err(json!({"client_certificate": "pem"})).contains("not supported yet"));
-        assert!(err(json!({"tenant_id": "a/b"})).contains("`tenant_id`"));
-        assert!(err(json!({"notification_url_base": "http://bridge.example.org/"})).contains("https"));
-        assert!(err(json!({"notification_url_base": "bridge"})).contains("`notification_url_base`"));
-        assert!(err(json!({"graph_url": "ftp://x"})).contains("`graph_url`"));
-        assert!(err(json!({"relay_refresh_token": "rt"})).contains("`relay_user_id`"));
-        assert!(err(json!({"token_key": null})).contains("`token_key`"));
-        assert!(err(json!({"token_key": "c2hvcnQ="})).contains("`token_key`"));
-        assert!(err(json!({"token_key_env": "X"})).contains("exclude"));
-        assert!(err(json!({"channel_requests_per_sec": 0})).contains("`channel_requests_per_sec`"));
-        assert!(err(json!({"subscription_minutes": 61})).contains("`subscription_minutes`"));
-        assert!(err(json!({"subscription_minutes": 0})).contains("`subscription_minutes`"));
-        assert!(err(json!({"max_file_bytes": 0})).contains("`max_file_bytes`"));
-        assert!(err(json!({"colour": "red"})).contains("colour"));
-    }
-}
+#[path = "config_tests.rs"]
+mod tests;

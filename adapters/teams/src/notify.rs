@@ -30,14 +30,20 @@ pub(crate) fn validation(query: &str) -> Option<Reply> {
         .map(|(_, token)| Reply::text(200, token.into_owned()))
 }
 
-/// The envelope Graph POSTs.
-#[derive(Deserialize)]
-struct Envelope {
-    value: Vec<Notification>,
+/// The collection Graph POSTs: notifications and, with resource data, the
+/// tokens proving they come from Graph.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Batch {
+    #[serde(rename = "value")]
+    pub(crate) notifications: Vec<Notification>,
+    #[serde(default)]
+    pub(crate) validation_tokens: Vec<String>,
 }
 
-/// One change or lifecycle notification (resource data is never trusted: the
-/// message is read back from Graph).
+/// One change or lifecycle notification. Its plain `resourceData` is never
+/// trusted: the message is read back from Graph, or taken from the
+/// `encryptedContent` once the batch's validation tokens are checked.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Notification {
@@ -52,6 +58,8 @@ pub(crate) struct Notification {
     pub(crate) lifecycle_event: Option<String>,
     #[serde(default)]
     pub(crate) tenant_id: Option<String>,
+    #[serde(default)]
+    pub(crate) encrypted_content: Option<crate::resource_data::EncryptedContent>,
 }
 
 /// A lifecycle event of a subscription.
@@ -78,8 +86,8 @@ impl Notification {
 }
 
 /// Parses a notification batch.
-pub(crate) fn parse(body: &[u8]) -> Result<Vec<Notification>, String> {
-    serde_json::from_slice::<Envelope>(body).map(|e| e.value).map_err(|e| format!("not a notification batch: {e}"))
+pub(crate) fn parse(body: &[u8]) -> Result<Batch, String> {
+    serde_json::from_slice::<Batch>(body).map_err(|e| format!("not a notification batch: {e}"))
 }
 
 /// Whether a notification's `clientState` is the subscription's, in constant time.
@@ -164,7 +172,7 @@ mod tests {
              "resourceData":{"id":"1612289792432","@odata.type":"#Microsoft.Graph.chatMessage"}},
             {"subscriptionId":"s2","clientState":"cs","lifecycleEvent":"missed"},
             {"subscriptionId":"s3","lifecycleEvent":"somethingNew"}]}"##;
-        let batch = parse(body).unwrap();
+        let batch = parse(body).unwrap().notifications;
         assert_eq!(batch.len(), 3);
         assert_eq!(batch[0].lifecycle(), None);
         assert_eq!(batch[1].lifecycle(), Some(Lifecycle::Missed));
@@ -196,7 +204,8 @@ mod tests {
 
     #[test]
     fn client_state_must_match_exactly() {
-        let mut n = parse(br#"{"value":[{"subscriptionId":"s","clientState":"secret-1"}]}"#).unwrap().remove(0);
+        let mut n =
+            parse(br#"{"value":[{"subscriptionId":"s","clientState":"secret-1"}]}"#).unwrap().notifications.remove(0);
         assert!(client_state_matches(&n, "secret-1"));
         assert!(!client_state_matches(&n, "secret-2"));
         assert!(!client_state_matches(&n, "secret-10"));

@@ -32,6 +32,8 @@ pub(crate) struct Shared {
     pub(crate) media_links: Option<Arc<dyn MediaLinks>>,
     /// People seen in conversations, for presence.
     pub(crate) watched: Watched,
+    /// The identity platform's keys, for validation tokens of resource data.
+    pub(crate) signing_keys: crate::resource_data::SigningKeys,
 }
 
 /// A Graph error for a token the identity platform would not give.

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use base64::Engine;
 use brygga_core::BridgeError;
 use chrono::{DateTime, SecondsFormat, Utc};
 use rand::Rng;
@@ -135,7 +136,7 @@ async fn create(shared: &Shared, conversation: &Conversation) -> Result<(), Grap
     let base = &shared.config().notification_url_base;
     let state = client_state();
     let room = conversation.room_id();
-    let body = json!({
+    let mut body = json!({
         "changeType": "created,updated,deleted",
         "notificationUrl": base.join("notify").expect("relative").as_str(),
         "lifecycleNotificationUrl": base.join("lifecycle").expect("relative").as_str(),
@@ -144,6 +145,13 @@ async fn create(shared: &Shared, conversation: &Conversation) -> Result<(), Grap
         "clientState": state,
         "includeResourceData": false,
     });
+    if let Some(resource_data) = &shared.config().resource_data {
+        // Graph encrypts each changed message for this certificate (its public part).
+        body["includeResourceData"] = json!(true);
+        body["encryptionCertificate"] =
+            json!(base64::engine::general_purpose::STANDARD.encode(&resource_data.certificate.der));
+        body["encryptionCertificateId"] = json!(resource_data.certificate_id);
+    }
     // Graph validates the notification URL before it answers; the webhook
     // echoes any validation token, so nothing needs to be known by then.
     let answer = shared.app_call(Method::POST, "subscriptions", Some(&body), &room).await?;

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use crate::config::{Secret, TeamsConfig};
+use crate::config::{ClientAuth, Secret, TeamsConfig};
 
 /// Delegated permissions asked for when a person links their account.
 pub(crate) const DELEGATED_SCOPES: &str =
@@ -175,16 +175,25 @@ impl Identity {
         }
     }
 
-    /// One call of the token endpoint; `confidential` adds the client secret.
+    /// One call of the token endpoint; `confidential` adds the client
+    /// secret, or a fresh client assertion signed with the app's certificate.
     async fn grant(&self, form: &[(&str, &str)], confidential: bool) -> Result<TokenSet, TokenError> {
+        let endpoint = self.config.login("token");
+        let assertion;
         let mut fields: Vec<(&str, &str)> = vec![("client_id", self.config.client_id.as_str())];
-        if confidential {
-            fields.push(("client_secret", self.config.client_secret.0.as_str()));
+        match &self.config.client_auth {
+            _ if !confidential => {}
+            ClientAuth::Secret(secret) => fields.push(("client_secret", secret.0.as_str())),
+            ClientAuth::Certificate(cert) => {
+                assertion = cert.assertion(&self.config.client_id, endpoint.as_str());
+                fields.push(("client_assertion_type", crate::cert::JWT_BEARER));
+                fields.push(("client_assertion", assertion.as_str()));
+            }
         }
         fields.extend_from_slice(form);
         let response = self
             .http
-            .post(self.config.login("token"))
+            .post(endpoint)
             .form(&fields)
             .send()
             .await

@@ -6,12 +6,18 @@
 //! `clientState` in constant time, the tenant, a resource inside the
 //! subscribed conversation) and handed to the conversation's worker, and the
 //! batch is acknowledged with 202. A batch with nothing acceptable in it is
-//! refused with 403 and has no effect at all.
+//! refused with 403 and has no effect at all. With resource data, the
+//! batch's validation tokens must all be valid before anything in it counts,
+//! and a change whose encrypted content does not open (or names another
+//! message) counts as not acceptable.
 
 use std::sync::Arc;
 
+use crate::config::ResourceData;
 use crate::ids::{Conversation, MessageRef};
-use crate::notify::{self, ChangedMessage, Lifecycle, Notification, Reply};
+use crate::model::ChatMessage;
+use crate::notify::{self, Batch, ChangedMessage, Lifecycle, Notification, Reply};
+use crate::resource_data::{EncryptedContent, Expected};
 use crate::shared::Shared;
 use crate::subs::{self, Sub};
 use crate::workers::Work;
@@ -34,7 +40,7 @@ impl Endpoint {
 }
 
 /// Handles one request to the webhook.
-pub(crate) fn handle(shared: &Arc<Shared>, path: &str, method: &str, query: &str, body: &[u8]) -> Reply {
+pub(crate) async fn handle(shared: &Arc<Shared>, path: &str, method: &str, query: &str, body: &[u8]) -> Reply {
     let Some(endpoint) = Endpoint::from_path(path) else { return Reply::text(404, "unknown webhook path") };
     if let Some(reply) = notify::validation(query) {
         return reply;
@@ -42,10 +48,15 @@ pub(crate) fn handle(shared: &Arc<Shared>, path: &str, method: &str, query: &str
     if !method.eq_ignore_ascii_case("POST") {
         return Reply::text(405, "POST only");
     }
-    let batch = match notify::parse(body) {
+    let Batch { notifications: batch, validation_tokens } = match notify::parse(body) {
         Ok(batch) => batch,
         Err(why) => return Reply::text(400, why),
     };
+    let rich = shared.config().resource_data.is_some() && batch.iter().any(|n| n.encrypted_content.is_some());
+    if rich && let Err(why) = check_tokens(shared, &batch, &validation_tokens).await {
+        tracing::warn!(tenant = %shared.tenant, reason = %why, "Teams webhook: a batch with invalid validation tokens refused");
+        return Reply::text(403, "refused");
+    }
     let mut accepted = 0usize;
     for notification in &batch {
         let Some(sub) = authentic(shared, notification) else { continue };
@@ -80,6 +91,38 @@ fn authentic(shared: &Shared, notification: &Notification) -> Option<Sub> {
     Some(sub)
 }
 
+/// Checks the batch's validation tokens: signed by the identity platform, for this app and tenant.
+async fn check_tokens(shared: &Shared, batch: &[Notification], tokens: &[String]) -> Result<(), String> {
+    let config = shared.config();
+    // A tenant given by domain is known by GUID only from the notifications, which must agree.
+    let tenant = if config.tenant_id.len() == 36 {
+        config.tenant_id.clone()
+    } else {
+        let mut ids = batch.iter().filter_map(|n| n.tenant_id.as_deref());
+        let first = ids.next().ok_or("no tenant id")?;
+        if ids.any(|id| !id.eq_ignore_ascii_case(first)) {
+            return Err("notifications of several tenants".into());
+        }
+        first.to_owned()
+    };
+    shared.signing_keys.all_valid(tokens, &Expected { client_id: &config.client_id, tenant: &tenant }).await
+}
+
+/// The chatMessage of a notification's encrypted content, if it opens and is the message `about`.
+fn open(content: &EncryptedContent, resource_data: &ResourceData, about: &MessageRef) -> Result<ChatMessage, String> {
+    let plain = crate::resource_data::decrypt(content, &resource_data.certificate)?;
+    let message: ChatMessage =
+        serde_json::from_slice(&plain).map_err(|e| format!("the resource is not a chatMessage: {e}"))?;
+    let (id, parent) = match &about.reply {
+        Some(reply) => (reply, Some(&about.root)),
+        None => (&about.root, None),
+    };
+    if &message.id != id || (parent.is_some() && message.reply_to_id.as_ref() != parent) {
+        return Err("the resource is another message than the notification names".into());
+    }
+    Ok(message)
+}
+
 fn changed(shared: &Arc<Shared>, conversation: &Conversation, notification: &Notification) -> bool {
     let Some(changed) = notification.resource.as_deref().and_then(notify::changed_message) else { return false };
     let (about, message) = match changed {
@@ -92,7 +135,17 @@ fn changed(shared: &Arc<Shared>, conversation: &Conversation, notification: &Not
     if !same_conversation(&about, conversation) {
         return false;
     }
-    shared.workers.submit(shared, conversation, Work::Changed(message));
+    let work = match (&notification.encrypted_content, &shared.config().resource_data) {
+        (Some(content), Some(resource_data)) => match open(content, resource_data, &message) {
+            Ok(opened) => Work::Delivered(Box::new(opened)),
+            Err(why) => {
+                tracing::warn!(tenant = %shared.tenant, reason = %why, "Teams webhook: encrypted resource data refused");
+                return false;
+            }
+        },
+        _ => Work::Changed(message),
+    };
+    shared.workers.submit(shared, conversation, work);
     true
 }
 

@@ -28,10 +28,12 @@ pub(crate) const WATERMARK_MARGIN: chrono::TimeDelta = chrono::TimeDelta::minute
 const REACTION_MEMORY: usize = 2000;
 
 /// What a worker does next.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub(crate) enum Work {
     /// A message changed (created, edited, reacted to, deleted).
     Changed(MessageRef),
+    /// A message changed, as the notification's resource data shows it (no need to read it back).
+    Delivered(Box<ChatMessage>),
     /// Read everything changed since the watermark.
     CatchUp,
 }
@@ -89,6 +91,7 @@ async fn run(
         loop {
             let result = match &work {
                 Work::Changed(message) => changed(&shared, &conversation, message, &mut reactions).await,
+                Work::Delivered(message) => push(&shared, &conversation, message, &mut reactions).await,
                 Work::CatchUp => crate::catchup::run(&shared, &conversation, &mut reactions).await,
             };
             match result {

@@ -72,6 +72,16 @@ impl GraphDouble {
         });
     }
 
+    /// Registers a certificate (its DER) as a credential of the app registration (client assertions).
+    pub fn add_client_certificate(&self, der: &[u8]) {
+        self.shared.with(|w| w.apps.get_mut(DEFAULT_CLIENT_ID).map(|a| a.certificates.push(der.to_vec())));
+    }
+
+    /// Removes the app registration's client secrets: only certificates are left.
+    pub fn remove_client_secrets(&self) {
+        self.shared.with(|w| w.apps.get_mut(DEFAULT_CLIENT_ID).map(|a| a.secrets.clear()));
+    }
+
     /// Expires every access token issued in `tenant` now.
     pub fn expire_tokens(&self, tenant: &str) {
         let past = crate::time::now() - chrono::Duration::seconds(1);

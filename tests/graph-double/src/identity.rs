@@ -43,8 +43,14 @@ fn check_tenant(world: &World, tenant: &str) -> Result<(), IdentityError> {
     }
 }
 
-/// Checks the client id and, when given (or `required`), its secret.
-fn check_client(world: &World, form: &HashMap<String, String>, required: bool) -> Result<String, IdentityError> {
+/// Checks the client id and, when given (or `required`), its secret or
+/// certificate assertion (for the token endpoint `audience`).
+fn check_client(
+    world: &World,
+    form: &HashMap<String, String>,
+    required: bool,
+    audience: &str,
+) -> Result<String, IdentityError> {
     let client_id = field(form, "client_id")?;
     let Some(app) = world.apps.get(client_id) else {
         return Err(IdentityError::new(
@@ -53,12 +59,20 @@ fn check_client(world: &World, form: &HashMap<String, String>, required: bool) -
             format!("Application with identifier '{client_id}' was not found in the directory."),
         ));
     };
-    match form.get("client_secret") {
-        Some(secret) if !app.secrets.contains(secret) => Err(IdentityError::invalid_client(
+    match (form.get("client_secret"), form.get("client_assertion")) {
+        (Some(_), Some(_)) => Err(IdentityError::new(
+            "invalid_request",
+            90015,
+            "Only one of 'client_secret' and 'client_assertion' may be presented.",
+        )),
+        (None, Some(assertion)) => {
+            crate::assertion::check(app, client_id, audience, form, assertion).map(|()| client_id.to_owned())
+        }
+        (Some(secret), None) if !app.secrets.contains(secret) => Err(IdentityError::invalid_client(
             7000215,
             "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.",
         )),
-        None if required => Err(IdentityError::invalid_client(
+        (None, None) if required => Err(IdentityError::invalid_client(
             7000216,
             "'client_assertion', 'client_secret' or 'request' is required for the 'client_credentials' grant type.",
         )),
@@ -88,9 +102,10 @@ fn check_consent(world: &World, tenant: &str, client_id: &str, delegated: bool) 
 /// `POST /{tenant}/oauth2/v2.0/devicecode`.
 pub async fn devicecode(State(s): State<Arc<Shared>>, Path(tenant): Path<String>, Form(form): FormData) -> Response {
     let interval = s.settings().device_code_interval;
+    let audience = format!("{}/{tenant}/oauth2/v2.0/token", s.origin);
     let result = s.with(|w| {
         check_tenant(w, &tenant)?;
-        let client_id = check_client(w, &form, false)?;
+        let client_id = check_client(w, &form, false, &audience)?;
         field(&form, "scope")?;
         let device_code = crate::ids::secret();
         let user_code = crate::ids::user_code();
@@ -115,12 +130,22 @@ pub async fn devicecode(State(s): State<Arc<Shared>>, Path(tenant): Path<String>
 /// `POST /{tenant}/oauth2/v2.0/token`.
 pub async fn token(State(s): State<Arc<Shared>>, Path(tenant): Path<String>, Form(form): FormData) -> Response {
     let lifetime = s.settings().token_lifetime;
+    let audience = format!("{}/{tenant}/oauth2/v2.0/token", s.origin);
     let result = s.with(|w| {
         check_tenant(w, &tenant)?;
-        match field(&form, "grant_type")? {
-            "client_credentials" => client_credentials(w, &tenant, &form, lifetime),
-            "urn:ietf:params:oauth:grant-type:device_code" => device_code(w, &form, lifetime),
-            "refresh_token" => refresh(w, &form, lifetime),
+        let grant = field(&form, "grant_type")?;
+        if !matches!(grant, "client_credentials" | "urn:ietf:params:oauth:grant-type:device_code" | "refresh_token") {
+            return Err(IdentityError::new(
+                "unsupported_grant_type",
+                70003,
+                format!("The app requested an unsupported grant type '{grant}'."),
+            ));
+        }
+        let client_id = check_client(w, &form, grant == "client_credentials", &audience)?;
+        match grant {
+            "client_credentials" => client_credentials(w, &tenant, &client_id, &form, lifetime),
+            "urn:ietf:params:oauth:grant-type:device_code" => device_code(w, &client_id, &form, lifetime),
+            "refresh_token" => refresh(w, &client_id, &form, lifetime),
             other => Err(IdentityError::new(
                 "unsupported_grant_type",
                 70003,
@@ -137,10 +162,10 @@ pub async fn token(State(s): State<Arc<Shared>>, Path(tenant): Path<String>, For
 fn client_credentials(
     w: &mut World,
     tenant: &str,
+    client_id: &str,
     form: &HashMap<String, String>,
     lifetime: std::time::Duration,
 ) -> Result<serde_json::Value, IdentityError> {
-    let client_id = check_client(w, form, true)?;
     if field(form, "scope")? != GRAPH_DEFAULT_SCOPE {
         return Err(IdentityError::new(
             "invalid_scope",
@@ -155,19 +180,19 @@ fn client_credentials(
             "Client credentials need a tenant-specific endpoint: use the tenant id instead of 'common' or 'organizations'.",
         ));
     }
-    check_consent(w, tenant, &client_id, false)?;
-    let roles = w.apps[&client_id].roles.clone();
-    let access = w.issue_access(tenant, &client_id, TokenKind::App, roles, lifetime);
+    check_consent(w, tenant, client_id, false)?;
+    let roles = w.apps[client_id].roles.clone();
+    let access = w.issue_access(tenant, client_id, TokenKind::App, roles, lifetime);
     let secs = lifetime.as_secs();
     Ok(json!({ "token_type": "Bearer", "expires_in": secs, "ext_expires_in": secs, "access_token": access }))
 }
 
 fn device_code(
     w: &mut World,
+    client_id: &str,
     form: &HashMap<String, String>,
     lifetime: std::time::Duration,
 ) -> Result<serde_json::Value, IdentityError> {
-    let client_id = check_client(w, form, false)?;
     let code = field(form, "device_code")?;
     let Some(flow) = w.device_flows.get(code).filter(|f| f.client_id == client_id).cloned() else {
         return Err(IdentityError::new("bad_verification_code", 70019, "The device code was not recognised."));
@@ -197,15 +222,15 @@ fn device_code(
             format!("User account from identity provider does not exist in tenant '{}'.", flow.tenant),
         ));
     }
-    delegated_grant(w, &client_id, &user, lifetime)
+    delegated_grant(w, client_id, &user, lifetime)
 }
 
 fn refresh(
     w: &mut World,
+    client_id: &str,
     form: &HashMap<String, String>,
     lifetime: std::time::Duration,
 ) -> Result<serde_json::Value, IdentityError> {
-    let client_id = check_client(w, form, false)?;
     let value = field(form, "refresh_token")?;
     let Some(rt) = w.refresh_tokens.get(value).filter(|r| r.client_id == client_id).cloned() else {
         return Err(IdentityError::new("invalid_grant", 9002313, "Invalid request. Request is malformed or invalid."));
@@ -217,7 +242,7 @@ fn refresh(
             "The provided grant has expired due to it being revoked, a fresh auth token is needed.",
         ));
     }
-    delegated_grant(w, &client_id, &rt.user, lifetime)
+    delegated_grant(w, client_id, &rt.user, lifetime)
 }
 
 /// Issues an access and refresh token for `user` (consent checked) in the token endpoint's JSON.

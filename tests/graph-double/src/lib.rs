@@ -3,11 +3,13 @@
 //!
 //! It models Entra tenants (an app registration consented or not, users,
 //! teams, channels, chats, members), the v2.0 token endpoint (client
-//! credentials, device code, refresh token), Teams channel and chat messages
+//! credentials with a secret or a certificate's client assertion, device
+//! code, refresh token) and its published signing keys, Teams channel and chat messages
 //! (send, get, list, edit, soft delete, reactions, hosted contents, replies,
 //! channel delta), members, users, presence, change notification
 //! subscriptions with the validation handshake and delivery to the bridge's
-//! webhook, lifecycle notifications and throttling. See the README for what
+//! webhook (optionally with encrypted resource data and validation tokens),
+//! lifecycle notifications and throttling. See the README for what
 //! it does and does not model.
 //!
 //! ```no_run
@@ -25,17 +27,21 @@
 //! ```
 
 mod acting;
+mod assertion;
 mod auth;
+pub mod certs;
 mod control;
 mod conversations;
 mod error;
 mod graph;
 mod identity;
 mod ids;
+pub mod jwt;
 mod model;
 mod notify;
 mod operations;
 mod render;
+pub mod rich;
 mod server;
 mod state;
 mod subscriptions;
@@ -49,6 +55,7 @@ pub use error::DoubleError;
 pub use identity::GRAPH_DEFAULT_SCOPE;
 pub use model::{Conversation, HostedContent, MessageRecord, Reaction, SentVia, TestUser};
 pub use notify::{Delivery, Outcome, RetryPolicy};
+pub use rich::{CHANGE_TRACKING_APP_ID, Encryption, validation_token};
 pub use server::{DEFAULT_ROLES, DEFAULT_SCOPES};
 pub use state::Settings;
 pub use subscriptions::Subscription;

@@ -220,6 +220,8 @@ pub struct Tenant {
 pub struct AppRegistration {
     /// Its valid client secrets.
     pub secrets: Vec<String>,
+    /// DER of its registered certificates (client assertion credentials).
+    pub certificates: Vec<Vec<u8>>,
     /// Application permissions granted on consent (the `roles` claim).
     pub roles: Vec<String>,
     /// Delegated permissions granted on consent (the `scp` claim).

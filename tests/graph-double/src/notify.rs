@@ -90,11 +90,13 @@ pub struct Notifier {
     workers: Mutex<HashMap<String, mpsc::UnboundedSender<Job>>>,
     retry: Arc<Mutex<RetryPolicy>>,
     runtime: tokio::runtime::Handle,
+    /// Graph's base URL, for links in resource data.
+    graph_base: String,
 }
 
 impl Notifier {
-    /// A notifier spawning on the current Tokio runtime.
-    pub fn new() -> Self {
+    /// A notifier spawning on the current Tokio runtime, for the Graph at `graph_base`.
+    pub fn new(graph_base: String) -> Self {
         Self {
             client: reqwest::Client::new(),
             paused: AtomicBool::new(false),
@@ -102,6 +104,7 @@ impl Notifier {
             workers: Mutex::default(),
             retry: Arc::default(),
             runtime: tokio::runtime::Handle::current(),
+            graph_base,
         }
     }
 
@@ -116,7 +119,13 @@ impl Notifier {
             .collect();
         subs.sort_by(|a, b| a.id.cmp(&b.id));
         for sub in subs {
-            self.send(&sub.id, change.change_type, Some(&change.id), &sub.notification_url, sub.notification(change));
+            // With resource data, the message as it is now travels encrypted in the notification.
+            let resource = sub.encryption.as_ref().and_then(|_| {
+                let record = world.message(&change.conversation, &change.id).ok()?;
+                Some(crate::render::message(&self.graph_base, &change.conversation, record))
+            });
+            let payload = sub.notification(change, resource.as_ref());
+            self.send(&sub.id, change.change_type, Some(&change.id), &sub.notification_url, payload);
         }
     }
 

@@ -6,7 +6,7 @@ use crate::state::Shared;
 use axum::Router;
 use axum::extract::Request;
 use axum::http::Uri;
-use axum::routing::post;
+use axum::routing::{get, post};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -58,6 +58,7 @@ pub async fn start(addr: SocketAddr, client_id: &str, client_secret: &str) -> Re
     shared.with(|w| {
         let app = AppRegistration {
             secrets: vec![client_secret.to_owned()],
+            certificates: Vec::new(),
             roles: DEFAULT_ROLES.iter().map(|r| (*r).to_owned()).collect(),
             scopes: DEFAULT_SCOPES.iter().map(|r| (*r).to_owned()).collect(),
         };
@@ -66,6 +67,7 @@ pub async fn start(addr: SocketAddr, client_id: &str, client_secret: &str) -> Re
     let app = Router::new()
         .route("/{tenant}/oauth2/v2.0/token", post(crate::identity::token))
         .route("/{tenant}/oauth2/v2.0/devicecode", post(crate::identity::devicecode))
+        .route("/{tenant}/discovery/v2.0/keys", get(crate::rich::keys))
         .merge(crate::graph::router())
         .route_layer(axum::middleware::from_fn_with_state(shared.clone(), crate::throttle::gate))
         .with_state(shared.clone());

@@ -52,10 +52,11 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Shared {
     /// State for a server reachable at `origin`.
     pub fn new(origin: String) -> Self {
+        let notifier = Notifier::new(format!("{origin}/v1.0"));
         Self {
             world: Mutex::new(World::default()),
             origin,
-            notifier: Notifier::new(),
+            notifier,
             throttle: Mutex::new(Throttle::default()),
             requests: Mutex::new(HashMap::new()),
             settings: Mutex::new(Settings::default()),

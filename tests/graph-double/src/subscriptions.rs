@@ -38,6 +38,8 @@ pub struct Subscription {
     pub expires: DateTime<Utc>,
     /// Set by a `reauthorizationRequired` event until `reauthorize` or a renewal.
     pub needs_reauthorization: bool,
+    /// With `includeResourceData`: the certificate the resource is encrypted with.
+    pub encryption: Option<crate::rich::Encryption>,
 }
 
 impl Subscription {
@@ -60,18 +62,20 @@ impl Subscription {
             "lifecycleNotificationUrl": self.lifecycle_url,
             "expirationDateTime": iso(self.expires),
             "creatorId": self.creator.clone().unwrap_or_else(|| self.client_id.clone()),
-            "includeResourceData": false,
+            "includeResourceData": self.encryption.is_some(),
             "latestSupportedTlsVersion": "v1_2",
-            "encryptionCertificate": null,
-            "encryptionCertificateId": null,
+            "encryptionCertificate": self.encryption.as_ref().map(|e| crate::certs::der_base64(&e.der)),
+            "encryptionCertificateId": self.encryption.as_ref().map(|e| e.certificate_id.clone()),
             "notificationUrlAppId": null,
         })
     }
 
-    /// The change notification payload for one change.
-    pub fn notification(&self, change: &Change) -> Value {
+    /// The change notification payload for one change; with resource data,
+    /// `resource` (the rendered chatMessage) is encrypted into it and the
+    /// collection carries a validation token.
+    pub fn notification(&self, change: &Change, resource: Option<&Value>) -> Value {
         let odata = change.conversation.odata_message(&change.id, change.reply_to.as_deref());
-        json!({ "value": [{
+        let mut payload = json!({ "value": [{
             "id": crate::ids::guid(),
             "subscriptionId": self.id,
             "subscriptionExpirationDateTime": iso(self.expires),
@@ -80,7 +84,12 @@ impl Subscription {
             "resourceData": { "id": change.id, "@odata.type": "#Microsoft.Graph.chatMessage", "@odata.id": odata },
             "clientState": self.client_state,
             "tenantId": self.tenant,
-        }]})
+        }]});
+        if let (Some(encryption), Some(resource)) = (&self.encryption, resource) {
+            payload["value"][0]["encryptedContent"] = crate::rich::encrypt(resource, encryption);
+            payload["validationTokens"] = json!([crate::rich::validation_token(&self.tenant, &self.client_id)]);
+        }
+        payload
     }
 
     /// The lifecycle notification payload for `event`.

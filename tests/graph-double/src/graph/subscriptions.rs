@@ -69,16 +69,23 @@ pub async fn create(
     if client_state.as_ref().is_some_and(|c| c.len() > 128) {
         return Err(GraphError::bad_request("clientState must not exceed 128 characters."));
     }
-    if body.get("includeResourceData").and_then(Value::as_bool) == Some(true) {
-        if string(&body, "encryptionCertificate")?.is_none() || string(&body, "encryptionCertificateId")?.is_none() {
+    let encryption = if body.get("includeResourceData").and_then(Value::as_bool) == Some(true) {
+        let (Some(cert), Some(id)) =
+            (string(&body, "encryptionCertificate")?, string(&body, "encryptionCertificateId")?)
+        else {
             return Err(GraphError::bad_request(
                 "encryptionCertificate and encryptionCertificateId are required when includeResourceData is true.",
             ));
-        }
-        return Err(GraphError::bad_request(
-            "includeResourceData (encrypted rich notifications) is not modelled by the Graph double.",
-        ));
-    }
+        };
+        let found = crate::rich::encryption(cert, id);
+        Some(found.ok_or_else(|| {
+            GraphError::bad_request(
+                "The encryptionCertificate is not a valid base64-encoded X.509 certificate with an RSA key.",
+            )
+        })?)
+    } else {
+        None
+    };
     let conversation = s.with(|w| {
         let c = resource(w, caller.tenant(), &resource_text)?;
         match c {
@@ -110,6 +117,7 @@ pub async fn create(
         client_state,
         expires,
         needs_reauthorization: false,
+        encryption,
     };
     let json = sub.json(&s.graph_base());
     s.with(|w| w.subscriptions.insert(sub.id.clone(), sub));
