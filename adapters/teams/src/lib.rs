@@ -24,6 +24,7 @@ mod model;
 mod notify;
 mod outbound;
 mod presence;
+mod reactions;
 mod shared;
 mod status;
 mod subs;
