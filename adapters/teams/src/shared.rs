@@ -32,6 +32,8 @@ pub(crate) struct Shared {
     pub(crate) media_links: Option<Arc<dyn MediaLinks>>,
     /// People seen in conversations, for presence.
     pub(crate) watched: Watched,
+    /// What became of recent posts, so a retry does not post twice.
+    pub(crate) posts: crate::outbound::Posts,
 }
 
 /// A Graph error for a token the identity platform would not give.
