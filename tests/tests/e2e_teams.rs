@@ -126,7 +126,7 @@ async fn a_chat_conversation_missed_notifications_and_a_bridge_down_for_a_while(
     let (bob, carol, relay) = (env.agency().bob.clone(), env.agency().carol.clone(), env.agency().relay.clone());
     let chat = env.graph.add_chat(&env.agency().entra, Some("Ops"), &[&bob, &carol, &relay]);
     let room = env.link(env.agency(), &chat, "ops").await;
-    env.graph.send(&bob, &chat, Draft::text("first")).unwrap();
+    let first = env.graph.send(&bob, &chat, Draft::text("first")).unwrap();
     env.matrix_sees(&room, "first").await;
     env.alice.send_text(&room, "from matrix").await;
     env.teams_sees(&chat, "Alice's chat message", |m| m.content.contains("from matrix")).await;
@@ -167,15 +167,28 @@ async fn a_chat_conversation_missed_notifications_and_a_bridge_down_for_a_while(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
+    // A reaction taken back while the bridge is down is removed after it.
+    env.graph.react(&bob, &chat, &first, "like").unwrap();
+    let is_like = |e: &Value| e["type"] == "m.reaction" && e["content"]["m.relates_to"]["key"] == "👍";
+    let timeline = env.alice.wait_timeline(&room, WAIT, "Bob's reaction", |t| find(t, is_like).is_some()).await;
+    let like = find(&timeline, is_like).unwrap()["event_id"].as_str().unwrap().to_owned();
+
     // The bridge is down for a while: Teams goes on, and it catches up after.
     env.bridge.kill();
     env.graph.pause_notifications();
     for n in 0..5 {
         env.graph.send(&carol, &chat, Draft::text(format!("while down {n}"))).unwrap();
     }
+    env.graph.unreact(&bob, &chat, &first, "like").unwrap();
     env.graph.resume_notifications();
     env.bridge.start().await;
     env.matrix_sees(&room, "while down 4").await;
+    env.alice
+        .wait_timeline(&room, WAIT, "the reaction removed", |t| {
+            find(t, |e| e["event_id"] == like.as_str() && e["content"].as_object().is_some_and(|c| c.is_empty()))
+                .is_some()
+        })
+        .await;
     env.graph.send(&bob, &chat, Draft::text("back")).unwrap();
     env.matrix_sees(&room, "back").await;
     tokio::time::sleep(Duration::from_secs(2)).await;

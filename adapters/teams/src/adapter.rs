@@ -58,6 +58,7 @@ impl TeamsAdapter {
             state: ctx.state,
             media_links: ctx.media_links,
             watched: Default::default(),
+            posts: Default::default(),
         });
         Ok(Self { files: Files { shared: shared.clone() }, shared, cancel: Mutex::new(None) })
     }

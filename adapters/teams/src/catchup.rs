@@ -10,16 +10,14 @@
 //! from a few minutes back only, which covers what was said while its first
 //! subscription was being made.
 
-use std::collections::{BTreeSet, HashMap};
-
 use brygga_core::BridgeError;
 use chrono::{DateTime, SecondsFormat, Utc};
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 
 use crate::ids::{Conversation, seg};
-use crate::map::SeenReaction;
 use crate::model::{ChatMessage, Page};
+use crate::reactions::ReactionMemory;
 use crate::shared::Shared;
 use crate::workers::{push, watermark_key};
 
@@ -30,7 +28,7 @@ const MAX_PAGES: usize = 500;
 pub(crate) async fn run(
     shared: &Shared,
     conversation: &Conversation,
-    reactions: &mut HashMap<String, BTreeSet<SeenReaction>>,
+    reactions: &mut ReactionMemory,
 ) -> Result<(), BridgeError> {
     let room = conversation.room_id();
     let since_time = match shared.state.get(&watermark_key(&room)).await? {

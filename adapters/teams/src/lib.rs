@@ -26,6 +26,7 @@ mod model;
 mod notify;
 mod outbound;
 mod presence;
+mod reactions;
 mod resource_data;
 mod shared;
 mod status;

@@ -37,12 +37,7 @@ pub(crate) fn map_message(
     message: &ChatMessage,
     previous: Option<&BTreeSet<SeenReaction>>,
 ) -> (Vec<InboundEvent>, BTreeSet<SeenReaction>) {
-    let reference = match (ctx.conversation, message.reply_to_id.as_deref()) {
-        (Conversation::Channel { .. }, Some(root)) if !root.is_empty() && root != message.id => {
-            MessageRef { root: root.to_owned(), reply: Some(message.id.clone()) }
-        }
-        _ => MessageRef::root(message.id.clone()),
-    };
+    let reference = reference(ctx.conversation, message);
     let reactions: BTreeSet<SeenReaction> = message
         .reactions
         .iter()
@@ -100,6 +95,16 @@ pub(crate) fn map_message(
         events.extend(event(&format!("#unreact:{user}:{kind}@{created}"), RemoteSender::new(who), body));
     }
     (events, reactions)
+}
+
+/// How the bridge refers to a message: a channel thread's reply with its root.
+pub(crate) fn reference(conversation: &Conversation, message: &ChatMessage) -> MessageRef {
+    match (conversation, message.reply_to_id.as_deref()) {
+        (Conversation::Channel { .. }, Some(root)) if !root.is_empty() && root != message.id => {
+            MessageRef { root: root.to_owned(), reply: Some(message.id.clone()) }
+        }
+        _ => MessageRef::root(message.id.clone()),
+    }
 }
 
 fn render(ctx: &MapCtx<'_>, message: &ChatMessage) -> brygga_core::Text {

@@ -34,6 +34,8 @@ pub(crate) struct Shared {
     pub(crate) watched: Watched,
     /// The identity platform's keys, for validation tokens of resource data.
     pub(crate) signing_keys: crate::resource_data::SigningKeys,
+    /// What became of recent posts, so a retry does not post twice.
+    pub(crate) posts: crate::outbound::Posts,
 }
 
 /// A Graph error for a token the identity platform would not give.

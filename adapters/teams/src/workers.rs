@@ -16,16 +16,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::graph::GraphError;
 use crate::ids::{Conversation, MessageRef};
-use crate::map::{MapCtx, SeenReaction, map_message};
+use crate::map::{MapCtx, map_message, reference};
 use crate::model::ChatMessage;
+use crate::reactions::{ReactionMemory, state_key};
 use crate::shared::Shared;
 
 /// How far before a drained queue the watermark is set: notifications of
 /// changes older than this that have not arrived yet are assumed lost and
 /// re-read by the next catch-up.
 pub(crate) const WATERMARK_MARGIN: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
-/// Messages whose reactions are remembered per conversation.
-const REACTION_MEMORY: usize = 2000;
 
 /// What a worker does next.
 #[derive(Clone, Debug)]
@@ -80,9 +79,11 @@ async fn run(
     mut rx: mpsc::UnboundedReceiver<Work>,
     cancel: CancellationToken,
 ) {
-    let mut reactions: HashMap<String, BTreeSet<SeenReaction>> = HashMap::new();
+    let mut reactions = ReactionMemory::default();
     loop {
         let work = tokio::select! {
+            // A stopped adapter takes no more work, even when some is queued.
+            biased;
             () = cancel.cancelled() => return,
             work = rx.recv() => match work { Some(work) => work, None => return },
         };
@@ -110,9 +111,6 @@ async fn run(
                 }
             }
         }
-        if reactions.len() > REACTION_MEMORY {
-            reactions.clear();
-        }
         if rx.is_empty() {
             let mark = (started - WATERMARK_MARGIN).to_rfc3339_opts(SecondsFormat::Millis, true);
             if let Err(err) = shared.state.put(&watermark_key(&conversation.room_id()), Some(&mark)).await {
@@ -127,7 +125,7 @@ async fn changed(
     shared: &Shared,
     conversation: &Conversation,
     message: &MessageRef,
-    reactions: &mut HashMap<String, BTreeSet<SeenReaction>>,
+    reactions: &mut ReactionMemory,
 ) -> Result<(), BridgeError> {
     let path = conversation.message_path(message);
     let answer = match shared.app_call(Method::GET, &path, None, &conversation.room_id()).await {
@@ -146,9 +144,10 @@ pub(crate) async fn push(
     shared: &Shared,
     conversation: &Conversation,
     message: &ChatMessage,
-    reactions: &mut HashMap<String, BTreeSet<SeenReaction>>,
+    reactions: &mut ReactionMemory,
 ) -> Result<(), BridgeError> {
-    let key = format!("{}/{}", message.reply_to_id.as_deref().unwrap_or_default(), message.id);
+    let key = state_key(&conversation.room_id(), &reference(conversation, message));
+    let before = reactions.before(shared.state.as_ref(), &key, message).await?;
     // The mapping's callbacks are not `Sync`: they live only in this block, before any await.
     let (events, seen) = {
         let tenant = shared.tenant.clone();
@@ -163,7 +162,7 @@ pub(crate) async fn push(
         let graph_root = shared.config().graph_url.to_string();
         let hosted = |src: &str| crate::media::is_hosted(&graph_root, src);
         let ctx = MapCtx { conversation, relay_user: shared.accounts.relay_aad(), pill: &pill, hosted: &hosted };
-        map_message(&ctx, message, reactions.get(&key))
+        map_message(&ctx, message, Some(&before))
     };
     if let Some((sender, _)) = message.sender() {
         shared.watched.saw(&sender, &conversation.room_id());
@@ -174,6 +173,7 @@ pub(crate) async fn push(
         }
         shared.sink.push(event).await?;
     }
-    reactions.insert(key, seen);
-    Ok(())
+    // A deleted message's reactions went with it; an undo re-reads them (deduplicated).
+    let seen = if message.deleted_date_time.is_some() { BTreeSet::new() } else { seen };
+    reactions.keep(shared.state.as_ref(), &key, &before, seen).await
 }

@@ -76,6 +76,14 @@ impl GraphDouble {
         t.forced_retry_after = retry_after;
     }
 
+    /// Carries out the next `count` message POSTs (the messages exist and
+    /// notifications fire) but never answers them, as when the caller dies or
+    /// the network fails after Graph committed: their requests hang until
+    /// the caller gives up.
+    pub fn leave_posts_unanswered(&self, count: u32) {
+        self.shared.leave_posts_unanswered(count);
+    }
+
     /// Sets the per-app, per-channel (or chat) limit in requests per second (`None`: unlimited; default 4).
     pub fn set_conversation_rate_limit(&self, per_second: Option<u32>) {
         lock(&self.shared.throttle).per_conversation = per_second;

@@ -43,6 +43,8 @@ pub struct Shared {
     pub throttle: Mutex<Throttle>,
     requests: Mutex<HashMap<String, u64>>,
     settings: Mutex<Settings>,
+    /// Message POSTs still to be carried out without an answer.
+    unanswered_posts: Mutex<u32>,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -60,6 +62,7 @@ impl Shared {
             throttle: Mutex::new(Throttle::default()),
             requests: Mutex::new(HashMap::new()),
             settings: Mutex::new(Settings::default()),
+            unanswered_posts: Mutex::new(0),
         }
     }
 
@@ -87,6 +90,19 @@ impl Shared {
     /// Changes the settings.
     pub fn set_settings(&self, f: impl FnOnce(&mut Settings)) {
         f(&mut lock(&self.settings));
+    }
+
+    /// Makes the next `count` message POSTs go unanswered.
+    pub fn leave_posts_unanswered(&self, count: u32) {
+        *lock(&self.unanswered_posts) = count;
+    }
+
+    /// Whether this message POST goes unanswered (taking one from the count).
+    pub fn take_unanswered_post(&self) -> bool {
+        let mut left = lock(&self.unanswered_posts);
+        let take = *left > 0;
+        *left = left.saturating_sub(1);
+        take
     }
 
     /// Counts one request to `route` (`METHOD /matched/path`).

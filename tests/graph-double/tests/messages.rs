@@ -171,3 +171,21 @@ async fn tenants_do_not_see_each_other() {
     let (status, _) = outsider.get(&format!("{}/messages", path(&a.chat))).await;
     assert_eq!(status, 403, "a non-member cannot read a chat");
 }
+
+#[tokio::test]
+async fn an_unanswered_post_is_carried_out_and_the_next_one_answered() {
+    let graph = GraphDouble::start().await;
+    let w = world(&graph);
+    let alice = Client::new(&graph, graph.delegated_token(&w.alice));
+    graph.leave_posts_unanswered(1);
+    let messages = format!("{}/messages", path(&w.chat));
+    let first = alice.post(&messages, json!({"body": {"content": "lost answer"}}));
+    let waited = tokio::time::timeout(std::time::Duration::from_millis(500), first).await;
+    assert!(waited.is_err(), "the first post is never answered");
+    let made = graph.messages(&w.chat);
+    assert_eq!(made.len(), 1, "but its message exists");
+    assert_eq!(made[0].content, "lost answer");
+    let (status, second) = alice.post(&messages, json!({"body": {"content": "answered"}})).await;
+    assert_eq!(status, 201, "{second}");
+    assert_eq!(graph.messages(&w.chat).len(), 2);
+}

@@ -3,11 +3,14 @@
 //! the post itself.
 
 use brygga_core::{BridgeError, EventBody, MediaSource, OutboundEvent, RemoteMessageId, SendReceipt, Text};
+use chrono::{SecondsFormat, Utc};
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use super::kept::{Intent, Kept, Outcome, fingerprint, sent_key};
 use super::{Sender, message_ref};
 use crate::accounts::RELAY;
+use crate::graph::GraphError;
 use crate::html::{escape, matrix_to_teams};
 use crate::ids::{Conversation, MessageRef, seg};
 use crate::model::ChatMessage;
@@ -91,45 +94,108 @@ pub(crate) async fn message(
         }
         _ => conversation.messages_path(),
     };
-    let room = conversation.room_id();
-    let mut payload = body(shared, sender, event, &text, extra);
-    if let Some(target) = &quoted {
-        quote(shared, conversation, target, &mut payload).await;
-    }
-    let mut sent = shared.user_call(&sender.slot, Method::POST, &path, Some(&payload), &room).await?;
-    if sent.is_none() && !sender.relay && shared.accounts.relay_aad().is_some() {
-        // The person's link lapsed: the relay posts for them, with their name.
-        let relay = Sender { slot: RELAY.to_owned(), relay: true };
-        let mut payload = body(shared, &relay, event, &text, extra);
-        if let Some(target) = &quoted {
-            quote(shared, conversation, target, &mut payload).await;
-        }
-        sent = shared.user_call(RELAY, Method::POST, &path, Some(&payload), &room).await?;
-    }
-    let Some((answer, _)) = sent else {
-        return Err(BridgeError::Transient {
-            message: "no usable delegated token for the sender or the relay".into(),
-            retry_after: Some(std::time::Duration::from_secs(60)),
-        });
+    let quote = match &quoted {
+        Some(target) => quote(shared, conversation, target).await,
+        None => None,
     };
-    let id = answer.body.get("id").and_then(Value::as_str).unwrap_or_default();
-    let created = match (conversation, &thread) {
-        (Conversation::Channel { .. }, Some(target)) => {
-            MessageRef { root: target.root.clone(), reply: Some(id.into()) }
-        }
-        _ => MessageRef::root(id),
+    let root = match (conversation, &thread) {
+        (Conversation::Channel { .. }, Some(target)) => Some(target.root.clone()),
+        _ => None,
     };
-    let remote = RemoteMessageId::new(created.id())
-        .map_err(|_| BridgeError::permanent("Graph answered a post without a message id"))?;
-    Ok(SendReceipt::one(remote))
+    // The sender, then (when a person's link lapsed) the relay with their name.
+    let relay = shared.accounts.relay_aad().map(str::to_owned);
+    let mut posters = vec![match sender.relay {
+        true => (Sender { slot: RELAY.to_owned(), relay: true }, relay.clone()),
+        false => (Sender { slot: sender.slot.clone(), relay: false }, shared.accounts.aad_of(&sender.slot)),
+    }];
+    if !sender.relay && relay.is_some() {
+        posters.push((Sender { slot: RELAY.to_owned(), relay: true }, relay));
+    }
+    for (poster, who) in posters {
+        let mut payload = body(shared, &poster, event, &text, extra);
+        if let Some(quote) = &quote {
+            quote.apply(&mut payload);
+        }
+        let intent = Intent {
+            who: who.unwrap_or_default(),
+            fingerprint: fingerprint(payload["body"]["content"].as_str().unwrap_or_default(), true),
+            at: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+            root: root.clone(),
+            after: shared.posts.latest(&conversation.room_id()),
+        };
+        let Some(id) = post_once(shared, conversation, &event.txn_id, &path, &poster, &payload, intent).await? else {
+            continue;
+        };
+        let created = match &root {
+            Some(root) => MessageRef { root: root.clone(), reply: Some(id) },
+            None => MessageRef::root(id),
+        };
+        let remote = RemoteMessageId::new(created.id())
+            .map_err(|_| BridgeError::permanent("Graph answered a post without a message id"))?;
+        return Ok(SendReceipt::one(remote));
+    }
+    shared.posts.record(&event.txn_id, Outcome::NotPosted);
+    Err(BridgeError::Transient {
+        message: "no usable delegated token for the sender or the relay".into(),
+        retry_after: Some(std::time::Duration::from_secs(60)),
+    })
 }
 
-/// Makes a chat post quote `target` (a `messageReference` attachment, as the
-/// Teams client writes it). Without the original's preview the post goes unquoted.
-async fn quote(shared: &Shared, conversation: &Conversation, target: &MessageRef, payload: &mut Value) {
+/// Notes the intent durably, then posts; the new message's Graph id, or
+/// `None` when `poster` has no usable identity. What Graph surely did not
+/// create is remembered, so a retry needs no reconciliation.
+async fn post_once(
+    shared: &Shared,
+    conversation: &Conversation,
+    txn: &str,
+    path: &str,
+    poster: &Sender,
+    payload: &Value,
+    intent: Intent,
+) -> Result<Option<String>, BridgeError> {
+    let kept = Kept { txn: txn.to_owned(), receipt: None, intent: Some(intent) };
+    let kept = serde_json::to_string(&kept).map_err(|e| BridgeError::permanent(e.to_string()))?;
+    shared.state.put(&sent_key(txn), Some(&kept)).await?;
+    match shared.user_call(&poster.slot, Method::POST, path, Some(payload), &conversation.room_id()).await {
+        Ok(Some((answer, _))) => {
+            if let Some(created) = answer.body.get("createdDateTime").and_then(Value::as_str) {
+                shared.posts.created(&conversation.room_id(), created);
+            }
+            Ok(Some(answer.body.get("id").and_then(Value::as_str).unwrap_or_default().to_owned()))
+        }
+        Ok(None) => Ok(None),
+        Err(err) => {
+            // Throttled or refused: Graph created nothing. Unreachable or 5xx: it may have.
+            if !matches!(err, GraphError::Unavailable(_)) {
+                shared.posts.record(txn, Outcome::NotPosted);
+            }
+            Err(err.into())
+        }
+    }
+}
+
+/// A chat post's quote of an earlier message.
+struct Quote {
+    attachment: Value,
+    id: String,
+}
+
+impl Quote {
+    /// Adds the quote to a post's payload.
+    fn apply(&self, payload: &mut Value) {
+        payload["attachments"] = json!([self.attachment]);
+        let html = payload["body"]["content"].as_str().unwrap_or_default().to_owned();
+        payload["body"]["content"] =
+            Value::String(format!("<attachment id=\"{}\"></attachment>{html}", escape(&self.id)));
+    }
+}
+
+/// The quote of `target` for a chat post (a `messageReference` attachment,
+/// as the Teams client writes it). Without the original's preview the post goes unquoted.
+async fn quote(shared: &Shared, conversation: &Conversation, target: &MessageRef) -> Option<Quote> {
     let path = conversation.message_path(target);
-    let Ok(answer) = shared.app_call(Method::GET, &path, None, &conversation.room_id()).await else { return };
-    let Ok(original) = serde_json::from_value::<ChatMessage>(answer.body) else { return };
+    let answer = shared.app_call(Method::GET, &path, None, &conversation.room_id()).await.ok()?;
+    let original = serde_json::from_value::<ChatMessage>(answer.body).ok()?;
     let preview = crate::html::teams_to_matrix(
         original.body.content.as_deref().unwrap_or_default(),
         original.body.is_html(),
@@ -146,12 +212,6 @@ async fn quote(shared: &Shared, conversation: &Conversation, target: &MessageRef
         "messagePreview": preview,
         "messageSender": {"user": {"id": sender_id, "displayName": sender_name, "userIdentityType": "aadUser"}},
     });
-    payload["attachments"] = json!([{
-        "id": original.id,
-        "contentType": "messageReference",
-        "content": content.to_string(),
-    }]);
-    let html = payload["body"]["content"].as_str().unwrap_or_default().to_owned();
-    payload["body"]["content"] =
-        Value::String(format!("<attachment id=\"{}\"></attachment>{html}", escape(&original.id)));
+    let attachment = json!({ "id": original.id, "contentType": "messageReference", "content": content.to_string() });
+    Some(Quote { attachment, id: original.id })
 }

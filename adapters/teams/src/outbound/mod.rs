@@ -3,12 +3,15 @@
 //! identity's with their name shown. Graph refuses app-only message posts
 //! outside migration, so there is no app-token fallback.
 //!
-//! Graph has no client-chosen message ids, so a send's result is kept under
-//! its transaction id (in a bounded ring of slots): a retry of a send that
-//! went through is answered from there instead of posting again. A crash
-//! between Graph's answer and keeping it can still post twice.
+//! Graph has no client-chosen message ids, so a new message is posted at
+//! most once per transaction id by noting the post's intent before the POST
+//! (`kept.rs`) and, when a retry finds an intent whose outcome this process
+//! does not know, adopting the message the earlier attempt made
+//! (`adopt.rs`) instead of posting again.
 
+mod adopt;
 mod content;
+mod kept;
 
 use brygga_core::{BridgeError, EventBody, OutboundEvent, RemoteMessageId, SendReceipt};
 use reqwest::Method;
@@ -18,6 +21,9 @@ use crate::accounts::RELAY;
 use crate::graph::GraphError;
 use crate::ids::{Conversation, MessageRef};
 use crate::shared::Shared;
+
+pub(crate) use kept::Posts;
+use kept::{Kept, Outcome, sent_key};
 
 /// Who sends an event on Teams.
 pub(crate) struct Sender {
@@ -38,33 +44,19 @@ fn sender_of(shared: &Shared, event: &OutboundEvent) -> Result<Sender, BridgeErr
     Ok(Sender { slot: RELAY.to_owned(), relay: true })
 }
 
-/// Slots of kept receipts: the state stays bounded, and a retry (which comes
-/// soon after its send) still finds its receipt unless 4096 sends came between.
-const RECEIPT_SLOTS: u64 = 4096;
-
-/// A kept receipt, with the transaction it belongs to (slots are shared).
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Kept {
-    txn: String,
-    receipt: SendReceipt,
-}
-
-fn sent_key(txn: &str) -> String {
-    // FNV-1a: stable across runs and Rust versions, unlike the std hasher.
-    let hash = txn.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
-    format!("sent/{}", hash % RECEIPT_SLOTS)
-}
-
 /// Delivers one event.
 pub(crate) async fn send(shared: &Shared, event: &OutboundEvent) -> Result<SendReceipt, BridgeError> {
     let conversation = Conversation::parse(event.room.as_str())
         .ok_or_else(|| BridgeError::permanent("the portal's room id is not a Teams channel or chat"))?;
-    let kept = shared.state.get(&sent_key(&event.txn_id)).await?;
-    if let Some(kept) = kept.and_then(|k| serde_json::from_str::<Kept>(&k).ok()).filter(|k| k.txn == event.txn_id) {
-        return Ok(kept.receipt);
-    }
     let receipt = match &event.body {
-        EventBody::Message(_) => content::message(shared, &conversation, event, &sender_of(shared, event)?).await?,
+        EventBody::Message(_) => {
+            if let Some(receipt) = posted_before(shared, &conversation, &event.txn_id).await? {
+                return Ok(receipt);
+            }
+            let receipt = content::message(shared, &conversation, event, &sender_of(shared, event)?).await?;
+            shared.posts.record(&event.txn_id, Outcome::Posted(receipt.clone()));
+            receipt
+        }
         EventBody::Edit { target, text } => {
             let sender = sender_of(shared, event)?;
             let target = message_ref(target)?;
@@ -117,12 +109,38 @@ pub(crate) async fn send(shared: &Shared, event: &OutboundEvent) -> Result<SendR
         }
         _ => return Ok(SendReceipt::default()),
     };
-    if !receipt.remote_ids.is_empty() {
-        let kept = Kept { txn: event.txn_id.clone(), receipt: receipt.clone() };
-        let text = serde_json::to_string(&kept).expect("serialisable");
-        shared.state.put(&sent_key(&event.txn_id), Some(&text)).await?;
-    }
     Ok(receipt)
+}
+
+/// The receipt of an earlier attempt of `txn` that posted (or may have
+/// posted: then the message it made is looked for).
+async fn posted_before(
+    shared: &Shared,
+    conversation: &Conversation,
+    txn: &str,
+) -> Result<Option<SendReceipt>, BridgeError> {
+    match shared.posts.get(txn) {
+        Some(Outcome::Posted(receipt)) => return Ok(Some(receipt)),
+        Some(Outcome::NotPosted) => return Ok(None),
+        None => {}
+    }
+    let kept = shared.state.get(&sent_key(txn)).await?;
+    let Some(kept) = kept.and_then(|k| serde_json::from_str::<Kept>(&k).ok()).filter(|k| k.txn == txn) else {
+        return Ok(None);
+    };
+    if let Some(receipt) = kept.receipt {
+        return Ok(Some(receipt));
+    }
+    let Some(intent) = kept.intent else { return Ok(None) };
+    let Some(id) = adopt::adopt(shared, conversation, &intent).await? else {
+        tracing::debug!(tenant = %shared.tenant, "Teams: an earlier attempt left no message; posting");
+        return Ok(None);
+    };
+    tracing::info!(tenant = %shared.tenant, "Teams: adopted the message an interrupted attempt posted");
+    let id = RemoteMessageId::new(id).map_err(|_| BridgeError::permanent("Graph listed a message without an id"))?;
+    let receipt = SendReceipt::one(id);
+    shared.posts.record(txn, Outcome::Posted(receipt.clone()));
+    Ok(Some(receipt))
 }
 
 fn message_ref(id: &RemoteMessageId) -> Result<MessageRef, BridgeError> {
@@ -150,20 +168,5 @@ async fn change(
             code: "linkLapsed".into(),
             message: "the sender's Teams link has lapsed; they must link again".into(),
         }),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn receipts_go_to_stable_bounded_slots() {
-        assert_eq!(sent_key("txn-1"), sent_key("txn-1"));
-        assert_ne!(sent_key("txn-1"), sent_key("txn-2"));
-        let slot: u64 = sent_key("anything").trim_start_matches("sent/").parse().unwrap();
-        assert!(slot < RECEIPT_SLOTS);
-        // FNV-1a of "a", as published.
-        assert_eq!(sent_key("a"), format!("sent/{}", 0xaf63_dc4c_8601_ec8c_u64 % RECEIPT_SLOTS));
     }
 }

@@ -77,7 +77,7 @@ pub async fn post(
 ) -> Result<Response> {
     let caller = s.caller(&headers)?;
     let base = s.graph_base();
-    s.with(|w| {
+    let created = s.with(|w| {
         let c = conversation(w, &caller, &p)?;
         let Some(user) = caller.user() else { return Err(import_only()) };
         require_write(&caller, &c)?;
@@ -97,7 +97,13 @@ pub async fn post(
         };
         let m = w.post(&c, Some(user), p.get("id").map(String::as_str), new, caller.via())?;
         Ok((StatusCode::CREATED, Json(crate::render::message(&base, &c, &m))).into_response())
-    })
+    })?;
+    if s.take_unanswered_post() {
+        // The message exists, but its answer is lost (the caller died or the
+        // network failed): the request hangs until the caller gives up.
+        std::future::pending::<()>().await;
+    }
+    Ok(created)
 }
 
 /// `GET .../messages/{id}` (or a reply).
