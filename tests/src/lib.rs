@@ -2,8 +2,12 @@
 //! adapter, a running environment (Synapse + bridge process), a Matrix
 //! test client and an XMPP test client. None of this is shipped.
 
+// matrix-sdk's sync futures are deeper than the default limit allows for `Send` checks.
+#![recursion_limit = "256"]
+
 pub mod admin_api;
 pub mod bridge;
+pub mod e2ee_user;
 pub mod env;
 pub mod front;
 pub mod loopback;

@@ -98,7 +98,7 @@ fn run_starts_without_a_homeserver_and_stops_cleanly_on_sigterm() {
     let text = std::fs::read_to_string(&cfg)
         .unwrap()
         .replace("listen: \"127.0.0.1:1\"", &format!("listen: \"127.0.0.1:{as_port}\""))
-        + &format!("admin: {{ listen: \"127.0.0.1:{admin_port}\" }}\n");
+        + format!("admin: {{ listen: \"127.0.0.1:{admin_port}\" }}\n").as_str();
     std::fs::write(&cfg, text).unwrap();
     let mut command = Command::new(bridge_binary());
     command.arg("-c").arg(&cfg).arg("run").stderr(std::process::Stdio::null());

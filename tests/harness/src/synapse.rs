@@ -22,6 +22,11 @@ pub struct SynapseOptions {
     pub port: Option<u16>,
     /// Raise every `rc_*` rate limit so load tests are not throttled with 429s.
     pub relaxed_rate_limits: bool,
+    /// Turn on what an encrypting appservice needs: to-device messages (MSC2409)
+    /// and device lists and one-time-key counts (MSC3202) in transactions.
+    /// Device masquerading and appservice device management (MSC4190) need no
+    /// server flag in Synapse 1.163, only the registration's own keys.
+    pub appservice_encryption: bool,
     /// YAML appended to homeserver.yaml; a repeated top-level key overrides the earlier one.
     pub extra_yaml: String,
 }
@@ -198,10 +203,21 @@ app_service_config_files: {appservices}
     if opts.relaxed_rate_limits {
         yaml.push_str(&relaxed_rate_limits_yaml());
     }
+    if opts.appservice_encryption {
+        yaml.push_str(APPSERVICE_ENCRYPTION_YAML);
+    }
     yaml.push_str(&opts.extra_yaml);
     yaml.push('\n');
     yaml
 }
+
+/// The experimental flags Synapse 1.163 reads for appservice encryption. The
+/// key query and one-time-key claim proxies (MSC3983, MSC3984) stay off: ghost
+/// devices upload their keys to Synapse, so it answers those itself.
+const APPSERVICE_ENCRYPTION_YAML: &str = "experimental_features:
+  msc2409_to_device_messages_enabled: true
+  msc3202_transaction_extensions: true
+";
 
 /// Every `RatelimitSettings` key Synapse reads (checked against Synapse 1.163's
 /// ratelimiting config), each set far above what a test can produce.
