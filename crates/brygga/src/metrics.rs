@@ -73,6 +73,7 @@ pub struct Metrics {
     throttled: Family<Adapter, Gauge>,
     portals: Family<Adapter, Gauge>,
     ghosts: Family<Adapter, Gauge>,
+    undecryptable: Family<Adapter, Counter>,
 }
 
 impl Metrics {
@@ -87,6 +88,7 @@ impl Metrics {
             throttled: Family::default(),
             portals: Family::default(),
             ghosts: Family::default(),
+            undecryptable: Family::default(),
         };
         registry.register("messages_bridged", "Events delivered, per direction", metrics.bridged.clone());
         registry.register("delivery_failures", "Failed delivery attempts", metrics.failures.clone());
@@ -96,6 +98,11 @@ impl Metrics {
         registry.register("remote_throttled", "Times the platform throttled the adapter", metrics.throttled.clone());
         registry.register("portals", "Portals", metrics.portals.clone());
         registry.register("ghosts", "Ghosts", metrics.ghosts.clone());
+        registry.register(
+            "undecryptable_events",
+            "Encrypted Matrix events the bridge could not decrypt",
+            metrics.undecryptable.clone(),
+        );
         Arc::new(metrics)
     }
 
@@ -154,5 +161,10 @@ impl DeliveryObserver for Metrics {
         let Flow { tenant, adapter, direction } = flow(portal, direction);
         let failure = Failure { tenant, adapter, direction, permanent: permanent.to_string() };
         self.failures.get_or_create(&failure).inc();
+    }
+
+    fn undecryptable(&self, portal: &PortalKey) {
+        let adapter = Adapter { tenant: portal.tenant.to_string(), adapter: portal.kind.to_string() };
+        self.undecryptable.get_or_create(&adapter).inc();
     }
 }

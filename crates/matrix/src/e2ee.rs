@@ -48,7 +48,11 @@ impl E2ee {
                 self.note_event(&kind, &room);
             }
         }
-        let section: brygga_crypto::TransactionCrypto = serde_json::from_slice(body).unwrap_or_default();
+        let section: brygga_crypto::TransactionCrypto = serde_json::from_slice(body).unwrap_or_else(|_| {
+            // The events still go on; only the malformed crypto sections are lost.
+            tracing::warn!("a transaction's crypto sections are malformed; skipped");
+            brygga_crypto::TransactionCrypto::default()
+        });
         self.crypto.receive(&section).await
     }
 
