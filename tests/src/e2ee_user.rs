@@ -26,6 +26,7 @@ use matrix_sdk::ruma::api::client::sync::sync_events::v3::Filter;
 use matrix_sdk::ruma::{OwnedRoomId, UInt};
 use matrix_sdk::{Client, LoopCtrl};
 use matrix_sdk_base::crypto::{CollectStrategy, DecryptionSettings, TrustRequirement};
+pub use receive::KEY_GRACE;
 use tokio::task::JoinHandle;
 
 /// Event types that Matrix clients send in the clear even in encrypted rooms.

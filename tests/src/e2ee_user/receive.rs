@@ -14,14 +14,15 @@ use super::{E2eeError, E2eeResult, E2eeUser, Encryption, ReceivedEvent, SENT_IN_
 
 /// How long an undecryptable event is retried before it is reported: its room
 /// key may still be on its way in a later to-device message.
-const KEY_GRACE: Duration = Duration::from_secs(5);
+pub const KEY_GRACE: Duration = Duration::from_secs(5);
 
 /// How often an undecryptable event is retried within the grace time.
 const RETRY_EVERY: Duration = Duration::from_millis(250);
 
 impl E2eeUser {
     /// The next event from `sender` in the room not yet handed out, with any
-    /// file downloaded; an undecryptable one is returned as such.
+    /// file downloaded; an undecryptable one is retried for [`KEY_GRACE`] (its
+    /// key may come late) and then returned as undecryptable, never skipped.
     pub async fn next_event(&self, room_id: &str, sender: &str, timeout: Duration) -> E2eeResult<ReceivedEvent> {
         self.next_event_where(room_id, sender, timeout, |_| true).await
     }
