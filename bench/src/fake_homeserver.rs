@@ -39,6 +39,11 @@ impl Homeserver {
         std::array::from_fn(|i| self.calls[i].load(Ordering::Relaxed))
     }
 
+    /// Calls to endpoints the instant homeserver does not know.
+    pub fn unknown_calls(&self) -> u64 {
+        self.calls[ENDPOINTS.len() - 1].load(Ordering::Relaxed)
+    }
+
     fn count(&self, endpoint: &str) {
         let i = ENDPOINTS.iter().position(|e| *e == endpoint).unwrap_or(ENDPOINTS.len() - 1);
         self.calls[i].fetch_add(1, Ordering::Relaxed);

@@ -57,7 +57,7 @@ pub async fn runs(sizes: &Sizes, store: &str, instrument: bool) -> anyhow::Resul
     let to_rc = load::to_rocketchat(&env, sizes).await?;
     report("matrix_to_rocketchat", &to_rc);
     env.drain(sizes.timeout).await?;
-    let unknown_calls = env.unknown_calls();
+    let unknown_calls = env.homeserver.unknown_calls();
     env.check_schemas()?;
     env.core.router.shutdown();
     drop(env);

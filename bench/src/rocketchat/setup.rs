@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 
 use super::{PUPPET_PREFIX, Sizes};
 use crate::bridge::{self, Core, SERVER_NAME, Setup};
-use crate::fake_homeserver::{self, ENDPOINTS, Homeserver};
+use crate::fake_homeserver::{self, Homeserver};
 
 /// A running double and bridge.
 pub struct Env {
@@ -34,12 +34,6 @@ impl Env {
     /// Waits until the tenant's queues are empty.
     pub async fn drain(&self, timeout: Duration) -> anyhow::Result<()> {
         crate::scenarios::drain_tenant(&self.core.store, &self.core.tenant, timeout).await
-    }
-
-    /// Homeserver calls the instant homeserver does not know.
-    pub fn unknown_calls(&self) -> u64 {
-        let i = ENDPOINTS.iter().position(|e| *e == "unknown").expect("listed");
-        self.homeserver.calls()[i]
     }
 
     /// Fails listing the request bodies that did not match Rocket.Chat's schemas.

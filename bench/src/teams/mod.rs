@@ -82,7 +82,7 @@ pub async fn runs(sizes: &Sizes, store: &str, instrument: bool) -> anyhow::Resul
     let to_teams = load::to_teams(&env, sizes).await?;
     report("matrix_to_teams", &to_teams);
     env.drain(sizes.timeout).await?;
-    let unknown_calls = env.unknown_calls();
+    let unknown_calls = env.homeserver.unknown_calls();
     env.core.router.shutdown();
     if unknown_calls > 0 {
         println!("  homeserver calls the instant homeserver does not know: {unknown_calls}");

@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 
 use super::Sizes;
 use crate::bridge::{self, Core, SERVER_NAME, Setup};
-use crate::fake_homeserver::{self, ENDPOINTS, Homeserver};
+use crate::fake_homeserver::{self, Homeserver};
 
 /// Channels per team.
 const CHANNELS_PER_TEAM: usize = 50;
@@ -39,12 +39,6 @@ impl Env {
     /// Waits until the tenant's queues are empty.
     pub async fn drain(&self, timeout: Duration) -> anyhow::Result<()> {
         crate::scenarios::drain_tenant(&self.core.store, &self.core.tenant, timeout).await
-    }
-
-    /// Homeserver calls the instant homeserver does not know.
-    pub fn unknown_calls(&self) -> u64 {
-        let i = ENDPOINTS.iter().position(|e| *e == "unknown").expect("listed");
-        self.homeserver.calls()[i]
     }
 }
 

@@ -227,20 +227,15 @@ pub async fn fake_homeserver_runs(
         bail!("XMPP warm-up: the homeserver received only {} sends", homeserver.probe.total() - before);
     }
     crate::scenarios::drain_tenant(&core.store, &core.tenant, sizes.timeout).await?;
-    let unknown_before = unknown(&homeserver);
+    let unknown_before = homeserver.unknown_calls();
 
     let to_matrix = to_matrix(&homeserver, &clients, sizes).await?;
     crate::scenarios::drain_tenant(&core.store, &core.tenant, sizes.timeout).await?;
     let to_xmpp = to_xmpp(&core, &probe, &rooms, sizes).await?;
     crate::scenarios::drain_tenant(&core.store, &core.tenant, sizes.timeout).await?;
-    let unknown_calls = unknown(&homeserver) - unknown_before;
+    let unknown_calls = homeserver.unknown_calls() - unknown_before;
     core.router.shutdown();
     Ok(FakeReport { to_matrix, to_xmpp, unknown_calls })
-}
-
-fn unknown(homeserver: &Homeserver) -> u64 {
-    let i = fake_homeserver::ENDPOINTS.iter().position(|e| *e == "unknown").expect("listed");
-    homeserver.calls()[i]
 }
 
 async fn to_matrix(homeserver: &Homeserver, clients: &[Arc<XmppClient>], sizes: &Sizes) -> anyhow::Result<Relay> {
