@@ -88,6 +88,14 @@ impl BridgeProcess {
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
+    /// Runs a CLI command that must fail; returns its stderr.
+    pub fn cli_failure(&self, args: &[&str]) -> String {
+        let output =
+            Command::new(bridge_binary()).arg("-c").arg(&self.config_path).args(args).output().expect("run the CLI");
+        assert!(!output.status.success(), "brygga {args:?} succeeded: {}", String::from_utf8_lossy(&output.stdout));
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    }
+
     /// Generates the appservice registration and returns it.
     pub fn registration(&self) -> String {
         let path = self.dir.join("registration.yaml");

@@ -7,6 +7,7 @@
 
 pub mod admin_api;
 pub mod bridge;
+pub mod e2ee_env;
 pub mod e2ee_user;
 pub mod env;
 pub mod front;

@@ -223,6 +223,9 @@ pub struct TenantSeed {
     /// Which files may cross.
     #[serde(default)]
     pub media: brygga_core::MediaPolicy,
+    /// Whether portals may (`allow`), must (`require`) or must not (`deny`) be encrypted rooms.
+    #[serde(default)]
+    pub encryption: brygga_core::EncryptionPolicy,
     /// Adapter configs by kind.
     #[serde(default)]
     pub adapters: BTreeMap<String, AdapterSeed>,
@@ -333,6 +336,13 @@ impl Config {
                 // Each device's Olm state lives in one process's store directory.
                 return invalid("encryption.enabled", "cannot be combined with shard (yet)");
             }
+        }
+        let encrypts = self.encryption.as_ref().is_some_and(|e| e.enabled);
+        if !encrypts && self.tenants.iter().any(|t| t.encryption == brygga_core::EncryptionPolicy::Require) {
+            return invalid(
+                "tenants.encryption",
+                "`require` needs end-to-bridge encryption (encryption.enabled: true)",
+            );
         }
         if let Some(shard) = &self.shard {
             if !self.database.url.starts_with("postgres") {

@@ -1,8 +1,10 @@
 //! Linking existing Matrix rooms to remote rooms, for the CLI and the admin API.
 
 use brygga_core::matrix::server_acl_content;
+use brygga_core::router::encryption_refusal;
 use brygga_core::{
-    AdapterHost, HostError, MatrixRoomId, MatrixSide, Portal, PortalKey, RemoteRoomId, Store, StoreError, TenantId,
+    AdapterHost, EncryptionPolicy, HostError, MatrixRoomId, MatrixSide, Portal, PortalKey, RemoteRoomId, Store,
+    StoreError, TenantId,
 };
 
 /// What to link.
@@ -64,6 +66,22 @@ pub enum LinkError {
         /// The homeserver's answer.
         reason: String,
     },
+    /// The tenant's encryption policy does not bridge the room.
+    #[error("{room} is not linked: {reason}")]
+    Encryption {
+        /// The room.
+        room: MatrixRoomId,
+        /// The policy's reason.
+        reason: String,
+    },
+    /// The room's encryption could not be read.
+    #[error("the encryption of {room} could not be read: {reason}")]
+    EncryptionUnknown {
+        /// The room.
+        room: MatrixRoomId,
+        /// The homeserver's answer.
+        reason: String,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -104,6 +122,15 @@ pub async fn link(
         room: request.room.clone(),
         reason: e.to_string(),
     })?;
+    if tenant.settings.encryption != EncryptionPolicy::Allow {
+        let state = matrix
+            .room_encryption(request.room)
+            .await
+            .map_err(|e| LinkError::EncryptionUnknown { room: request.room.clone(), reason: e.to_string() })?;
+        if let Some(reason) = encryption_refusal(&tenant, state) {
+            return Err(LinkError::Encryption { room: request.room.clone(), reason });
+        }
+    }
     // A tenant that federates only with some servers has its portals say so.
     if !tenant.settings.allowed_servers.is_empty() {
         let content = server_acl_content(&tenant.settings.allowed_servers, matrix.bot_user_id().server_name());

@@ -38,6 +38,7 @@ fn settings(seed: &TenantSeed) -> TenantSettings {
     settings.allowed_servers = seed.allowed_servers.clone();
     settings.retention_days = seed.retention_days;
     settings.media = seed.media.clone();
+    settings.encryption = seed.encryption;
     settings.matrix_admins = seed.matrix_admins.clone();
     settings
 }

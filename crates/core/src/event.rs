@@ -187,6 +187,12 @@ pub enum EventBody<R> {
         /// The whole `m.room.encrypted` event as the homeserver sent it.
         event_json: String,
     },
+    /// The Matrix room's `m.room.encryption` state changed: for the
+    /// tenant's encryption policy and the bridge info. Never reaches an adapter.
+    RoomEncryption {
+        /// Whether it names an algorithm the bridge speaks (false: turned off).
+        enabled: bool,
+    },
 }
 
 impl<R> EventBody<R> {
@@ -206,7 +212,7 @@ impl<R> EventBody<R> {
             Self::Typing { typing } => Some(EventBody::Typing { typing }),
             Self::RoomDetails { name, topic } => Some(EventBody::RoomDetails { name, topic }),
             Self::Message(_) | Self::Edit { .. } | Self::Redaction { .. } | Self::Reaction { .. } => None,
-            Self::ReadReceipt { .. } | Self::Encrypted { .. } => None,
+            Self::ReadReceipt { .. } | Self::Encrypted { .. } | Self::RoomEncryption { .. } => None,
         }
     }
 
@@ -223,6 +229,7 @@ impl<R> EventBody<R> {
             Self::ReadReceipt { .. } => "read_receipt",
             Self::RoomDetails { .. } => "room_details",
             Self::Encrypted { .. } => "encrypted",
+            Self::RoomEncryption { .. } => "room_encryption",
         }
     }
 }
@@ -379,7 +386,8 @@ impl<R> EventBody<R> {
             | Self::Presence { .. }
             | Self::Typing { .. }
             | Self::RoomDetails { .. }
-            | Self::Encrypted { .. } => Vec::new(),
+            | Self::Encrypted { .. }
+            | Self::RoomEncryption { .. } => Vec::new(),
         }
     }
 }

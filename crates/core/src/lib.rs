@@ -7,6 +7,7 @@
 pub mod account;
 pub mod adapter;
 pub mod backoff;
+pub mod bridge_info;
 pub mod commands;
 pub mod degrade;
 pub mod error;
@@ -42,7 +43,8 @@ pub use ids::{
     TenantId,
 };
 pub use matrix::{
-    AppserviceHandler, BridgeInfo, DecryptFailure, DirectRoom, GhostProfile, MatrixSide, RoomSpec, bridge_state_key,
+    AppserviceHandler, BridgeInfo, DecryptFailure, DirectRoom, GhostProfile, MatrixSide, RoomEncryption, RoomSpec,
+    bridge_state_key,
 };
 pub use observe::DeliveryObserver;
 pub use queue::{Queues, RetryPolicy};
@@ -51,7 +53,8 @@ pub use running::RunningAdapters;
 pub use shard::{Lease, LeaseStore, Node, Ownership, OwnsAll};
 pub use status::{AdapterStatus, Health, StatusBoard, StatusReporter};
 pub use store::{
-    AdapterConfig, AdapterCounts, AdminToken, Direction, Ghost, LinkedAccount, MappingKind, MediaPolicy,
-    MessageMapping, NewOutboxEntry, OutboxEntry, Portal, Store, StoreResult, Tenant, TenantSettings, TxnOutcome,
+    AdapterConfig, AdapterCounts, AdminToken, Direction, EncryptionPolicy, Ghost, LinkedAccount, MappingKind,
+    MediaPolicy, MessageMapping, NewOutboxEntry, OutboxEntry, Portal, Store, StoreResult, Tenant, TenantSettings,
+    TxnOutcome,
 };
 pub use webhook::{WebhookRequest, WebhookResponse};

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::adapter::MediaBytes;
 use crate::error::BridgeError;
 use crate::event::{EventBody, MatrixEvent};
-use crate::ids::{AdapterKind, MatrixEventId, MatrixRoomId, MatrixUserId, PortalKey, RemoteRoomId, TenantId};
+use crate::ids::{MatrixEventId, MatrixRoomId, MatrixUserId};
 
 /// Profile to set on a ghost.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,33 +20,7 @@ pub struct GhostProfile {
     pub avatar_mxc: Option<String>,
 }
 
-/// The `m.bridge` / `uk.half-shot.bridge` state of a portal room.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BridgeInfo {
-    /// The adapter kind (protocol id).
-    pub kind: AdapterKind,
-    /// The tenant (network id).
-    pub tenant: TenantId,
-    /// The remote room (channel id).
-    pub room: RemoteRoomId,
-    /// The remote room's name.
-    pub room_name: Option<String>,
-}
-
-impl BridgeInfo {
-    /// The state key of the portal's bridge state events (`m.bridge` and
-    /// the bridge status): `kind/tenant/room`, each part with `%` and `/`
-    /// escaped so the parts stay apart.
-    pub fn state_key(&self) -> String {
-        bridge_state_key(&PortalKey::new(self.tenant.clone(), self.kind.clone(), self.room.clone()))
-    }
-}
-
-/// The state key of a portal's bridge state events (see [`BridgeInfo::state_key`]).
-pub fn bridge_state_key(portal: &PortalKey) -> String {
-    let escape = |part: &str| part.replace('%', "%25").replace('/', "%2F");
-    format!("{}/{}/{}", escape(portal.kind.as_str()), escape(portal.tenant.as_str()), escape(portal.room.as_str()))
-}
+pub use crate::bridge_info::{BRIDGE_STATE_TYPES, BridgeInfo, bridge_state_key};
 
 /// The `m.room.server_acl` content for a tenant's federation policy: its
 /// allowed servers and the bridge's own, no IP literals; an empty list
@@ -91,6 +65,22 @@ pub struct RoomSpec {
     /// The Matrix servers the room may federate with, besides the bridge's
     /// own (empty: any); becomes the room's `m.room.server_acl`.
     pub allowed_servers: Vec<String>,
+    /// Created end-to-bridge encrypted (`m.room.encryption` from the start).
+    pub encrypted: bool,
+}
+
+/// Whether a room's Matrix side is encrypted, as its state says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RoomEncryption {
+    /// Never encrypted.
+    Clear,
+    /// Encrypted with a supported algorithm.
+    Encrypted,
+    /// Was encrypted, then its `m.room.encryption` was replaced by one
+    /// without a supported algorithm. Clients and the bridge keep
+    /// encrypting, but a tenant that requires encryption no longer bridges it.
+    TurnedOff,
 }
 
 /// Why an encrypted Matrix event was not decrypted.
@@ -157,6 +147,11 @@ pub trait MatrixSide: Send + Sync {
         txn_id: &str,
         body: &EventBody<MatrixEventId>,
     ) -> Result<Option<MatrixEventId>, BridgeError>;
+
+    /// Whether `room` is encrypted.
+    async fn room_encryption(&self, _room: &MatrixRoomId) -> Result<RoomEncryption, BridgeError> {
+        Ok(RoomEncryption::Clear)
+    }
 
     /// The event an `EventBody::Encrypted` event carries, decrypted.
     async fn decrypt(&self, _event: &MatrixEvent) -> Result<MatrixEvent, DecryptFailure> {

@@ -28,6 +28,34 @@ pub struct TenantSettings {
     /// Matrix users who administer the tenant through the bridge bot
     /// (e.g. its `status` command).
     pub matrix_admins: Vec<MatrixUserId>,
+    /// Whether the tenant's portals may, must or must not be encrypted rooms.
+    pub encryption: EncryptionPolicy,
+}
+
+/// A tenant's rule for end-to-bridge encrypted Matrix rooms.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum EncryptionPolicy {
+    /// Follow the room: encrypted rooms are bridged encrypted, clear rooms in clear.
+    #[default]
+    Allow,
+    /// Portals the bridge creates are encrypted; a room that is not
+    /// encrypted (or turns encryption off) is not bridged.
+    Require,
+    /// Encrypted rooms are not bridged, and portals are created in clear.
+    Deny,
+}
+
+impl EncryptionPolicy {
+    /// The name used in config, API and notices.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::Require => "require",
+            Self::Deny => "deny",
+        }
+    }
 }
 
 /// Which files may cross for a tenant, either way.

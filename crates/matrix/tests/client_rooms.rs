@@ -27,8 +27,10 @@ fn spec() -> RoomSpec {
             tenant: TenantId::new("fk").unwrap(),
             room: RemoteRoomId::new("lobby@conference.example/x").unwrap(),
             room_name: Some("Lobby".into()),
+            encrypted: false,
         },
         allowed_servers: Vec::new(),
+        encrypted: false,
     }
 }
 
@@ -66,6 +68,27 @@ async fn ensure_ghost_registers_and_sets_profile_once() {
 }
 
 #[tokio::test]
+async fn an_encrypted_portal_is_encrypted_from_its_first_state() {
+    let (fake, base) = common::start().await;
+    let client = common::client(&base);
+    let mut spec = spec();
+    spec.encrypted = true;
+    spec.bridge.encrypted = true;
+    client.ensure_room(&spec).await.unwrap();
+    let body = fake.requests()[1].json();
+    let state = body["initial_state"].as_array().unwrap();
+    let encryption = state.iter().find(|e| e["type"] == "m.room.encryption").expect("encryption state");
+    assert_eq!(encryption["state_key"], "");
+    assert_eq!(encryption["content"]["algorithm"], "m.megolm.v1.aes-sha2");
+    assert!(
+        state
+            .iter()
+            .filter(|e| e["type"] == "m.bridge")
+            .all(|e| e["content"]["io.brygga.encryption"] == "end-to-bridge")
+    );
+}
+
+#[tokio::test]
 async fn ensure_room_creates_once_then_resolves_the_alias() {
     let (fake, base) = common::start().await;
     let client = common::client(&base);
@@ -94,6 +117,7 @@ async fn ensure_room_creates_once_then_resolves_the_alias() {
         assert_eq!(content["network"]["id"], "fk");
         assert_eq!(content["channel"]["id"], "lobby@conference.example/x");
         assert_eq!(content["channel"]["displayname"], "Lobby");
+        assert_eq!(content["io.brygga.encryption"], "none");
     }
 
     fake.clear();

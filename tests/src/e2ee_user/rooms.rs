@@ -4,10 +4,13 @@ use std::time::Duration;
 
 use matrix_sdk::Room;
 use matrix_sdk::ruma::api::client::room::create_room::v3::{Request as CreateRoom, RoomPreset};
+use matrix_sdk::ruma::api::client::state::get_state_event_for_key;
+use matrix_sdk::ruma::api::error::ErrorKind;
 use matrix_sdk::ruma::events::InitialStateEvent;
 use matrix_sdk::ruma::events::room::encryption::RoomEncryptionEventContent;
 use matrix_sdk::ruma::events::room::member::MembershipState;
-use matrix_sdk::ruma::{OwnedUserId, RoomId, UserId};
+use matrix_sdk::ruma::{OwnedUserId, RoomAliasId, RoomId, UserId};
+use serde_json::Value;
 
 use super::{E2eeError, E2eeResult, E2eeUser, failed};
 
@@ -88,6 +91,44 @@ impl E2eeUser {
                 return Err(E2eeError(format!("{user_id} did not join {room_id} within {timeout:?}")));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Sends a state event as it is (e.g. an `m.room.encryption` without an
+    /// algorithm, which "turns encryption off").
+    pub async fn send_state(&self, room_id: &str, event_type: &str, state_key: &str, content: Value) -> E2eeResult<()> {
+        let room = self.room(room_id).await?;
+        room.send_state_event_raw(event_type, state_key, content)
+            .await
+            .map_err(failed(format_args!("setting {event_type} in {room_id}")))?;
+        Ok(())
+    }
+
+    /// A state event's current content on the server (`None`: not set).
+    pub async fn state(&self, room_id: &str, event_type: &str, state_key: &str) -> E2eeResult<Option<Value>> {
+        let request =
+            get_state_event_for_key::v3::Request::new(parse_room(room_id)?, event_type.into(), state_key.to_owned());
+        match self.client.send(request).await {
+            Ok(response) => serde_json::from_str(response.event_or_content.get())
+                .map(Some)
+                .map_err(failed(format_args!("{event_type} in {room_id}"))),
+            Err(err) if err.client_api_error_kind() == Some(&ErrorKind::NotFound) => Ok(None),
+            Err(err) => Err(failed(format_args!("reading {event_type} in {room_id}"))(err)),
+        }
+    }
+
+    /// The room an alias names, waiting up to `timeout` for it to exist.
+    pub async fn room_of_alias(&self, alias: &str, timeout: Duration) -> E2eeResult<String> {
+        let alias = RoomAliasId::parse(alias).map_err(failed(format_args!("alias {alias:?}")))?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match self.client.resolve_room_alias(&alias).await {
+                Ok(response) => return Ok(response.room_id.to_string()),
+                Err(err) if tokio::time::Instant::now() >= deadline => {
+                    return Err(failed(format_args!("resolving {alias}"))(err));
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
         }
     }
 

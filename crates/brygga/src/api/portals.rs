@@ -64,6 +64,12 @@ pub(crate) async fn create(
                 ApiError::new(StatusCode::BAD_GATEWAY, "BOT_CANNOT_JOIN", err.to_string())
             }
             LinkError::Acl { .. } => ApiError::new(StatusCode::BAD_GATEWAY, "BOT_CANNOT_SET_ACL", err.to_string()),
+            LinkError::Encryption { .. } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "ENCRYPTION_POLICY", err.to_string())
+            }
+            LinkError::EncryptionUnknown { .. } => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "ENCRYPTION_UNKNOWN", err.to_string())
+            }
             LinkError::Store(store) => store.into(),
         })?;
     let portal = state.store.portal(&key).await?.ok_or_else(|| ApiError::not_found(format!("{key} vanished")))?;

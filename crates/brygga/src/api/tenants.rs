@@ -23,6 +23,7 @@ pub(crate) fn view(tenant: &Tenant) -> Value {
         "allowed_servers": tenant.settings.allowed_servers,
         "retention_days": tenant.settings.retention_days,
         "media": tenant.settings.media,
+        "encryption": tenant.settings.encryption,
         "matrix_admins": tenant.settings.matrix_admins,
     })
 }
@@ -57,6 +58,8 @@ pub(crate) struct NewTenant {
     #[serde(default)]
     media: brygga_core::MediaPolicy,
     #[serde(default)]
+    encryption: brygga_core::EncryptionPolicy,
+    #[serde(default)]
     matrix_admins: Vec<String>,
 }
 
@@ -77,6 +80,7 @@ pub(crate) async fn create(
     tenant.settings.invite = invite;
     tenant.settings.allowed_servers = body.allowed_servers;
     tenant.settings.media = body.media;
+    tenant.settings.encryption = body.encryption;
     tenant.settings.matrix_admins = matrix_admins;
     state.store.upsert_tenant(&tenant).await?;
     tracing::info!(tenant = %id, "tenant created through the API");
@@ -90,6 +94,7 @@ pub(crate) struct TenantChange {
     invite: Option<Vec<String>>,
     allowed_servers: Option<Vec<String>>,
     media: Option<brygga_core::MediaPolicy>,
+    encryption: Option<brygga_core::EncryptionPolicy>,
     matrix_admins: Option<Vec<String>>,
 }
 
@@ -124,6 +129,9 @@ pub(crate) async fn update(
     }
     if let Some(media) = change.media {
         tenant.settings.media = media;
+    }
+    if let Some(encryption) = change.encryption {
+        tenant.settings.encryption = encryption;
     }
     state.store.upsert_tenant(&tenant).await?;
     let failed = match tenant.settings.allowed_servers != before {

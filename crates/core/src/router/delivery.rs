@@ -15,7 +15,7 @@ use crate::queue::Deliver;
 use crate::router::names::DisplayNames;
 use crate::router::recent::RecentMappings;
 use crate::running::RunningAdapters;
-use crate::store::{Direction, Ghost, MessageMapping, OutboxEntry, Portal, Store};
+use crate::store::{Direction, EncryptionPolicy, Ghost, MessageMapping, OutboxEntry, Portal, Store};
 
 /// How to make a portal room that does not exist yet.
 #[derive(Default)]
@@ -42,8 +42,8 @@ pub(crate) struct Delivery {
     recent: RecentMappings,
     /// Matrix users' display names per room.
     pub(crate) names: DisplayNames,
-    /// Tenants' media policies, as last read.
-    pub(crate) media_policies: super::policy::MediaPolicies,
+    /// Tenants' policies, as last read.
+    pub(crate) tenants: super::policy::TenantCache,
     /// Portal rooms made or learnt, for their bridge status.
     new_rooms: tokio::sync::mpsc::UnboundedSender<(PortalKey, MatrixRoomId)>,
     /// Answers bot commands handed over through a lobby.
@@ -89,7 +89,7 @@ impl Delivery {
             ghosts: Mutex::new(HashMap::new()),
             recent: RecentMappings::default(),
             names: DisplayNames::default(),
-            media_policies: Default::default(),
+            tenants: Default::default(),
             observer: std::sync::OnceLock::new(),
         }
     }
@@ -129,6 +129,7 @@ impl Delivery {
             .tenant(&key.tenant)
             .await?
             .ok_or_else(|| BridgeError::permanent(format!("unknown tenant {}", key.tenant)))?;
+        let encrypted = tenant.settings.encryption == EncryptionPolicy::Require;
         let spec = RoomSpec {
             alias_localpart: self.namer.portal_alias(key),
             name: name.map(str::to_owned),
@@ -141,8 +142,10 @@ impl Delivery {
                 tenant: key.tenant.clone(),
                 room: key.room.clone(),
                 room_name: name.map(str::to_owned),
+                encrypted,
             },
             allowed_servers: tenant.settings.allowed_servers.clone(),
+            encrypted,
         };
         let room = self.matrix.ensure_room(&spec).await?;
         let mut portal = self.store.portal(key).await?.unwrap_or_else(|| Portal::new(key.clone()));

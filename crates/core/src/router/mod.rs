@@ -8,6 +8,8 @@
 //! events before the homeserver gets its 200, then wakes the queues.
 
 mod delivery;
+mod encryption;
+pub use encryption::refusal as encryption_refusal;
 mod names;
 mod policy;
 mod recent;

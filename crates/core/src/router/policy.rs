@@ -12,11 +12,11 @@ use crate::router::delivery::Delivery;
 use crate::store::{MediaPolicy, Tenant};
 use crate::txn::txn_id;
 
-/// A tenant's media policy is re-read from the store after this long.
+/// A tenant's policies are re-read from the store after this long.
 const POLICY_TTL: Duration = Duration::from_secs(5);
 
-/// Tenants' media policies with when they were read.
-pub(crate) type MediaPolicies = Mutex<HashMap<TenantId, (Instant, MediaPolicy)>>;
+/// Tenants as last read (`None`: unknown), with when they were read.
+pub(crate) type TenantCache = Mutex<HashMap<TenantId, (Instant, Option<Tenant>)>>;
 
 impl Delivery {
     /// Sets the tenant's server ACL in each of its portal rooms (after its
@@ -36,8 +36,8 @@ impl Delivery {
     }
 
     /// Refuses an invite of `ghost` when the tenant's policy does not allow
-    /// the inviter's server: the ghost rejects it, with the reason as the
-    /// inviter's notice. Returns whether it did.
+    /// the inviter's server or the room's encryption: the ghost rejects it,
+    /// with the reason as the inviter's notice. Returns whether it did.
     pub(crate) async fn refused_invite(
         &self,
         tenant: &TenantId,
@@ -46,24 +46,35 @@ impl Delivery {
     ) -> Result<bool, BridgeError> {
         let Some(tenant) = self.store.tenant(tenant).await? else { return Ok(false) };
         let own = self.matrix.bot_user_id().server_name();
-        let Some(reason) = invite_refusal(&tenant, &event.sender, own) else { return Ok(false) };
+        let reason = match invite_refusal(&tenant, &event.sender, own) {
+            Some(reason) => reason,
+            None => match self.encryption_refusal(&tenant.id, &event.room_id).await? {
+                Some(reason) => reason,
+                None => return Ok(false),
+            },
+        };
         let txn = txn_id(&["refuse", tenant.id.as_str(), event.event_id.as_str()]);
         let leave = EventBody::Membership { membership: Membership::Leave, display_name: None, reason: Some(reason) };
         self.matrix.send(&event.room_id, ghost, &txn, &leave).await?;
-        tracing::info!(tenant = %tenant.id, server = event.sender.server_name(), "invite refused by federation policy");
+        tracing::info!(tenant = %tenant.id, server = event.sender.server_name(), "invite refused by the tenant's policy");
         Ok(true)
     }
 
-    /// The tenant's media policy (read from the store every few seconds at most).
-    pub(crate) async fn media_policy(&self, tenant: &TenantId) -> Result<MediaPolicy, BridgeError> {
-        if let Some((read, policy)) = self.media_policies.lock().expect("policies poisoned").get(tenant)
+    /// The tenant with its policies, read from the store every few seconds at most.
+    pub(crate) async fn tenant_policies(&self, tenant: &TenantId) -> Result<Option<Tenant>, BridgeError> {
+        if let Some((read, known)) = self.tenants.lock().expect("tenant cache poisoned").get(tenant)
             && read.elapsed() < POLICY_TTL
         {
-            return Ok(policy.clone());
+            return Ok(known.clone());
         }
-        let policy = self.store.tenant(tenant).await?.map(|t| t.settings.media).unwrap_or_default();
-        self.media_policies.lock().expect("policies poisoned").insert(tenant.clone(), (Instant::now(), policy.clone()));
-        Ok(policy)
+        let known = self.store.tenant(tenant).await?;
+        self.tenants.lock().expect("tenant cache poisoned").insert(tenant.clone(), (Instant::now(), known.clone()));
+        Ok(known)
+    }
+
+    /// The tenant's media policy.
+    pub(crate) async fn media_policy(&self, tenant: &TenantId) -> Result<MediaPolicy, BridgeError> {
+        Ok(self.tenant_policies(tenant).await?.map(|t| t.settings.media).unwrap_or_default())
     }
 
     /// Drops the attachments the tenant's policy keeps from crossing; each

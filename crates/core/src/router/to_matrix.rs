@@ -35,6 +35,9 @@ impl Delivery {
         if !leaving {
             self.matrix.ensure_joined(&room, &ghost).await?;
         }
+        if self.refused_to_matrix(portal, &room, &event).await? {
+            return Ok(Vec::new());
+        }
         let send = Sender { delivery: self, portal, room: &room, ghost: &ghost, key: &entry.dedupe_key };
         match event.body {
             EventBody::Message(message) => send.message(message, &event.event_id, &event.aliases).await,

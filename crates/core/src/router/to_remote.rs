@@ -19,6 +19,13 @@ impl Delivery {
             // Disabled or not yet started: keep it queued until it runs.
             return Err(BridgeError::transient(format!("adapter {} of {} is not running", portal.kind, portal.tenant)));
         };
+        if let EventBody::RoomEncryption { .. } = event.body {
+            self.encryption_changed(portal, &event).await?;
+            return Ok(Vec::new());
+        }
+        if self.invited_ghost(portal, &event).is_none() && self.refused_from_matrix(portal, &event).await? {
+            return Ok(Vec::new());
+        }
         let Some(event) = self.unseal(portal, event).await? else { return Ok(Vec::new()) };
         if let Some(ghost) = self.invited_ghost(portal, &event) {
             // Our ghost was invited (a direct chat, or into a portal): it
@@ -115,6 +122,9 @@ impl Delivery {
         let Some(adapter) = self.adapters.get(&portal.tenant, &portal.kind) else {
             return Ok(());
         };
+        if self.encryption_refusal(&portal.tenant, &event.room_id).await?.is_some() {
+            return Ok(());
+        }
         let sender = self.names.sender_of(self.matrix.as_ref(), event).await;
         for (body, _) in self.map_to_remote(portal, event).await? {
             let Some(body) = degrade(body, &adapter.capabilities()) else {

@@ -1,7 +1,7 @@
 //! Encrypted rooms from the client's side: sealing what a bridge user sends,
 //! decrypting what Matrix users sent, and speaking up when that fails.
 
-use brygga_core::{BridgeError, DecryptFailure, EventBody, MatrixEvent, MatrixRoomId, MatrixUserId};
+use brygga_core::{BridgeError, DecryptFailure, EventBody, MatrixEvent, MatrixRoomId, MatrixUserId, RoomEncryption};
 use brygga_crypto::DecryptError;
 use ruma::api::client::membership::get_member_events;
 use ruma::api::client::state::get_state_event_for_key;
@@ -43,18 +43,54 @@ impl MatrixClient {
         room: &ruma::OwnedRoomId,
         user: &ruma::OwnedUserId,
     ) -> Result<bool, BridgeError> {
-        if let Some(known) = e2ee.known_encrypted(room.as_str()) {
-            return Ok(known);
+        if let Some(known) = e2ee.known_encryption(room.as_str()) {
+            return Ok(known != RoomEncryption::Clear);
         }
+        let state = self.read_encryption(room, user).await?;
+        e2ee.set_encryption(room.as_str(), state);
+        Ok(state != RoomEncryption::Clear)
+    }
+
+    /// The room's encryption as its `m.room.encryption` state says, read as `user`.
+    async fn read_encryption(
+        &self,
+        room: &ruma::OwnedRoomId,
+        user: &ruma::OwnedUserId,
+    ) -> Result<RoomEncryption, BridgeError> {
         let request =
             get_state_event_for_key::v3::Request::new(room.clone(), StateEventType::RoomEncryption, "".into());
-        let encrypted = match self.http.call("get encryption", request, Some(user), Versions::Modern).await {
-            Ok(_) => true,
-            Err(err) if err.errcode() == Some("M_NOT_FOUND") => false,
-            Err(err) => return Err(err.into_bridge("get encryption")),
-        };
-        e2ee.set_encrypted(room.as_str(), encrypted);
-        Ok(encrypted)
+        match self.http.call("get encryption", request, Some(user), Versions::Modern).await {
+            Ok(response) if crate::e2ee::names_megolm(response.event_or_content.get()) => Ok(RoomEncryption::Encrypted),
+            // Present without an algorithm the bridge speaks: turned off (clients keep encrypting).
+            Ok(_) => Ok(RoomEncryption::TurnedOff),
+            Err(err) if err.errcode() == Some("M_NOT_FOUND") => Ok(RoomEncryption::Clear),
+            Err(err) => Err(err.into_bridge("get encryption")),
+        }
+    }
+
+    /// Whether `room` is encrypted, read as a bridge user who is in it.
+    pub(super) async fn room_encryption_of(&self, room: &MatrixRoomId) -> Result<RoomEncryption, BridgeError> {
+        if let Some(known) = self.e2ee.as_ref().and_then(|e2ee| e2ee.known_encryption(room.as_str())) {
+            return Ok(known);
+        }
+        let ruma_room = super::room_id(room)?;
+        for user in self.bridge_users_in(room).await {
+            let Ok(user) = ruma::OwnedUserId::try_from(user) else { continue };
+            match self.read_encryption(&ruma_room, &user).await {
+                Ok(state) => {
+                    if let Some(e2ee) = &self.e2ee {
+                        e2ee.set_encryption(room.as_str(), state);
+                    }
+                    return Ok(state);
+                }
+                Err(err) if err.is_transient() => return Err(err),
+                Err(_) => {}
+            }
+        }
+        // No bridge user may read the room (yet): treat it as clear, which
+        // a policy that requires encryption refuses.
+        tracing::debug!(room = %room, "room encryption unreadable; taken as clear");
+        Ok(RoomEncryption::Clear)
     }
 
     /// The joined and invited members of `room`, read as `user`.

@@ -257,6 +257,10 @@ impl MatrixSide for MatrixClient {
         self.send_event(room, user, txn_id, body).await
     }
 
+    async fn room_encryption(&self, room: &MatrixRoomId) -> Result<brygga_core::RoomEncryption, BridgeError> {
+        self.room_encryption_of(room).await
+    }
+
     async fn decrypt(&self, event: &brygga_core::MatrixEvent) -> Result<brygga_core::MatrixEvent, DecryptFailure> {
         self.decrypt_event(event).await
     }

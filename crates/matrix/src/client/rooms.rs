@@ -1,5 +1,6 @@
 //! Ghost registration, portal room creation and joins.
 
+use brygga_core::matrix::BRIDGE_STATE_TYPES;
 use brygga_core::{BridgeError, BridgeInfo, GhostProfile, MatrixRoomId, MatrixUserId, RoomSpec};
 use ruma::api::client::account::register::{self, LoginType};
 use ruma::api::client::alias::get_alias;
@@ -14,9 +15,6 @@ use ruma::{OwnedMxcUri, OwnedRoomAliasId, OwnedRoomId, OwnedUserId};
 use serde_json::json;
 
 use super::{MatrixClient, Versions, maybe_created, room_id, user_id};
-
-/// State event types carrying MSC2346 bridge info (stable and legacy name).
-const BRIDGE_STATE_TYPES: [&str; 2] = ["m.bridge", "uk.half-shot.bridge"];
 
 impl MatrixClient {
     pub(super) async fn register_and_profile(
@@ -111,6 +109,9 @@ impl MatrixClient {
         if let Some(acl) = server_acl(&spec.allowed_servers, self.bot.server_name()) {
             request.initial_state.push(acl);
         }
+        if spec.encrypted {
+            request.initial_state.push(encryption_state());
+        }
         // A direct chat is the ghost's own room with one Matrix user, as clients expect of a DM.
         let mut creator = self.bot.clone();
         if let Some(direct) = &spec.direct {
@@ -126,6 +127,9 @@ impl MatrixClient {
         let room = response.room_id;
         if let Ok(core) = to_core_room(room.clone()) {
             self.remember_joined(&core, &creator, true);
+        }
+        if let (true, Some(e2ee)) = (spec.encrypted, &self.e2ee) {
+            e2ee.set_encryption(room.as_str(), brygga_core::RoomEncryption::Encrypted);
         }
         Ok(room)
     }
@@ -168,29 +172,10 @@ fn to_core_room(room: OwnedRoomId) -> Result<MatrixRoomId, BridgeError> {
     MatrixRoomId::new(room.as_str()).map_err(|_| BridgeError::permanent("homeserver returned an invalid room id"))
 }
 
-/// A readable protocol name for the kinds the bridge ships.
-fn protocol_name(kind: &str) -> &str {
-    match kind {
-        "xmpp" => "XMPP",
-        "rocketchat" => "Rocket.Chat",
-        "teams" => "Microsoft Teams",
-        other => other,
-    }
-}
-
 /// MSC2346 bridge info under both its stable and legacy event types.
 fn bridge_state(info: &BridgeInfo, bot: &MatrixUserId) -> Result<Vec<Raw<AnyInitialStateEvent>>, serde_json::Error> {
     let state_key = info.state_key();
-    let mut channel = json!({ "id": info.room.as_str() });
-    if let Some(name) = &info.room_name {
-        channel["displayname"] = json!(name);
-    }
-    let content = json!({
-        "bridgebot": bot.as_str(),
-        "protocol": { "id": info.kind.as_str(), "displayname": protocol_name(info.kind.as_str()) },
-        "network": { "id": info.tenant.as_str() },
-        "channel": channel,
-    });
+    let content = info.content(bot);
     BRIDGE_STATE_TYPES
         .iter()
         .map(|kind| {
@@ -198,6 +183,16 @@ fn bridge_state(info: &BridgeInfo, bot: &MatrixUserId) -> Result<Vec<Raw<AnyInit
             serde_json::value::to_raw_value(&event).map(Raw::from_json)
         })
         .collect()
+}
+
+/// Encryption from the start, so nothing is ever sent in clear.
+fn encryption_state() -> Raw<AnyInitialStateEvent> {
+    let event = json!({
+        "type": "m.room.encryption",
+        "state_key": "",
+        "content": { "algorithm": crate::e2ee::MEGOLM },
+    });
+    Raw::from_json(serde_json::value::to_raw_value(&event).expect("a JSON literal serialises"))
 }
 
 /// The room's server ACL when the tenant limits federation: its servers
@@ -227,6 +222,7 @@ mod tests {
             tenant: TenantId::new("fk").unwrap(),
             room: RemoteRoomId::new("room/with%slash").unwrap(),
             room_name: Some("Room".into()),
+            encrypted: false,
         };
         let bot = MatrixUserId::new("@bot:hs").unwrap();
         let events = bridge_state(&info, &bot).unwrap();

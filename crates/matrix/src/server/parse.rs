@@ -69,6 +69,7 @@ fn convert(envelope: &Envelope<'_>, raw: &RawValue) -> Converted {
         "m.reaction" => Some(reaction(content)?),
         "m.room.redaction" => Some(redaction(content, envelope.redacts.as_deref())?),
         "m.room.member" => member(content, envelope)?,
+        "m.room.encryption" if envelope.state_key.as_deref() == Some("") => Some(room_encryption(content)),
         "m.room.name" | "m.room.topic" if envelope.state_key.as_deref() == Some("") => {
             Some(room_details(&envelope.kind, content)?)
         }
@@ -96,6 +97,12 @@ fn is_direct(content: &RawValue) -> bool {
         is_direct: Option<bool>,
     }
     serde_json::from_str::<Direct>(content.get()).ok().and_then(|d| d.is_direct).unwrap_or(false)
+}
+
+/// An `m.room.encryption` change; one without the algorithm the bridge
+/// speaks turns encryption off (clients ignore that and keep encrypting).
+fn room_encryption(content: &RawValue) -> Body {
+    EventBody::RoomEncryption { enabled: crate::e2ee::names_megolm(content.get()) }
 }
 
 /// A name or topic change; a missing or non-text value clears it.

@@ -188,6 +188,17 @@ fn room_names_and_topics() {
 }
 
 #[test]
+fn encryption_turned_on_and_off() {
+    let on = state("m.room.encryption", "", json!({"algorithm": "m.megolm.v1.aes-sha2"})).unwrap();
+    assert_eq!(on.body, EventBody::RoomEncryption { enabled: true });
+    let off = state("m.room.encryption", "", json!({})).unwrap();
+    assert_eq!(off.body, EventBody::RoomEncryption { enabled: false });
+    let unknown = state("m.room.encryption", "", json!({"algorithm": "m.rot13"})).unwrap();
+    assert_eq!(unknown.body, EventBody::RoomEncryption { enabled: false });
+    assert_eq!(state("m.room.encryption", "x", json!({"algorithm": "m.megolm.v1.aes-sha2"})), None);
+}
+
+#[test]
 fn unknown_and_broken_events_are_skipped() {
     assert_eq!(parse("m.room.topic", json!({"topic": "t"})), None, "a topic without a state key");
     assert_eq!(parse("m.room.message", json!({"body": 3})), None);

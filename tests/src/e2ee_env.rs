@@ -1,0 +1,118 @@
+//! A running encrypted-bridging environment: real Synapse with the
+//! appservice encryption extensions on, the bridge with encryption enabled
+//! and the loopback adapter, and Alice on a real E2EE client.
+
+use std::time::Duration;
+
+use base64::Engine;
+use brygga_core::EventBody;
+use brygga_harness::TempDir;
+use brygga_harness::synapse::{Synapse, SynapseOptions};
+
+use crate::bridge::{BridgeProcess, BridgeSetup};
+use crate::e2ee_user::{E2eeUser, ReceivedEvent};
+use crate::env::events::text;
+use crate::env::{Backend, TestEnv};
+use crate::remote::FakeRemote;
+
+/// How long a test waits for anything to arrive.
+pub const WAIT: Duration = Duration::from_secs(30);
+/// The loopback adapter's network name.
+pub const NET: &str = "fk";
+
+/// Synapse, the bridge and the fake remote network of tenant `fk`.
+pub struct E2eeEnv {
+    /// The remote network behind the loopback adapter.
+    pub remote: FakeRemote,
+    /// The bridge process.
+    pub bridge: BridgeProcess,
+    /// The homeserver.
+    pub synapse: Synapse,
+    _dir: TempDir,
+}
+
+impl E2eeEnv {
+    /// Starts everything; `tenant_settings` are extra YAML lines of tenant
+    /// `fk` (indented four spaces), e.g. its encryption policy.
+    pub async fn start(tenant_settings: &str) -> Self {
+        let dir = TempDir::new("brygga-e2ee").expect("temp dir");
+        let remote = FakeRemote::start().await;
+        let setup = BridgeSetup::new(Backend::Sqlite.database_url(&dir).await);
+        let tenants = format!(
+            "  - id: fk\n    invite: [\"@alice:localhost\"]\n{tenant_settings}    adapters:\n      loopback:\n        config: {{ url: \"{}\", network: \"{NET}\" }}\n",
+            remote.url()
+        );
+        let key = base64::engine::general_purpose::STANDARD.encode([42u8; 32]);
+        let config = format!(
+            "{}encryption: {{ enabled: true, store_dir: \"{}/crypto\", key: \"{key}\" }}\n",
+            setup.config(&tenants),
+            dir.path().display()
+        );
+        let mut bridge = BridgeProcess::new(dir.path(), &config, setup.admin_port);
+        let registration = bridge.registration();
+        assert!(registration.contains("io.element.msc4190: true"), "{registration}");
+        let hs_port = setup.hs_port;
+        let synapse = tokio::task::spawn_blocking(move || {
+            Synapse::start(SynapseOptions {
+                registration_yaml: Some(registration),
+                port: Some(hs_port),
+                relaxed_rate_limits: true,
+                appservice_encryption: true,
+                ..Default::default()
+            })
+        })
+        .await
+        .expect("synapse thread")
+        .expect("Synapse starts");
+        bridge.start().await;
+        Self { remote, bridge, synapse, _dir: dir }
+    }
+
+    /// Alice, registered and logged in on a fresh E2EE device.
+    pub async fn alice(&self) -> E2eeUser {
+        let (user_id, _) =
+            tokio::task::block_in_place(|| self.synapse.register_user("alice", "alice-password")).expect("alice");
+        E2eeUser::login(&self.synapse.base_url(), &user_id, "alice-password", "ALICEPHONE")
+            .await
+            .expect("alice logs in")
+    }
+
+    /// The ghost of remote user `user`.
+    pub fn ghost(user: &str) -> String {
+        TestEnv::ghost_id("fk", user)
+    }
+
+    /// Remote user `user` says `body` in remote room `remote_room`; returns
+    /// what Alice receives in `room`, checked to have come encrypted.
+    pub async fn ghost_says(
+        &self,
+        alice: &E2eeUser,
+        (remote_room, room): (&str, &str),
+        (user, id): (&str, &str),
+        body: &str,
+    ) -> ReceivedEvent {
+        self.remote.inject(NET, text(remote_room, id, user, body));
+        let event = alice
+            .next_event(room, &Self::ghost(user), WAIT)
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}", self.bridge.log()));
+        assert!(event.was_encrypted(), "the ghost's message came in clear: {event:#?}");
+        assert_eq!(event.body(), Some(body));
+        event
+    }
+
+    /// Waits until the remote side got a message with text `body`.
+    pub async fn remote_gets(&self, body: &str) {
+        let wanted = body.to_owned();
+        self.remote
+            .wait_for(NET, WAIT, body, move |sent| {
+                sent.iter().any(|e| matches!(&e.body, EventBody::Message(m) if m.text.body == wanted))
+            })
+            .await;
+    }
+
+    /// Whether the remote side got a message with text `body` (by now).
+    pub fn remote_got(&self, body: &str) -> bool {
+        self.remote.sent(NET).iter().any(|e| matches!(&e.body, EventBody::Message(m) if m.text.body == body))
+    }
+}

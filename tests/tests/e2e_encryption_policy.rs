@@ -1,0 +1,66 @@
+//! A tenant that requires encryption, against real Synapse: its new portals
+//! are encrypted from the start and say so in their bridge info; a room that
+//! is not encrypted cannot be linked; a room that turns encryption off stops
+//! being bridged, visibly, both ways.
+
+use brygga_e2e::e2ee_env::{E2eeEnv, NET, WAIT};
+use brygga_e2e::env::TestEnv;
+use brygga_e2e::env::events::text;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_tenant_requiring_encryption_bridges_only_encrypted_rooms() {
+    let env = E2eeEnv::start("    encryption: require\n").await;
+    let alice = env.alice().await;
+    let bob = E2eeEnv::ghost("bob");
+
+    // A new portal: the bridge creates it encrypted, Alice is invited and
+    // gets the ghost's message sealed.
+    env.remote.inject(NET, text("news", "n1", "bob", "first news"));
+    let alias = TestEnv::portal_alias("fk", "news");
+    let room = alice.room_of_alias(&alias, WAIT).await.unwrap_or_else(|e| panic!("{e}\n{}", env.bridge.log()));
+    let first = alice.next_event(&room, &bob, WAIT).await.expect("first news");
+    assert!(first.was_encrypted(), "{first:#?}");
+    assert_eq!(first.body(), Some("first news"));
+    let encryption = alice.state(&room, "m.room.encryption", "").await.unwrap().expect("encrypted room");
+    assert_eq!(encryption["algorithm"], "m.megolm.v1.aes-sha2");
+    let info = alice.state(&room, "m.bridge", "loopback/fk/news").await.unwrap().expect("bridge info");
+    assert_eq!(info["io.brygga.encryption"], "end-to-bridge", "{info}");
+    alice.send_text(&room, "alice reads the news").await.unwrap();
+    env.remote_gets("alice reads the news").await;
+
+    // A room without encryption is not linked, and the refusal says why.
+    let clear = alice.create_room("clear", &["@brygga:localhost"]).await.unwrap();
+    let refused = env.bridge.cli_failure(&["portal", "link", "fk", "loopback", "clear", &clear]);
+    assert!(refused.contains("bridges only encrypted rooms"), "{refused}");
+
+    // An encrypted room of Alice's is linked; when she turns encryption
+    // "off", the room is told it is no longer bridged, and nothing crosses.
+    let own = alice.create_encrypted_room("own", &["@brygga:localhost"]).await.unwrap();
+    let linked = env.bridge.cli(&["portal", "link", "fk", "loopback", "own", &own]);
+    assert!(linked.contains("linked"), "{linked}");
+    env.ghost_says(&alice, ("own", &own), ("bob", "o1"), "bob in alice's room").await;
+    alice.send_state(&own, "m.room.encryption", "", json!({})).await.unwrap();
+    let notice = alice
+        .next_event_where(&own, "@brygga:localhost", WAIT, |e| {
+            e.body().is_some_and(|b| b.contains("no longer bridged"))
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", env.bridge.log()));
+    assert!(notice.body().unwrap().contains("turned encryption off"), "{notice:#?}");
+
+    alice.send_text(&own, "alice after turning it off").await.unwrap();
+    let refused = alice
+        .next_event_where(&own, "@brygga:localhost", WAIT, |e| e.body().is_some_and(|b| b.contains("was not bridged")))
+        .await
+        .expect("a notice for alice's message");
+    assert!(refused.body().unwrap().contains("@alice:localhost"), "{refused:#?}");
+    env.remote.inject(NET, text("own", "o2", "bob", "bob after"));
+    let kept_out = alice
+        .next_event_where(&own, "@brygga:localhost", WAIT, |e| e.body().is_some_and(|b| b.contains("from bob")))
+        .await
+        .expect("a notice for bob's message");
+    assert!(kept_out.body().unwrap().contains("was not bridged"), "{kept_out:#?}");
+    assert!(!env.remote_got("alice after turning it off"));
+    assert!(alice.received(&own, &bob).iter().all(|e| e.body() != Some("bob after")));
+}
