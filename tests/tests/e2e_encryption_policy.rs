@@ -64,3 +64,21 @@ async fn a_tenant_requiring_encryption_bridges_only_encrypted_rooms() {
     assert!(!env.remote_got("alice after turning it off"));
     assert!(alice.received(&own, &bob).iter().all(|e| e.body() != Some("bob after")));
 }
+
+/// The bridge bot in an encrypted direct chat (as Element makes them): it
+/// greets, reads commands and answers, all encrypted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_bot_answers_commands_in_an_encrypted_management_room() {
+    let env = E2eeEnv::start("    matrix_admins: [\"@alice:localhost\"]\n").await;
+    let alice = env.alice().await;
+    let bot = "@brygga:localhost";
+    let room = alice.create_encrypted_dm(bot).await.unwrap();
+    let greeting = alice.next_event(&room, bot, WAIT).await.unwrap_or_else(|e| panic!("{e}\n{}", env.bridge.log()));
+    assert!(greeting.was_encrypted(), "{greeting:#?}");
+    assert!(greeting.body().unwrap().contains("I am the bridge bot"), "{greeting:#?}");
+
+    alice.send_text(&room, "status fk").await.unwrap();
+    let answer = alice.next_event(&room, bot, WAIT).await.unwrap_or_else(|e| panic!("{e}\n{}", env.bridge.log()));
+    assert!(answer.was_encrypted(), "{answer:#?}");
+    assert!(answer.body().unwrap().contains("loopback"), "{answer:#?}");
+}

@@ -12,6 +12,7 @@
 mod access;
 mod parse;
 mod replies;
+mod sealed;
 mod status;
 
 use std::collections::HashMap;
@@ -100,17 +101,35 @@ impl BotCommands {
                 tokio::spawn(async move { this.leave(&event).await });
                 Ok(true)
             }
-            EventBody::Message(message) if !message.notice && !message.emote && message.attachments.is_empty() => {
+            body if let Some(text) = Self::command_text(body) => {
                 if self.owner(&event.room_id).await?.as_ref() != Some(&event.sender) {
                     return Ok(false);
                 }
                 let this = self.clone();
                 let event = event.clone();
-                let text = message.text.body.clone();
+                let text = text.to_owned();
                 tokio::spawn(async move { this.answer(&event, &text).await });
                 Ok(true)
             }
+            // Encrypted management rooms: decrypted off the transaction path.
+            EventBody::Encrypted { .. } => {
+                if self.owner(&event.room_id).await?.as_ref() != Some(&event.sender) {
+                    return Ok(false);
+                }
+                let this = self.clone();
+                let event = event.clone();
+                tokio::spawn(async move { this.answer_sealed(&event).await });
+                Ok(true)
+            }
             _ => Ok(false),
+        }
+    }
+
+    /// Whether a message is a command: typed text, not a notice, emote or file.
+    fn command_text(body: &EventBody<crate::ids::MatrixEventId>) -> Option<&str> {
+        match body {
+            EventBody::Message(m) if !m.notice && !m.emote && m.attachments.is_empty() => Some(&m.text.body),
+            _ => None,
         }
     }
 
