@@ -120,9 +120,24 @@ pub struct Setup<'a> {
 /// Assembles store, Matrix client, router and adapter host for a fresh
 /// tenant and serves the appservice API; starts no adapter.
 pub async fn assemble(setup: Setup<'_>) -> anyhow::Result<Core> {
+    assemble_with(setup, None).await
+}
+
+/// Like [`assemble`], with end-to-bridge encryption on (the bot's device ready).
+pub async fn assemble_encrypted(setup: Setup<'_>, crypto: brygga_crypto::CryptoConfig) -> anyhow::Result<Core> {
+    let core = assemble_with(setup, Some(crypto)).await?;
+    core.matrix.prepare_encryption().await?;
+    Ok(core)
+}
+
+async fn assemble_with(setup: Setup<'_>, crypto: Option<brygga_crypto::CryptoConfig>) -> anyhow::Result<Core> {
     let (store, dir) = open_store(setup.store).await?;
     let settings = ClientSettings::new(setup.homeserver_url.parse()?, setup.server_name, AS_TOKEN, BOT_LOCALPART);
-    let matrix = Arc::new(MatrixClient::new(settings)?);
+    let mut client = MatrixClient::new(settings)?;
+    if let Some(crypto) = crypto {
+        client = client.with_encryption(crypto);
+    }
+    let matrix = Arc::new(client);
     let template = || Template::new("{kind}_{tenant}_{id}").expect("valid template");
     let namer = setup.factories.iter().fold(Namer::new(setup.server_name, template(), template()), |namer, f| match f
         .room_aliases()
@@ -146,8 +161,10 @@ pub async fn assemble(setup: Setup<'_>) -> anyhow::Result<Core> {
     router.recover().await?;
 
     // Platforms that call the bridge (Graph's change notifications) reach their adapter here, as in `brygga run`.
-    let appservice = brygga_matrix::router(Arc::new(router.clone()), ServerSettings::new(HS_TOKEN))
-        .merge(brygga::webhooks::routes(host.clone()));
+    let mut server = ServerSettings::new(HS_TOKEN);
+    server.e2ee = matrix.e2ee();
+    let appservice =
+        brygga_matrix::router(Arc::new(router.clone()), server).merge(brygga::webhooks::routes(host.clone()));
     let appservice_url = format!("http://{}", setup.listener.local_addr()?);
     let listener = setup.listener;
     tokio::spawn(async move {

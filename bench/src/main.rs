@@ -4,9 +4,11 @@
 //! relay through a real Prosody, and the bridge path through a real Synapse
 //! beside Synapse's own direct-client rate; with `--runs rocketchat`
 //! Rocket.Chat relay through the in-process Rocket.Chat double; with
-//! `--runs teams` Teams relay through the in-process Graph double.
+//! `--runs teams` Teams relay through the in-process Graph double; with
+//! `--runs encryption` a clear beside an encrypted room through real Synapse.
 
 mod bridge;
+mod encryption;
 mod fake_homeserver;
 mod instant_adapter;
 mod rocketchat;
@@ -44,6 +46,8 @@ enum Run {
     Rocketchat,
     /// Teams to Matrix and back through the Graph double and the instant homeserver.
     Teams,
+    /// Clear beside encrypted portal rooms through real Synapse (the cost of encryption).
+    Encryption,
     /// All of the above.
     All,
 }
@@ -52,7 +56,7 @@ enum Run {
 #[derive(Parser, Debug)]
 #[command(about = "Measures brygga's own relay overhead")]
 struct Args {
-    /// Which runs, comma-separated: core, xmpp, synapse, rocketchat, teams or all.
+    /// Which runs, comma-separated: core, xmpp, synapse, rocketchat, teams, encryption or all.
     /// `xmpp` and `synapse` start Prosody (and Synapse) from the test harness;
     /// `rocketchat` starts the Rocket.Chat double (its schemas come from
     /// `cargo xtask test`); `teams` starts the Graph double.
@@ -151,6 +155,9 @@ struct Args {
     /// Events per appservice transaction in the Matrix to Teams run.
     #[arg(long, default_value_t = 50)]
     teams_events_per_txn: usize,
+    /// Messages relayed each way through each room of the encryption run.
+    #[arg(long, default_value_t = 300)]
+    encryption_messages: usize,
 }
 
 impl Args {
@@ -255,7 +262,37 @@ async fn main() -> anyhow::Result<()> {
         };
         teams::runs(&sizes, &args.store, args.instrument).await?;
     }
+    if args.wants(Run::Encryption) {
+        encryption_runs(args.encryption_messages, &args.store, Duration::from_secs(args.timeout_secs)).await?;
+    }
     figure("peak_rss_mib", peak_rss_mib().unwrap_or(f64::NAN), "MiB", None);
+    Ok(())
+}
+
+/// A clear and an encrypted room through real Synapse, side by side.
+async fn encryption_runs(messages: usize, store: &str, timeout: Duration) -> anyhow::Result<()> {
+    println!("encryption: {messages} messages each way through a clear and an encrypted room");
+    let report = encryption::run(messages, store, timeout).await?;
+    for (name, paths) in [("clear", &report.clear), ("encrypted", &report.encrypted)] {
+        for (direction, relay) in [("to_matrix", &paths.to_matrix), ("to_remote", &paths.to_remote)] {
+            figure(&format!("{name}_{direction}_msgs_per_sec"), relay.msgs_per_sec, "msg/s", None);
+            figure(&format!("{name}_{direction}_latency_p99_ms"), relay.latency.ms(99.0), "ms", None);
+            missing(relay.missing);
+        }
+    }
+    for (direction, clear, sealed) in [
+        ("to_matrix", &report.clear.to_matrix, &report.encrypted.to_matrix),
+        ("to_remote", &report.clear.to_remote, &report.encrypted.to_remote),
+    ] {
+        figure(
+            &format!("encrypted_to_clear_{direction}_rate_ratio"),
+            sealed.msgs_per_sec / clear.msgs_per_sec,
+            "x",
+            None,
+        );
+        let p99 = sealed.latency.ms(99.0) / clear.latency.ms(99.0);
+        figure(&format!("encrypted_to_clear_{direction}_p99_ratio"), p99, "x", None);
+    }
     Ok(())
 }
 
