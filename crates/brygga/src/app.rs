@@ -17,6 +17,11 @@ use crate::media_links::SignedLinks;
 use crate::shard::{self, Keeper, Shard, ShardedAppservice};
 use crate::tenants;
 
+/// How often idle ghost devices are looked for.
+const DEVICE_SWEEP: std::time::Duration = std::time::Duration::from_secs(60);
+/// How long a ghost's device stays open unused.
+const DEVICE_IDLE: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// Opens (and migrates) the configured store.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     Ok(Arc::new(open_sql_store(config).await?))
@@ -149,6 +154,15 @@ pub async fn run(config: Config, factories: Vec<Arc<dyn AdapterFactory>>) -> any
             while let Err(err) = matrix.prepare_encryption().await {
                 tracing::warn!(error = %err, "preparing the bridge bot's device failed; retrying");
                 tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            }
+            // Ghosts' devices are closed when unused for a while (they reopen on use).
+            let mut sweep = tokio::time::interval(DEVICE_SWEEP);
+            loop {
+                sweep.tick().await;
+                let closed = matrix.close_idle_devices(DEVICE_IDLE);
+                if closed > 0 {
+                    tracing::debug!(closed, "idle ghost devices closed");
+                }
             }
         });
     }

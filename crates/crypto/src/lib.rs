@@ -7,14 +7,14 @@
 
 mod decrypt;
 mod device;
+mod devices;
 mod holders;
 mod homeserver;
 mod room;
 mod sync;
 
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use matrix_sdk_common::ruma::{OwnedDeviceId, OwnedUserId, UserId};
 use sha2::{Digest, Sha256};
@@ -84,7 +84,7 @@ impl std::fmt::Debug for CryptoConfig {
 pub struct Crypto {
     config: CryptoConfig,
     homeserver: Arc<dyn Homeserver>,
-    devices: Mutex<HashMap<OwnedUserId, Arc<tokio::sync::OnceCell<Arc<Device>>>>>,
+    devices: devices::Devices<Device>,
     /// Which bridge users received keys of which room.
     holders: holders::Holders,
 }
@@ -92,7 +92,7 @@ pub struct Crypto {
 impl Crypto {
     /// Devices in `config.store_dir`, talking to `homeserver`.
     pub fn new(config: CryptoConfig, homeserver: Arc<dyn Homeserver>) -> Self {
-        Self { config, homeserver, devices: Mutex::default(), holders: holders::Holders::default() }
+        Self { config, homeserver, devices: devices::Devices::default(), holders: holders::Holders::default() }
     }
 
     /// Makes sure `user` has its device and keys on the homeserver.
@@ -103,7 +103,7 @@ impl Crypto {
     /// The user's device, opened (and created) on first use.
     async fn device(&self, user: &str) -> Result<Arc<Device>, CryptoError> {
         let user: OwnedUserId = user.try_into().map_err(|_| CryptoError::Invalid("user id".into()))?;
-        let cell = self.devices.lock().expect("devices poisoned").entry(user.clone()).or_default().clone();
+        let cell = self.devices.slot(&user);
         let device = cell
             .get_or_try_init(|| async {
                 let dir = self.config.store_dir.join(store_name(&user));
@@ -118,8 +118,14 @@ impl Crypto {
 
     /// The devices already open, for device-list changes.
     fn open_devices(&self) -> Vec<Arc<Device>> {
-        let devices = self.devices.lock().expect("devices poisoned");
-        devices.values().filter_map(|cell| cell.get().cloned()).collect()
+        self.devices.open()
+    }
+
+    /// Closes the ghosts' devices unused for `idle` (a closed device
+    /// reopens on its next use and then refreshes the device lists it tracks,
+    /// whose changes it missed); returns how many closed.
+    pub fn close_idle(&self, idle: std::time::Duration) -> usize {
+        self.devices.close_idle(idle, &self.config.bot)
     }
 }
 

@@ -158,6 +158,11 @@ impl MatrixClient {
         self.ensure_device(&self.bot).await
     }
 
+    /// Closes the ghosts' devices unused for `idle`; returns how many.
+    pub fn close_idle_devices(&self, idle: std::time::Duration) -> usize {
+        self.e2ee.as_ref().map_or(0, |e2ee| e2ee.crypto.close_idle(idle))
+    }
+
     async fn ensure_device(&self, user: &MatrixUserId) -> Result<(), BridgeError> {
         let Some(e2ee) = &self.e2ee else { return Ok(()) };
         e2ee.crypto
