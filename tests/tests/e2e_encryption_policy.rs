@@ -1,7 +1,9 @@
 //! A tenant that requires encryption, against real Synapse: its new portals
 //! are encrypted from the start and say so in their bridge info; a room that
 //! is not encrypted cannot be linked; a room that turns encryption off stops
-//! being bridged, visibly, both ways.
+//! being bridged, visibly, both ways. Under the default policy a room that
+//! turns encryption on keeps bridging, encrypted. The bot answers commands
+//! in an encrypted management room.
 
 use brygga_e2e::e2ee_env::{E2eeEnv, NET, WAIT};
 use brygga_e2e::env::TestEnv;
@@ -81,4 +83,37 @@ async fn the_bot_answers_commands_in_an_encrypted_management_room() {
     let answer = alice.next_event(&room, bot, WAIT).await.unwrap_or_else(|e| panic!("{e}\n{}", env.bridge.log()));
     assert!(answer.was_encrypted(), "{answer:#?}");
     assert!(answer.body().unwrap().contains("loopback"), "{answer:#?}");
+}
+
+/// A clear portal room whose Matrix side turns encryption on later keeps
+/// bridging, now encrypted, and its bridge info says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_bridged_room_that_turns_encryption_on_keeps_bridging() {
+    let env = E2eeEnv::start("").await;
+    let alice = env.alice().await;
+    let bot = "@brygga:localhost";
+    let room = alice.create_room("later", &[bot]).await.unwrap();
+    // The bot may set state (its bridge info) in Alice's room.
+    let power = json!({"users": {bot: 50}, "users_default": 0, "events_default": 0,
+        "state_default": 50, "ban": 50, "kick": 50, "redact": 50, "invite": 0});
+    alice.send_state(&room, "m.room.power_levels", "", power).await.unwrap();
+    let linked = env.bridge.cli(&["portal", "link", "fk", "loopback", "later", &room]);
+    assert!(linked.contains("linked"), "{linked}");
+    env.remote.inject(NET, text("later", "l1", "bob", "bob in clear"));
+    let clear = alice.next_event(&room, &E2eeEnv::ghost("bob"), WAIT).await.unwrap();
+    assert!(!clear.was_encrypted() && clear.body() == Some("bob in clear"), "{clear:#?}");
+
+    alice.enable_encryption(&room).await.unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let info = alice.state(&room, "m.bridge", "loopback/fk/later").await.unwrap();
+        if info.as_ref().is_some_and(|i| i["io.brygga.encryption"] == "end-to-bridge") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "bridge info not updated: {info:?}\n{}", env.bridge.log());
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    env.ghost_says(&alice, ("later", &room), ("bob", "l2"), "bob sealed now").await;
+    alice.send_text(&room, "alice sealed now").await.unwrap();
+    env.remote_gets("alice sealed now").await;
 }
