@@ -14,6 +14,7 @@ pub mod event;
 pub mod host;
 pub mod ids;
 pub mod matrix;
+pub mod matrix_file;
 pub mod naming;
 pub mod observe;
 pub mod queue;
@@ -44,6 +45,7 @@ pub use ids::{
 pub use matrix::{
     AppserviceHandler, BridgeInfo, DecryptFailure, DirectRoom, GhostProfile, MatrixSide, RoomSpec, bridge_state_key,
 };
+pub use matrix_file::{FileKey, MatrixFile};
 pub use observe::DeliveryObserver;
 pub use queue::{Queues, RetryPolicy};
 pub use router::Router;
