@@ -10,8 +10,9 @@ use async_trait::async_trait;
 use brygga_core::store::CommitListener;
 use brygga_core::{
     AdapterConfig, AdapterKind, AdminToken, BridgeError, Direction, EventBody, Ghost, GhostProfile, LinkedAccount,
-    MatrixEventId, MatrixRoomId, MatrixSide, MatrixUserId, MediaBytes, MessageMapping, NewOutboxEntry, OutboxEntry,
-    Portal, PortalKey, RemoteMessageId, RemoteUserId, RoomSpec, Store, StoreResult, Tenant, TenantId, TxnOutcome,
+    MatrixEventId, MatrixFile, MatrixRoomId, MatrixSide, MatrixUserId, MediaBytes, MessageMapping, NewOutboxEntry,
+    OutboxEntry, Portal, PortalKey, RemoteMessageId, RemoteUserId, RoomSpec, Store, StoreResult, Tenant, TenantId,
+    TxnOutcome,
 };
 
 /// Calls, total and longest time per operation name.
@@ -210,8 +211,14 @@ impl MatrixSide for TimedMatrix {
     async fn set_state(&self, r: &MatrixRoomId, t: &str, k: &str, c: &serde_json::Value) -> Result<(), BridgeError> {
         self.timings.time("matrix.set_state", self.inner.set_state(r, t, k, c)).await
     }
-    async fn upload(&self, u: &MatrixUserId, n: &str, m: MediaBytes) -> Result<String, BridgeError> {
-        self.timings.time("matrix.upload", self.inner.upload(u, n, m)).await
+    async fn upload(
+        &self,
+        u: &MatrixUserId,
+        r: Option<&MatrixRoomId>,
+        n: &str,
+        m: MediaBytes,
+    ) -> Result<MatrixFile, BridgeError> {
+        self.timings.time("matrix.upload", self.inner.upload(u, r, n, m)).await
     }
     async fn send(
         &self,

@@ -86,10 +86,10 @@ impl Loopback {
         let mut event = event.clone();
         if let EventBody::Message(message) = &mut event.body {
             for (i, attachment) in message.attachments.iter_mut().enumerate() {
-                let MediaSource::Matrix { mxc } = &attachment.source else {
+                let MediaSource::Matrix(file) = &attachment.source else {
                     continue;
                 };
-                let bytes = self.matrix_media.download(mxc).await?;
+                let bytes = self.matrix_media.download(file).await?;
                 let locator = format!("{}-{i}", event.txn_id);
                 self.http
                     .put(format!("{}/media/{locator}", self.base))

@@ -1,16 +1,23 @@
 //! Signed public links to Matrix media, for platforms that take files by URL
-//! (XMPP out-of-band data). A link names one file and an expiry, signed with
-//! HMAC-SHA256; the bridge fetches the file from the homeserver (as the bot,
-//! with authenticated media) only for a link whose signature checks out.
+//! (XMPP out-of-band data, Teams). A link names one file and an expiry, signed
+//! with HMAC-SHA256; the bridge fetches the file from the homeserver (as the
+//! bot, with authenticated media) only for a link whose signature checks out.
+//!
+//! A file from an encrypted room is only ciphertext on the homeserver; its
+//! link also carries the file's key (`?key=v.k.iv.sha256`), inside the signed
+//! part, and the bridge decrypts (checking the hash) while serving it. Like a
+//! link to a clear file, such a link grants the plaintext to whoever holds it
+//! until it expires: encryption ends at the bridge, and the link is how the
+//! file leaves it.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use brygga_core::{MatrixMedia, MediaLinks};
+use brygga_core::{FileKey, MatrixFile, MatrixMedia, MediaLinks};
 use hmac::{Hmac, Mac};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use sha2::Sha256;
@@ -31,17 +38,41 @@ impl SignedLinks {
         Self { base: public_url.as_str().trim_end_matches('/').to_owned(), key: secret.as_bytes().to_vec(), lifetime }
     }
 
-    fn mac(&self, server: &str, media_id: &str, expires: u64) -> Hmac<Sha256> {
+    /// The MAC over a link's parts; `file_key` (an encrypted file's key part)
+    /// comes after the expiry, which no `/` follows in a clear file's link.
+    fn mac(&self, server: &str, media_id: &str, expires: u64, file_key: Option<&str>) -> Hmac<Sha256> {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes keys of any length");
         mac.update(format!("{server}/{media_id}/{expires}").as_bytes());
+        if let Some(file_key) = file_key {
+            mac.update(format!("/{file_key}").as_bytes());
+        }
         mac
     }
 
     /// Whether a link's parts are genuine and unexpired (compared in constant time).
-    fn verify(&self, server: &str, media_id: &str, expires: u64, signature: &str) -> bool {
+    fn verify(&self, server: &str, media_id: &str, expires: u64, file_key: Option<&str>, signature: &str) -> bool {
         let Ok(signature) = hex::decode(signature) else { return false };
-        now_secs() <= expires && self.mac(server, media_id, expires).verify_slice(&signature).is_ok()
+        now_secs() <= expires && self.mac(server, media_id, expires, file_key).verify_slice(&signature).is_ok()
     }
+}
+
+/// An encrypted file's key as one link part, `v.k.iv.sha256`; `None` when a
+/// part holds anything but base64 (so the dots split it one way only).
+fn key_part(key: &FileKey) -> Option<String> {
+    let parts = [&key.version, &key.k, &key.iv, &key.sha256];
+    parts.iter().all(|p| base64_part(p)).then(|| parts.map(String::as_str).join("."))
+}
+
+/// The key back from its link part.
+fn parse_key_part(part: &str) -> Option<FileKey> {
+    let parts: Vec<&str> = part.split('.').collect();
+    let [version, k, iv, sha256] = parts.as_slice() else { return None };
+    parts.iter().all(|p| base64_part(p)).then(|| FileKey::new(*k, *iv, *sha256).with_version(*version))
+}
+
+/// Base64 of either alphabet, unpadded or padded.
+fn base64_part(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"+/=-_".contains(&b))
 }
 
 fn now_secs() -> u64 {
@@ -54,15 +85,20 @@ fn plain_part(s: &str) -> bool {
 }
 
 impl MediaLinks for SignedLinks {
-    fn link(&self, mxc: &str, name: &str) -> Option<String> {
-        let (server, media_id) = mxc.strip_prefix("mxc://")?.split_once('/')?;
+    fn link(&self, file: &MatrixFile, name: &str) -> Option<String> {
+        let (server, media_id) = file.mxc.strip_prefix("mxc://")?.split_once('/')?;
         if !plain_part(server) || !plain_part(media_id) {
             return None;
         }
+        let file_key = match &file.key {
+            Some(key) => Some(key_part(key)?),
+            None => None,
+        };
         let expires = now_secs() + self.lifetime.as_secs();
-        let signature = hex::encode(self.mac(server, media_id, expires).finalize().into_bytes());
+        let signature = hex::encode(self.mac(server, media_id, expires, file_key.as_deref()).finalize().into_bytes());
         let name = utf8_percent_encode(if name.is_empty() { "file" } else { name }, NON_ALPHANUMERIC);
-        Some(format!("{}{PREFIX}/{server}/{media_id}/{expires}/{signature}/{name}", self.base))
+        let query = file_key.map(|k| format!("?key={}", utf8_percent_encode(&k, NON_ALPHANUMERIC))).unwrap_or_default();
+        Some(format!("{}{PREFIX}/{server}/{media_id}/{expires}/{signature}/{name}{query}", self.base))
     }
 }
 
@@ -78,14 +114,32 @@ pub fn routes(links: Arc<SignedLinks>, media: Arc<dyn MatrixMedia>) -> axum::Rou
         .with_state(Arc::new(LinkState { links, media }))
 }
 
+/// A link's query: an encrypted file's key part.
+#[derive(serde::Deserialize)]
+struct LinkQuery {
+    key: Option<String>,
+}
+
 async fn serve(
     State(state): State<Arc<LinkState>>,
     Path((server, media_id, expires, signature, name)): Path<(String, String, u64, String, String)>,
+    Query(query): Query<LinkQuery>,
 ) -> Response {
-    if !plain_part(&server) || !plain_part(&media_id) || !state.links.verify(&server, &media_id, expires, &signature) {
+    let file_key = query.key.as_deref();
+    let key = file_key.map(parse_key_part);
+    if !plain_part(&server)
+        || !plain_part(&media_id)
+        || matches!(key, Some(None))
+        || !state.links.verify(&server, &media_id, expires, file_key, &signature)
+    {
         return (StatusCode::FORBIDDEN, "invalid or expired link").into_response();
     }
-    match state.media.download(&format!("mxc://{server}/{media_id}")).await {
+    let mxc = format!("mxc://{server}/{media_id}");
+    let file = match key.flatten() {
+        Some(key) => MatrixFile::encrypted(mxc, key),
+        None => MatrixFile::plain(mxc),
+    };
+    match state.media.download(&file).await {
         Ok(bytes) => {
             let mut response = bytes.data.into_response();
             let headers = response.headers_mut();
@@ -114,40 +168,5 @@ async fn serve(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn links() -> SignedLinks {
-        SignedLinks::new(&"https://bridge.example/".parse().unwrap(), "0123456789abcdef", Duration::from_secs(60))
-    }
-
-    fn parts(link: &str) -> Vec<String> {
-        link.trim_start_matches("https://bridge.example/_brygga/media/").split('/').map(str::to_owned).collect()
-    }
-
-    #[test]
-    fn links_verify_and_tampering_fails() {
-        let l = links();
-        let link = l.link("mxc://hs.example/AbC123", "report 1.pdf").unwrap();
-        let p = parts(&link);
-        assert_eq!(p[0], "hs.example");
-        assert_eq!(p[4], "report%201%2Epdf");
-        let expires: u64 = p[2].parse().unwrap();
-        assert!(l.verify(&p[0], &p[1], expires, &p[3]));
-        assert!(!l.verify(&p[0], "Other", expires, &p[3]), "another file");
-        assert!(!l.verify(&p[0], &p[1], expires + 1, &p[3]), "a longer life");
-        assert!(!l.verify(&p[0], &p[1], expires, "00"), "a made-up signature");
-        let other_key = SignedLinks::new(&"https://x/".parse().unwrap(), "another-secret-key", Duration::from_secs(60));
-        assert!(!other_key.verify(&p[0], &p[1], expires, &p[3]), "another key");
-    }
-
-    #[test]
-    fn expired_and_odd_links_are_refused() {
-        let l = links();
-        let expired = now_secs() - 1;
-        let signature = hex::encode(l.mac("hs", "id", expired).finalize().into_bytes());
-        assert!(!l.verify("hs", "id", expired, &signature));
-        assert_eq!(l.link("https://not-mxc/x", "f"), None);
-        assert_eq!(l.link("mxc://hs/../../etc", "f"), None);
-    }
-}
+#[path = "media_links_tests.rs"]
+mod tests;

@@ -15,6 +15,7 @@ use crate::account::{AccountCommand, CommandReplies};
 use crate::error::BridgeError;
 use crate::event::{InboundEvent, OutboundEvent, Presence, SendReceipt};
 use crate::ids::{AdapterKind, MatrixUserId, RemoteRoomId, RemoteUserId, TenantId};
+use crate::matrix_file::MatrixFile;
 use crate::naming::RoomAliasCodec;
 use crate::status::{NoStatus, StatusReporter};
 use crate::webhook::{WebhookRequest, WebhookResponse};
@@ -129,14 +130,16 @@ pub struct MediaBytes {
 /// Access to Matrix media for adapters that forward files (opaque `mxc` ids).
 #[async_trait]
 pub trait MatrixMedia: Send + Sync {
-    /// Downloads a Matrix media file by its `mxc://` URI.
-    async fn download(&self, mxc: &str) -> Result<MediaBytes, BridgeError>;
+    /// Downloads a Matrix media file, decrypted when it is encrypted (a bad
+    /// key or a ciphertext that does not match its hash is a permanent error).
+    async fn download(&self, file: &MatrixFile) -> Result<MediaBytes, BridgeError>;
 }
 
 /// Public links to Matrix media, for platforms that take files by URL.
 pub trait MediaLinks: Send + Sync {
-    /// A link serving the file `mxc` (named `name`) to whoever holds it, until it expires.
-    fn link(&self, mxc: &str, name: &str) -> Option<String>;
+    /// A link serving `file` (named `name`, decrypted when encrypted) to
+    /// whoever holds it, until it expires.
+    fn link(&self, file: &MatrixFile, name: &str) -> Option<String>;
 }
 
 /// Small state an adapter keeps across restarts (per tenant), as text by key.

@@ -7,6 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::matrix_file::MatrixFile;
+
 use crate::ids::{MatrixEventId, MatrixRoomId, MatrixUserId, RemoteMessageId, RemoteRoomId, RemoteUserId};
 
 /// Message text: plain body plus optional sanitised HTML.
@@ -24,6 +26,14 @@ impl Text {
     pub fn plain(body: impl Into<String>) -> Self {
         Self { body: body.into(), html: None }
     }
+
+    /// Names a file that did not cross, on a line of its own, so the other
+    /// side knows it was left out (drops the HTML, which would not say so).
+    pub fn name_file_left_out(&mut self, name: &str) {
+        let line = format!("[file not bridged: {name}]");
+        self.body = if self.body.is_empty() { line } else { format!("{}\n{line}", self.body) };
+        self.html = None;
+    }
 }
 
 /// Where the bytes of an attachment can be fetched.
@@ -31,8 +41,9 @@ impl Text {
 #[serde(tag = "type", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum MediaSource {
-    /// Matrix content repository (`mxc://server/id`).
-    Matrix { mxc: String },
+    /// Matrix content repository (`mxc://server/id`), with the key when the
+    /// file is encrypted.
+    Matrix(MatrixFile),
     /// Something the adapter can fetch: a URL or platform-specific locator.
     Remote { locator: String },
 }

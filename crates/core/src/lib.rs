@@ -15,6 +15,7 @@ pub mod event;
 pub mod host;
 pub mod ids;
 pub mod matrix;
+pub mod matrix_file;
 pub mod naming;
 pub mod observe;
 pub mod queue;
@@ -46,6 +47,7 @@ pub use matrix::{
     AppserviceHandler, BridgeInfo, DecryptFailure, DirectRoom, GhostProfile, MatrixSide, RoomEncryption, RoomSpec,
     bridge_state_key,
 };
+pub use matrix_file::{FileKey, MatrixFile};
 pub use observe::DeliveryObserver;
 pub use queue::{Queues, RetryPolicy};
 pub use router::Router;

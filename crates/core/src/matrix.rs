@@ -10,6 +10,7 @@ use crate::adapter::MediaBytes;
 use crate::error::BridgeError;
 use crate::event::{EventBody, MatrixEvent};
 use crate::ids::{MatrixEventId, MatrixRoomId, MatrixUserId};
+use crate::matrix_file::MatrixFile;
 
 /// Profile to set on a ghost.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,8 +125,16 @@ pub trait MatrixSide: Send + Sync {
         Ok(None)
     }
 
-    /// Uploads media as `user`; returns the `mxc://` URI.
-    async fn upload(&self, user: &MatrixUserId, name: &str, media: MediaBytes) -> Result<String, BridgeError>;
+    /// Uploads media as `user` for `room` (`None`: for no room, e.g. an
+    /// avatar). For an encrypted room only ciphertext is uploaded and the
+    /// returned file carries its key.
+    async fn upload(
+        &self,
+        user: &MatrixUserId,
+        room: Option<&MatrixRoomId>,
+        name: &str,
+        media: MediaBytes,
+    ) -> Result<MatrixFile, BridgeError>;
 
     /// Sets a state event of a room as the bridge bot (e.g. the bridge
     /// status of a portal). Idempotent: the same content twice is harmless.

@@ -5,6 +5,7 @@
 //! The interface speaks JSON and string ids only: this crate builds on the
 //! ruma version `matrix-sdk-crypto` brings, which is not the bridge's.
 
+mod attachment;
 mod decrypt;
 mod device;
 mod devices;
@@ -19,6 +20,7 @@ use std::sync::Arc;
 use matrix_sdk_common::ruma::{OwnedDeviceId, OwnedUserId, UserId};
 use sha2::{Digest, Sha256};
 
+pub use attachment::{FileError, SealedFile, decrypt_file, encrypt_file};
 pub use decrypt::{DecryptError, Decrypted};
 pub use homeserver::Homeserver;
 pub use sync::TransactionCrypto;

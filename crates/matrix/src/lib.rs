@@ -8,6 +8,7 @@
 
 pub mod client;
 pub mod e2ee;
+mod files;
 mod render;
 pub mod sanitize;
 pub mod server;

@@ -3,14 +3,15 @@
 use brygga_core::{Attachment, BridgeError, MatrixEventId, MediaSource, Message, Text};
 use ruma::events::reaction::ReactionEventContent;
 use ruma::events::relation::{Annotation, InReplyTo, Replacement, Reply, Thread};
-use ruma::events::room::ImageInfo;
 use ruma::events::room::message::{
     AudioInfo, AudioMessageEventContent, EmoteMessageEventContent, FileInfo, FileMessageEventContent,
     ImageMessageEventContent, MessageType, NoticeMessageEventContent, Relation, RoomMessageEventContent,
     RoomMessageEventContentWithoutRelation, TextMessageEventContent, VideoInfo, VideoMessageEventContent,
 };
+use ruma::events::room::{EncryptedFile, ImageInfo, MediaSource as RumaMediaSource};
 use ruma::{OwnedEventId, OwnedMxcUri, UInt};
 
+use crate::files;
 use crate::sanitize::sanitize_html;
 
 /// A core event id as a ruma one.
@@ -69,13 +70,21 @@ fn text(text: &Text, emote: bool, notice: bool) -> MessageType {
 
 /// A media msgtype chosen by MIME type.
 fn media(attachment: &Attachment) -> Result<MessageType, BridgeError> {
-    let MediaSource::Matrix { mxc } = &attachment.source else {
+    let MediaSource::Matrix(file) = &attachment.source else {
         return Err(BridgeError::permanent("attachment must be uploaded to Matrix before sending"));
     };
-    let url = OwnedMxcUri::from(mxc.as_str());
+    let url = OwnedMxcUri::from(file.mxc.as_str());
     if url.validate().is_err() {
         return Err(BridgeError::permanent("attachment has an invalid mxc URI"));
     }
+    // An encrypted file is named by `file` (with its key), never by `url`.
+    let source = match files::to_encrypted(file) {
+        Some(encrypted) => RumaMediaSource::Encrypted(Box::new(
+            serde_json::from_value::<EncryptedFile>(encrypted)
+                .map_err(|_| BridgeError::permanent("attachment has an invalid encryption key"))?,
+        )),
+        None => RumaMediaSource::Plain(url),
+    };
     let name = attachment.name.clone();
     let mime = Some(attachment.mime.clone());
     let size = attachment.size.and_then(UInt::new);
@@ -84,28 +93,28 @@ fn media(attachment: &Attachment) -> Result<MessageType, BridgeError> {
         "image" => {
             let mut info = ImageInfo::new();
             (info.mimetype, info.size) = (mime, size);
-            let mut content = ImageMessageEventContent::plain(name, url);
+            let mut content = ImageMessageEventContent::new(name, source);
             content.info = Some(Box::new(info));
             MessageType::Image(content)
         }
         "video" => {
             let mut info = VideoInfo::new();
             (info.mimetype, info.size) = (mime, size);
-            let mut content = VideoMessageEventContent::plain(name, url);
+            let mut content = VideoMessageEventContent::new(name, source);
             content.info = Some(Box::new(info));
             MessageType::Video(content)
         }
         "audio" => {
             let mut info = AudioInfo::new();
             (info.mimetype, info.size) = (mime, size);
-            let mut content = AudioMessageEventContent::plain(name, url);
+            let mut content = AudioMessageEventContent::new(name, source);
             content.info = Some(Box::new(info));
             MessageType::Audio(content)
         }
         _ => {
             let mut info = FileInfo::new();
             (info.mimetype, info.size) = (mime, size);
-            let mut content = FileMessageEventContent::plain(name, url);
+            let mut content = FileMessageEventContent::new(name, source);
             content.info = Some(Box::new(info));
             MessageType::File(content)
         }

@@ -4,8 +4,8 @@ mod common;
 
 use axum::http::Method;
 use brygga_core::{
-    AdapterKind, BridgeInfo, GhostProfile, MatrixMedia, MatrixRoomId, MatrixSide, MatrixUserId, MediaBytes,
-    RemoteRoomId, RoomSpec, TenantId,
+    AdapterKind, BridgeInfo, FileKey, GhostProfile, MatrixFile, MatrixMedia, MatrixRoomId, MatrixSide, MatrixUserId,
+    MediaBytes, RemoteRoomId, RoomSpec, TenantId,
 };
 use common::{AS_TOKEN, SERVER};
 use serde_json::json;
@@ -181,8 +181,8 @@ async fn upload_and_download_with_legacy_fallback() {
     let (fake, base) = common::start().await;
     let client = common::client(&base);
     let media = MediaBytes { data: b"hello".to_vec(), mime: "text/plain".into() };
-    let mxc = client.upload(&ghost(), "note.txt", media).await.unwrap();
-    assert!(mxc.starts_with("mxc://hs/"));
+    let file = client.upload(&ghost(), None, "note.txt", media).await.unwrap();
+    assert!(file.mxc.starts_with("mxc://hs/") && !file.is_encrypted());
     let upload = &fake.matching("/upload")[0];
     assert_eq!(upload.path, "/_matrix/media/v3/upload");
     assert_eq!(upload.query("filename"), Some("note.txt"));
@@ -190,7 +190,7 @@ async fn upload_and_download_with_legacy_fallback() {
     assert_eq!(upload.content_type.as_deref(), Some("text/plain"));
     assert_eq!(&upload.body[..], b"hello");
 
-    let got = client.download("mxc://hs/abc").await.unwrap();
+    let got = client.download(&MatrixFile::plain("mxc://hs/abc")).await.unwrap();
     assert_eq!((got.data.as_slice(), got.mime.as_str()), (b"v1:abc".as_slice(), "text/plain"));
     let v1 = &fake.matching("/download/")[0];
     assert_eq!(v1.path, "/_matrix/client/v1/media/download/hs/abc");
@@ -198,7 +198,7 @@ async fn upload_and_download_with_legacy_fallback() {
 
     fake.clear();
     fake.script(Method::GET, "/client/v1/media/download/", 404, json!({"errcode": "M_UNRECOGNIZED", "error": ""}));
-    let got = client.download("mxc://hs/abc").await.unwrap();
+    let got = client.download(&MatrixFile::plain("mxc://hs/abc")).await.unwrap();
     assert_eq!(got.data, b"v3:abc");
     let paths: Vec<String> = fake.requests().into_iter().map(|r| r.path).collect();
     assert_eq!(paths, ["/_matrix/client/v1/media/download/hs/abc", "/_matrix/media/v3/download/hs/abc"]);
@@ -206,10 +206,38 @@ async fn upload_and_download_with_legacy_fallback() {
     // Missing media is not an unknown endpoint: no fallback.
     fake.clear();
     fake.script(Method::GET, "/client/v1/media/download/", 404, json!({"errcode": "M_NOT_FOUND", "error": ""}));
-    let err = client.download("mxc://hs/gone").await.unwrap_err();
+    let err = client.download(&MatrixFile::plain("mxc://hs/gone")).await.unwrap_err();
     assert!(!err.is_transient());
     assert_eq!(fake.requests().len(), 1);
-    assert!(client.download("https://not-mxc").await.is_err());
+    assert!(client.download(&MatrixFile::plain("https://not-mxc")).await.is_err());
+}
+
+#[tokio::test]
+async fn encrypted_files_are_decrypted_and_checked_when_downloaded() {
+    let (_fake, base) = common::start().await;
+    let client = common::client(&base);
+    let plain: Vec<u8> = (0..3_000u32).map(|i| (i % 253) as u8).collect();
+    let sealed = brygga_crypto::encrypt_file(&plain);
+    let stored = MediaBytes { data: sealed.ciphertext.clone(), mime: "application/octet-stream".into() };
+    let mxc = client.upload(&ghost(), None, "x", stored).await.unwrap().mxc;
+    let part = |pointer: &str| sealed.key.pointer(pointer).and_then(|v| v.as_str()).unwrap().to_owned();
+    let key = FileKey::new(part("/key/k"), part("/iv"), part("/hashes/sha256"));
+
+    let got = client.download(&MatrixFile::encrypted(mxc.clone(), key.clone())).await.unwrap();
+    assert_eq!(got.data, plain);
+
+    // Another file's hash: the bytes are not the ones the key was made for.
+    let other = brygga_crypto::encrypt_file(b"other");
+    let wrong_hash = FileKey::new(part("/key/k"), part("/iv"), other.key["hashes"]["sha256"].as_str().unwrap());
+    let err = client.download(&MatrixFile::encrypted(mxc.clone(), wrong_hash)).await.unwrap_err();
+    assert!(!err.is_transient() && err.to_string().contains("does not match its hash"), "{err}");
+    let garbled = FileKey::new("c2hvcnQ", part("/iv"), part("/hashes/sha256"));
+    let err = client.download(&MatrixFile::encrypted(mxc.clone(), garbled)).await.unwrap_err();
+    assert!(!err.is_transient() && err.to_string().contains("key is invalid"), "{err}");
+    assert!(!err.to_string().contains("c2hvcnQ"), "{err}");
+    let v1 = key.with_version("v1");
+    let err = client.download(&MatrixFile::encrypted(mxc, v1)).await.unwrap_err();
+    assert!(!err.is_transient(), "{err}");
 }
 
 #[tokio::test]

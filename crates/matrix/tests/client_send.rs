@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use axum::http::Method;
 use brygga_core::{
-    Attachment, BridgeError, EventBody, MatrixEventId, MatrixRoomId, MatrixSide, MatrixUserId, MediaSource, Membership,
-    Message, Presence, Text,
+    Attachment, BridgeError, EventBody, FileKey, MatrixEventId, MatrixFile, MatrixRoomId, MatrixSide, MatrixUserId,
+    MediaSource, Membership, Message, Presence, Text,
 };
 use serde_json::{Value, json};
 
@@ -110,13 +110,13 @@ async fn attachments_become_one_media_event() {
             name: "cat.png".into(),
             mime: "image/png".into(),
             size: Some(10),
-            source: MediaSource::Matrix { mxc: "mxc://hs/cat".into() },
+            source: MediaSource::Matrix(MatrixFile::plain("mxc://hs/cat")),
         },
         Attachment {
             name: "second.pdf".into(),
             mime: "application/pdf".into(),
             size: None,
-            source: MediaSource::Matrix { mxc: "mxc://hs/pdf".into() },
+            source: MediaSource::Matrix(MatrixFile::plain("mxc://hs/pdf")),
         },
     ];
     let (_, request) = send_one(EventBody::Message(message.clone())).await;
@@ -127,6 +127,43 @@ async fn attachments_become_one_media_event() {
     message.attachments.remove(0);
     let (_, request) = send_one(EventBody::Message(message)).await;
     assert_eq!(content(&request)["msgtype"], "m.file");
+}
+
+#[tokio::test]
+async fn an_encrypted_file_is_sent_with_its_key_and_no_url() {
+    let key = FileKey::new(
+        "qcHVMSgYg-71CauWBezXI5qkaRb0LuIy-Wx5kIaHMIA",
+        "X85+XgHN+HEAAAAAAAAAAA",
+        "5qG4fFnbbVdlAB1Q72JDKwCagV6Dbkx9uds4rSak37c",
+    );
+    let mut message = Message::text(Text::plain("caption"));
+    message.attachments = vec![Attachment {
+        name: "plan.pdf".into(),
+        mime: "application/pdf".into(),
+        size: Some(5),
+        source: MediaSource::Matrix(MatrixFile::encrypted("mxc://hs/sealed", key)),
+    }];
+    let (_, request) = send_one(EventBody::Message(message.clone())).await;
+    let sent = content(&request);
+    assert_eq!(sent["msgtype"], "m.file");
+    assert_eq!(sent["body"], "plan.pdf");
+    assert_eq!(sent.get("url"), None, "{sent}");
+    assert_eq!(
+        sent["file"],
+        json!({"url": "mxc://hs/sealed", "v": "v2", "iv": "X85+XgHN+HEAAAAAAAAAAA",
+            "key": {"kty": "oct", "alg": "A256CTR", "ext": true, "key_ops": ["decrypt", "encrypt"],
+                "k": "qcHVMSgYg-71CauWBezXI5qkaRb0LuIy-Wx5kIaHMIA"},
+            "hashes": {"sha256": "5qG4fFnbbVdlAB1Q72JDKwCagV6Dbkx9uds4rSak37c"}})
+    );
+    assert_eq!(sent["info"], json!({"mimetype": "application/pdf", "size": 5}));
+
+    // A key the spec's format cannot hold is refused before anything is sent.
+    let MediaSource::Matrix(file) = &mut message.attachments[0].source else { unreachable!() };
+    file.key = Some(FileKey::new("c2hvcnQ", "X85+XgHN+HEAAAAAAAAAAA", "x"));
+    let (fake, base) = common::start().await;
+    let err = common::client(&base).send(&room(), &ghost(), "t", &EventBody::Message(message)).await.unwrap_err();
+    assert!(matches!(err, BridgeError::Permanent(_)), "{err}");
+    assert!(fake.requests().is_empty());
 }
 
 #[tokio::test]

@@ -80,14 +80,14 @@ async fn send_file(
     if let Some(id) = shared.state.get(&key).await.ok().flatten() {
         return Ok(id);
     }
-    let MediaSource::Matrix { mxc } = &attachment.source else {
+    let MediaSource::Matrix(file) = &attachment.source else {
         return Err(refused("a file without Matrix content"));
     };
     let max = shared.config().max_file_bytes;
     if attachment.size.is_some_and(|s| s > max) {
         return Err(refused("the file is over max_file_bytes"));
     }
-    let bytes = shared.matrix_media.download(mxc).await.map_err(|e| match e {
+    let bytes = shared.matrix_media.download(file).await.map_err(|e| match e {
         BridgeError::Transient { message, .. } => RestError::Unavailable(message),
         other => refused(&other.to_string()),
     })?;

@@ -62,7 +62,7 @@ pub(crate) async fn message(
     let mut extra = String::new();
     for file in &message.attachments {
         let link = match (&file.source, &shared.media_links) {
-            (MediaSource::Matrix { mxc }, Some(links)) => links.link(mxc, &file.name),
+            (MediaSource::Matrix(matrix_file), Some(links)) => links.link(matrix_file, &file.name),
             _ => None,
         };
         extra.push_str(&match link {

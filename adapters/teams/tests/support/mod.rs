@@ -67,7 +67,7 @@ struct NoMedia;
 
 #[async_trait]
 impl MatrixMedia for NoMedia {
-    async fn download(&self, _mxc: &str) -> Result<MediaBytes, BridgeError> {
+    async fn download(&self, _file: &brygga_core::MatrixFile) -> Result<MediaBytes, BridgeError> {
         Err(BridgeError::permanent("no media in this test"))
     }
 }

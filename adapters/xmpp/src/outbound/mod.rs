@@ -96,7 +96,7 @@ pub(crate) fn compose(
                 .attachments
                 .iter()
                 .filter_map(|a| match &a.source {
-                    MediaSource::Matrix { mxc } => links?.link(mxc, &a.name),
+                    MediaSource::Matrix(file) => links?.link(file, &a.name),
                     MediaSource::Remote { locator } => Some(locator.clone()),
                     _ => None,
                 })

@@ -212,7 +212,7 @@ impl Delivery {
         let Some(media) = adapter.media() else { return Ok(None) };
         match media.fetch(locator).await {
             // The bot uploads: the ghost may not be registered yet.
-            Ok(bytes) => Ok(Some(self.matrix.upload(self.matrix.bot_user_id(), "avatar", bytes).await?)),
+            Ok(bytes) => Ok(Some(self.matrix.upload(self.matrix.bot_user_id(), None, "avatar", bytes).await?.mxc)),
             Err(err) if err.is_transient() => Err(err),
             Err(err) => {
                 tracing::warn!(user = %user, error = %err, "remote avatar could not be fetched");

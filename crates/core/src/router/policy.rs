@@ -96,9 +96,7 @@ impl Delivery {
 
 /// Names a file that did not cross in a message's text.
 pub(crate) fn name_left_out(text: &mut Text, name: &str) {
-    let line = format!("[file not bridged: {name}]");
-    text.body = if text.body.is_empty() { line } else { format!("{}\n{line}", text.body) };
-    text.html = None;
+    text.name_file_left_out(name);
 }
 
 /// Why an invite from `inviter` to one of the tenant's ghosts is refused,

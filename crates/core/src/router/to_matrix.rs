@@ -5,6 +5,7 @@ use crate::error::BridgeError;
 use crate::event::{Attachment, EventBody, InboundEvent, MediaSource, Membership, Message, Text};
 use crate::ids::{MatrixEventId, MatrixRoomId, MatrixUserId, PortalKey, RemoteMessageId};
 use crate::matrix::DirectRoom;
+use crate::matrix_file::MatrixFile;
 use crate::router::delivery::{Delivery, NewRoom};
 use crate::router::refs::reaction_identity;
 use crate::store::{MappingKind, MessageMapping, OutboxEntry};
@@ -168,7 +169,7 @@ impl Sender<'_> {
         let mut files = Vec::new();
         for attachment in message.attachments {
             match self.upload(&attachment).await? {
-                Some(mxc) => files.push(Attachment { source: MediaSource::Matrix { mxc }, ..attachment }),
+                Some(file) => files.push(Attachment { source: MediaSource::Matrix(file), ..attachment }),
                 None => super::policy::name_left_out(&mut text, &attachment.name),
             }
         }
@@ -209,11 +210,11 @@ impl Sender<'_> {
         Ok(mappings)
     }
 
-    /// Re-uploads a remote file to Matrix; `None` when it cannot be fetched
-    /// or the tenant's media policy keeps it out.
-    async fn upload(&self, attachment: &Attachment) -> Result<Option<String>, BridgeError> {
+    /// Re-uploads a remote file to Matrix (encrypted in an encrypted room);
+    /// `None` when it cannot be fetched or the tenant's media policy keeps it out.
+    async fn upload(&self, attachment: &Attachment) -> Result<Option<MatrixFile>, BridgeError> {
         let locator = match &attachment.source {
-            MediaSource::Matrix { mxc } => return Ok(Some(mxc.clone())),
+            MediaSource::Matrix(file) => return Ok(Some(file.clone())),
             MediaSource::Remote { locator } => locator,
         };
         let Some(adapter) = self.delivery.adapters.get(&self.portal.tenant, &self.portal.kind) else {
@@ -229,7 +230,10 @@ impl Sender<'_> {
             {
                 Ok(None)
             }
-            Ok(bytes) => Ok(Some(self.delivery.matrix.upload(self.ghost, &attachment.name, bytes).await?)),
+            Ok(bytes) => {
+                let file = self.delivery.matrix.upload(self.ghost, Some(self.room), &attachment.name, bytes).await?;
+                Ok(Some(file))
+            }
             Err(err) if err.is_transient() => Err(err),
             Err(err) => {
                 tracing::warn!(portal = %self.portal, error = %err, "remote file could not be fetched; sending its name");

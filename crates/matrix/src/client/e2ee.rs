@@ -35,6 +35,19 @@ impl MatrixClient {
         Ok(Some(sealed))
     }
 
+    /// Whether what `user` puts into `room` must be encrypted (never when
+    /// the bridge does not encrypt).
+    pub(super) async fn room_is_encrypted(
+        &self,
+        room: &ruma::OwnedRoomId,
+        user: &ruma::OwnedUserId,
+    ) -> Result<bool, BridgeError> {
+        match &self.e2ee {
+            Some(e2ee) => self.is_encrypted(e2ee, room, user).await,
+            None => Ok(false),
+        }
+    }
+
     /// Whether `room` is encrypted, read as `user` once and then learnt
     /// from the room's events.
     async fn is_encrypted(

@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use brygga_core::{
-    BridgeError, DecryptFailure, EventBody, GhostProfile, MatrixEventId, MatrixMedia, MatrixRoomId, MatrixSide,
-    MatrixUserId, MediaBytes, RoomSpec,
+    BridgeError, DecryptFailure, EventBody, GhostProfile, MatrixEventId, MatrixFile, MatrixMedia, MatrixRoomId,
+    MatrixSide, MatrixUserId, MediaBytes, RoomSpec,
 };
 use ruma::api::client::appservice::request_ping;
 use ruma::{OwnedRoomId, OwnedUserId};
@@ -238,8 +238,14 @@ impl MatrixSide for MatrixClient {
         self.display_name_in(room, user).await
     }
 
-    async fn upload(&self, user: &MatrixUserId, name: &str, media: MediaBytes) -> Result<String, BridgeError> {
-        self.upload_as(user, name, media).await
+    async fn upload(
+        &self,
+        user: &MatrixUserId,
+        room: Option<&MatrixRoomId>,
+        name: &str,
+        media: MediaBytes,
+    ) -> Result<MatrixFile, BridgeError> {
+        self.upload_for(user, room, name, media).await
     }
 
     async fn set_state(
@@ -277,8 +283,8 @@ impl MatrixSide for MatrixClient {
 
 #[async_trait]
 impl MatrixMedia for MatrixClient {
-    async fn download(&self, mxc: &str) -> Result<MediaBytes, BridgeError> {
-        self.download_media(mxc).await
+    async fn download(&self, file: &MatrixFile) -> Result<MediaBytes, BridgeError> {
+        self.download_file(file).await
     }
 }
 

@@ -7,6 +7,7 @@
 mod auth;
 mod ephemeral;
 mod parse;
+mod parse_media;
 mod transactions;
 
 #[cfg(test)]

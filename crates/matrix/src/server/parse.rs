@@ -3,16 +3,14 @@
 //! A malformed or unsupported event is logged by type and id only (never its
 //! content) and skipped, so it cannot cost the other events of a transaction.
 
-use brygga_core::{
-    Attachment, EventBody, MatrixEvent, MatrixEventId, MatrixRoomId, MatrixUserId, MediaSource, Membership, Message,
-    Text,
-};
+use brygga_core::{EventBody, MatrixEvent, MatrixEventId, MatrixRoomId, MatrixUserId, Membership, Text};
 use ruma::events::reaction::ReactionEventContent;
-use ruma::events::room::MediaSource as RumaMediaSource;
 use ruma::events::room::member::{MembershipState, RoomMemberEventContent};
-use ruma::events::room::message::{FormattedBody, MessageFormat, MessageType, Relation, RoomMessageEventContent};
+use ruma::events::room::message::{Relation, RoomMessageEventContent};
 use serde::Deserialize;
 use serde_json::value::RawValue;
+
+use super::parse_media::{message_of, sticker, unreadable_file};
 
 /// The envelope every room event shares; the content is parsed by type.
 #[derive(Deserialize)]
@@ -122,11 +120,17 @@ fn event_id(raw: impl Into<String>) -> Result<MatrixEventId, &'static str> {
     MatrixEventId::new(raw).map_err(|_| "invalid event id")
 }
 
-type Body = EventBody<MatrixEventId>;
+pub(super) type Body = EventBody<MatrixEventId>;
 
 fn message(content: &RawValue) -> Result<Option<Body>, &'static str> {
-    let content: RoomMessageEventContent =
-        serde_json::from_str(content.get()).map_err(|_| "invalid m.room.message content")?;
+    let content: RoomMessageEventContent = match serde_json::from_str(content.get()) {
+        Ok(content) => content,
+        Err(_) => {
+            return unreadable_file(content)
+                .map(|m| Some(EventBody::Message(m)))
+                .ok_or("invalid m.room.message content");
+        }
+    };
     let (reply_to, thread_root) = match content.relates_to {
         Some(Relation::Replacement(replacement)) => {
             // The new content carries no reply fallback; the outer body is "* ...".
@@ -152,101 +156,6 @@ fn message(content: &RawValue) -> Result<Option<Body>, &'static str> {
     }
     message.reply_to = reply_to.map(|id| event_id(id.as_str())).transpose()?;
     message.thread_root = thread_root.map(|id| event_id(id.as_str())).transpose()?;
-    Ok(Some(EventBody::Message(message)))
-}
-
-/// The message behind one `msgtype`; `None` for kinds the bridge ignores.
-fn message_of(msgtype: &MessageType) -> Result<Option<Message<MatrixEventId>>, &'static str> {
-    let message = match msgtype {
-        MessageType::Text(c) => Message::text(text(&c.body, c.formatted.as_ref())),
-        MessageType::Notice(c) => Message { notice: true, ..Message::text(text(&c.body, c.formatted.as_ref())) },
-        MessageType::Emote(c) => Message { emote: true, ..Message::text(text(&c.body, c.formatted.as_ref())) },
-        MessageType::ServerNotice(c) => Message { notice: true, ..Message::text(Text::plain(c.body.clone())) },
-        MessageType::Location(c) => Message::text(Text::plain(c.body.clone())),
-        MessageType::Image(c) => {
-            let info = c.info.as_deref();
-            let mime = info.and_then(|i| i.mimetype.clone());
-            let size = info.and_then(|i| i.size).map(u64::from);
-            media(&c.source, c.filename(), c.caption(), c.formatted.as_ref(), mime, size)?
-        }
-        MessageType::File(c) => {
-            let info = c.info.as_deref();
-            let mime = info.and_then(|i| i.mimetype.clone());
-            let size = info.and_then(|i| i.size).map(u64::from);
-            media(&c.source, c.filename(), c.caption(), c.formatted.as_ref(), mime, size)?
-        }
-        MessageType::Audio(c) => {
-            let info = c.info.as_deref();
-            let mime = info.and_then(|i| i.mimetype.clone());
-            let size = info.and_then(|i| i.size).map(u64::from);
-            media(&c.source, c.filename(), c.caption(), c.formatted.as_ref(), mime, size)?
-        }
-        MessageType::Video(c) => {
-            let info = c.info.as_deref();
-            let mime = info.and_then(|i| i.mimetype.clone());
-            let size = info.and_then(|i| i.size).map(u64::from);
-            media(&c.source, c.filename(), c.caption(), c.formatted.as_ref(), mime, size)?
-        }
-        _ => return Ok(None),
-    };
-    Ok(Some(message))
-}
-
-fn text(body: &str, formatted: Option<&FormattedBody>) -> Text {
-    let html = formatted.filter(|f| f.format == MessageFormat::Html).map(|f| f.body.clone());
-    Text { body: body.to_owned(), html }
-}
-
-fn media(
-    source: &RumaMediaSource,
-    filename: &str,
-    caption: Option<&str>,
-    formatted: Option<&FormattedBody>,
-    mime: Option<String>,
-    size: Option<u64>,
-) -> Result<Message<MatrixEventId>, &'static str> {
-    let RumaMediaSource::Plain(mxc) = source else {
-        // Encrypted attachments need the room keys; the bridge has none yet.
-        return Err("encrypted media is not supported");
-    };
-    let text = match caption {
-        Some(caption) => text(caption, formatted),
-        None => Text::default(),
-    };
-    Ok(Message { attachments: vec![attachment(filename, mime, size, mxc.to_string())], ..Message::text(text) })
-}
-
-fn attachment(name: &str, mime: Option<String>, size: Option<u64>, mxc: String) -> Attachment {
-    Attachment {
-        name: name.to_owned(),
-        mime: mime.unwrap_or_else(|| "application/octet-stream".to_owned()),
-        size,
-        source: MediaSource::Matrix { mxc },
-    }
-}
-
-/// Stickers are images with a fixed shape; ruma's type is stricter than needed.
-fn sticker(content: &RawValue) -> Result<Option<Body>, &'static str> {
-    #[derive(Deserialize)]
-    struct Info {
-        mimetype: Option<String>,
-        size: Option<u64>,
-    }
-    #[derive(Deserialize)]
-    struct Sticker {
-        body: String,
-        url: String,
-        info: Option<Info>,
-    }
-    let sticker: Sticker = serde_json::from_str(content.get()).map_err(|_| "invalid m.sticker content")?;
-    if !sticker.url.starts_with("mxc://") {
-        return Err("sticker url is not mxc");
-    }
-    let (mime, size) = sticker.info.map_or((None, None), |i| (i.mimetype, i.size));
-    let message = Message {
-        attachments: vec![attachment(&sticker.body, mime.or(Some("image/png".into())), size, sticker.url)],
-        ..Message::text(Text::default())
-    };
     Ok(Some(EventBody::Message(message)))
 }
 

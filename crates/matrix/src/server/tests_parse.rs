@@ -1,6 +1,6 @@
 //! Tests of Matrix event parsing into canonical events.
 
-use brygga_core::{EventBody, MatrixEvent, MediaSource, Membership, Text};
+use brygga_core::{EventBody, FileKey, MatrixEvent, MatrixFile, MediaSource, Membership, Text};
 use serde_json::{Value, json};
 
 use super::parse::{room_event, strip_reply_fallback};
@@ -102,7 +102,7 @@ fn media_becomes_attachments() {
     assert_eq!(m.attachments.len(), 1);
     let a = &m.attachments[0];
     assert_eq!((a.name.as_str(), a.mime.as_str(), a.size), ("cat.png", "image/png", Some(1234)));
-    assert_eq!(a.source, MediaSource::Matrix { mxc: "mxc://hs/abc".into() });
+    assert_eq!(a.source, MediaSource::Matrix(MatrixFile::plain("mxc://hs/abc")));
     assert_eq!(m.text.body, "");
     let captioned = message(json!({"msgtype": "m.file", "body": "see this", "filename": "r.pdf",
         "url": "mxc://hs/f"}));
@@ -113,14 +113,51 @@ fn media_becomes_attachments() {
         let m = message(json!({"msgtype": kind, "body": "clip", "url": "mxc://hs/c"}));
         assert_eq!(m.attachments.len(), 1, "{kind}");
     }
-    let encrypted = parse(
-        "m.room.message",
-        json!({"msgtype": "m.file", "body": "secret.bin",
-        "file": {"url": "mxc://hs/e", "key": {"kty": "oct", "key_ops": ["encrypt", "decrypt"], "alg": "A256CTR",
+}
+
+fn encrypted_file() -> Value {
+    json!({"url": "mxc://hs/e", "key": {"kty": "oct", "key_ops": ["encrypt", "decrypt"], "alg": "A256CTR",
         "k": "qcHVMSgYg-71CauWBezXI5qkaRb0LuIy-Wx5kIaHMIA", "ext": true}, "iv": "X85+XgHN+HEAAAAAAAAAAA",
-        "hashes": {"sha256": "5qG4fFnbbVdlAB1Q72JDKwCagV6Dbkx9uds4rSak37c"}, "v": "v2"}}),
+        "hashes": {"sha256": "5qG4fFnbbVdlAB1Q72JDKwCagV6Dbkx9uds4rSak37c"}, "v": "v2"})
+}
+
+#[test]
+fn encrypted_media_keeps_its_key() {
+    let m = message(json!({"msgtype": "m.file", "body": "secret.bin", "file": encrypted_file(),
+        "info": {"mimetype": "application/pdf", "size": 99}}));
+    let a = &m.attachments[0];
+    assert_eq!((a.name.as_str(), a.mime.as_str(), a.size), ("secret.bin", "application/pdf", Some(99)));
+    let key = FileKey::new(
+        "qcHVMSgYg-71CauWBezXI5qkaRb0LuIy-Wx5kIaHMIA",
+        "X85+XgHN+HEAAAAAAAAAAA",
+        "5qG4fFnbbVdlAB1Q72JDKwCagV6Dbkx9uds4rSak37c",
     );
-    assert_eq!(encrypted, None);
+    assert_eq!(a.source, MediaSource::Matrix(MatrixFile::encrypted("mxc://hs/e", key)));
+    let image = message(json!({"msgtype": "m.image", "body": "cat.png", "file": encrypted_file()}));
+    let MediaSource::Matrix(file) = &image.attachments[0].source else { panic!("{image:?}") };
+    assert!(file.is_encrypted());
+}
+
+#[test]
+fn encrypted_media_with_a_garbled_key_is_named_not_dropped() {
+    let mut short_key = encrypted_file();
+    short_key["key"]["k"] = json!("c2hvcnQ");
+    let mut no_hash = encrypted_file();
+    no_hash["hashes"] = json!({});
+    let mut no_iv = encrypted_file();
+    no_iv.as_object_mut().unwrap().remove("iv");
+    for file in [short_key, no_hash, no_iv, json!("not an object")] {
+        let m = message(json!({"msgtype": "m.video", "body": "clip.mp4", "file": file}));
+        assert!(m.attachments.is_empty(), "{m:?}");
+        assert_eq!(m.text.body, "[file not bridged: clip.mp4]");
+    }
+    // A caption stays, with the file named after it.
+    let mut no_hash = encrypted_file();
+    no_hash["hashes"] = json!({});
+    let m = message(json!({"msgtype": "m.file", "body": "see this", "filename": "r.pdf", "file": no_hash}));
+    assert_eq!(m.text.body, "see this\n[file not bridged: r.pdf]");
+    // Other invalid messages are still skipped.
+    assert_eq!(parse("m.room.message", json!({"msgtype": "m.file", "body": 7})), None);
 }
 
 #[test]

@@ -56,6 +56,8 @@ pub struct Fake {
     pub log: Mutex<Vec<Recorded>>,
     script: Mutex<VecDeque<Scripted>>,
     pub aliases: Mutex<HashMap<String, String>>,
+    /// Uploaded media by id, served back by the download endpoints.
+    pub uploads: Mutex<HashMap<String, Bytes>>,
     counter: AtomicU64,
 }
 
@@ -196,8 +198,15 @@ fn default_answer(fake: &Fake, method: &Method, path: &str, request: &Recorded) 
         ("PUT", ["_matrix", "client", "v3", "rooms", _, "typing", _]) => ok(json!({})),
         ("PUT", ["_matrix", "client", "v3", "presence", _, "status"]) => ok(json!({})),
         ("POST", ["_matrix", "client", "v3", "rooms", _, "receipt", _, _]) => ok(json!({})),
-        ("POST", ["_matrix", "media", "v3", "upload"]) => ok(json!({"content_uri": format!("mxc://{SERVER}/up{n}")})),
-        ("GET", ["_matrix", "client", "v1", "media", "download", _, id]) => media(format!("v1:{id}")),
+        ("POST", ["_matrix", "media", "v3", "upload"]) => {
+            fake.uploads.lock().unwrap().insert(format!("up{n}"), request.body.clone());
+            ok(json!({"content_uri": format!("mxc://{SERVER}/up{n}")}))
+        }
+        ("GET", ["_matrix", "client", "v1", "media", "download", _, id]) => match fake.uploads.lock().unwrap().get(*id)
+        {
+            Some(bytes) => ([("content-type", "application/octet-stream")], bytes.clone()).into_response(),
+            None => media(format!("v1:{id}")),
+        },
         ("GET", ["_matrix", "media", "v3", "download", _, id]) => media(format!("v3:{id}")),
         ("POST", ["_matrix", "client", "v1", "appservice", _, "ping"]) => ok(json!({"duration_ms": 12})),
         _ => error(StatusCode::NOT_FOUND, "M_UNRECOGNIZED"),
