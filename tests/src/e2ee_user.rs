@@ -197,3 +197,24 @@ async fn accept_invites(client: &Client, invited: Vec<OwnedRoomId>, auto_join: &
         }
     }
 }
+
+impl E2eeUser {
+    /// The bytes the homeserver stores for `mxc`, fetched with plain HTTP as
+    /// this user (authenticated media) and not decrypted: for an encrypted
+    /// file, what the homeserver could read of it.
+    pub async fn download_stored(&self, mxc: &str) -> E2eeResult<Vec<u8>> {
+        let path = mxc.strip_prefix("mxc://").ok_or_else(|| E2eeError(format!("{mxc:?} is no mxc URI")))?;
+        let token = self.client.access_token().ok_or_else(|| E2eeError("not logged in".into()))?;
+        let base = self.client.homeserver();
+        let url = format!("{}/_matrix/client/v1/media/download/{path}", base.as_str().trim_end_matches('/'));
+        let response = reqwest::Client::new()
+            .get(&url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(failed(format_args!("downloading {mxc}")))?;
+        let bytes = response.bytes().await.map_err(failed(format_args!("reading {mxc}")))?;
+        Ok(bytes.to_vec())
+    }
+}
