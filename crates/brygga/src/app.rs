@@ -80,6 +80,9 @@ pub async fn assemble(config: &Config, factories: Vec<Arc<dyn AdapterFactory>>) 
         None => namer,
     });
     let router = Router::new(store.clone(), matrix.clone(), namer, running.clone(), RetryPolicy::default());
+    if let Some(encryption) = config.encryption.as_ref().filter(|e| e.enabled) {
+        router.wait_for_room_keys(Duration::from_secs(encryption.key_wait_secs));
+    }
     let mut host = AdapterHost::new(factories, running, store.clone(), router.clone(), matrix.clone());
     let links = config.media.as_ref().map(|media| {
         let lifetime = Duration::from_secs(u64::from(media.link_days) * 86_400);

@@ -332,6 +332,10 @@ impl Config {
             if let Err((key, problem)) = encryption.sealing_key() {
                 return invalid(key, &problem);
             }
+            if encryption.key_wait_secs == 0 {
+                // Keys usually arrive just after their first message.
+                return invalid("encryption.key_wait_secs", "must be at least 1");
+            }
             if self.shard.is_some() {
                 // Each device's Olm state lives in one process's store directory.
                 return invalid("encryption.enabled", "cannot be combined with shard (yet)");

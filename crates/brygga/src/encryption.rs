@@ -22,6 +22,14 @@ pub struct EncryptionConfig {
     /// The environment variable holding `key`.
     #[serde(default)]
     pub key_env: Option<String>,
+    /// Seconds a Matrix user's message waits for its room key before the
+    /// sender is told the bridge could not decrypt it.
+    #[serde(default = "default_key_wait_secs")]
+    pub key_wait_secs: u64,
+}
+
+fn default_key_wait_secs() -> u64 {
+    brygga_core::router::DEFAULT_KEY_WAIT.as_secs()
 }
 
 fn default_store_dir() -> PathBuf {
@@ -34,6 +42,7 @@ impl std::fmt::Debug for EncryptionConfig {
             .field("enabled", &self.enabled)
             .field("store_dir", &self.store_dir)
             .field("key_env", &self.key_env)
+            .field("key_wait_secs", &self.key_wait_secs)
             .finish_non_exhaustive()
     }
 }
@@ -68,6 +77,7 @@ mod tests {
             store_dir: "x".into(),
             key: key.map(str::to_owned),
             key_env: key_env.map(str::to_owned),
+            key_wait_secs: 60,
         }
     }
 

@@ -50,6 +50,8 @@ pub(crate) struct Delivery {
     pub(crate) commands: crate::commands::BotCommands,
     /// Learns of undecryptable events.
     pub(crate) observer: std::sync::OnceLock<Arc<dyn crate::observe::DeliveryObserver>>,
+    /// How long an encrypted message waits for its room key (set once).
+    pub(crate) key_wait: std::sync::OnceLock<std::time::Duration>,
 }
 
 #[async_trait]
@@ -91,6 +93,7 @@ impl Delivery {
             names: DisplayNames::default(),
             tenants: Default::default(),
             observer: std::sync::OnceLock::new(),
+            key_wait: std::sync::OnceLock::new(),
         }
     }
 

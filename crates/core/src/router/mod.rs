@@ -15,6 +15,7 @@ mod policy;
 mod recent;
 pub mod refs;
 mod sealed;
+pub use sealed::DEFAULT_KEY_WAIT;
 pub mod status_rooms;
 mod to_matrix;
 mod to_remote;
@@ -178,6 +179,13 @@ impl Router {
     pub fn portal_of_alias(&self, alias: &str) -> Option<PortalKey> {
         let (localpart, server) = alias.strip_prefix('#')?.split_once(':')?;
         self.namer().portal_of_alias(localpart).filter(|_| server == self.namer().server_name())
+    }
+
+    /// How long an encrypted Matrix message waits for its room key before
+    /// its sender is told it could not be decrypted (set once; default
+    /// [`DEFAULT_KEY_WAIT`]).
+    pub fn wait_for_room_keys(&self, wait: std::time::Duration) {
+        let _ = self.inner.delivery.key_wait.set(wait);
     }
 
     /// Has `observer` learn of every delivery outcome (set once).
