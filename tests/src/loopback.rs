@@ -8,8 +8,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use brygga_core::{
     Adapter, AdapterContext, AdapterFactory, AdapterKind, BridgeError, Capabilities, EventBody, Health, InboundEvent,
-    InboundSink, MatrixMedia, MediaBytes, MediaSource, OutboundEvent, RemoteMedia, RemoteMessageId, SendReceipt,
-    StatusReporter, WebhookRequest, WebhookResponse,
+    InboundSink, MatrixMedia, MatrixUserId, MediaBytes, MediaSource, OutboundEvent, RemoteMedia, RemoteMessageId,
+    RemoteRoomId, RemoteUserId, SendReceipt, StatusReporter, WebhookRequest, WebhookResponse,
 };
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
@@ -18,6 +18,9 @@ use crate::remote::{AckBody, EventPage, SendAnswer};
 
 /// The adapter kind.
 pub const KIND: &str = "loopback";
+
+/// How the names of direct chats' rooms begin.
+const DIRECT_PREFIX: &str = "dm ";
 
 /// Loopback adapter config.
 #[derive(Clone, Debug, Deserialize)]
@@ -138,8 +141,18 @@ impl Adapter for Loopback {
         }
     }
 
+    /// A remote user's direct chat with a Matrix user is room `dm <user> <matrix user>`.
+    fn direct_room(&self, remote: &RemoteUserId, matrix: &MatrixUserId) -> Option<RemoteRoomId> {
+        RemoteRoomId::new(format!("{DIRECT_PREFIX}{remote} {matrix}")).ok()
+    }
+
+    fn direct_peer(&self, room: &RemoteRoomId) -> Option<MatrixUserId> {
+        let (_, matrix) = room.as_str().strip_prefix(DIRECT_PREFIX)?.rsplit_once(' ')?;
+        MatrixUserId::new(matrix).ok()
+    }
+
     /// Rooms named `public-…` may be opened by their alias.
-    async fn accepts_room(&self, room: &brygga_core::RemoteRoomId) -> bool {
+    async fn accepts_room(&self, room: &RemoteRoomId) -> bool {
         room.as_str().starts_with("public-")
     }
 

@@ -5,6 +5,8 @@
 // matrix-sdk's futures are deeper than the default limit allows for `Send` checks.
 #![recursion_limit = "256"]
 
+mod devices;
+mod exchange;
 mod files;
 mod policy;
 mod portal;
