@@ -35,6 +35,12 @@ impl E2eeEnv {
     /// Starts everything; `tenant_settings` are extra YAML lines of tenant
     /// `fk` (indented four spaces), e.g. its encryption policy.
     pub async fn start(tenant_settings: &str) -> Self {
+        Self::start_with_key_wait(tenant_settings, 60).await
+    }
+
+    /// Like [`start`](Self::start), with Matrix messages waiting only
+    /// `key_wait_secs` for their room keys.
+    pub async fn start_with_key_wait(tenant_settings: &str, key_wait_secs: u64) -> Self {
         let dir = TempDir::new("brygga-e2ee").expect("temp dir");
         let remote = FakeRemote::start().await;
         let setup = BridgeSetup::new(Backend::Sqlite.database_url(&dir).await);
@@ -44,7 +50,7 @@ impl E2eeEnv {
         );
         let key = base64::engine::general_purpose::STANDARD.encode([42u8; 32]);
         let config = format!(
-            "{}encryption: {{ enabled: true, store_dir: \"{}/crypto\", key: \"{key}\" }}\n",
+            "{}encryption: {{ enabled: true, store_dir: \"{}/crypto\", key: \"{key}\", key_wait_secs: {key_wait_secs} }}\n",
             setup.config(&tenants),
             dir.path().display()
         );
@@ -68,11 +74,15 @@ impl E2eeEnv {
         Self { remote, bridge, synapse, _dir: dir }
     }
 
-    /// Alice, registered and logged in on a fresh E2EE device.
+    /// Alice, registered and logged in on a fresh E2EE device, `ALICEPHONE`.
     pub async fn alice(&self) -> E2eeUser {
-        let (user_id, _) =
-            tokio::task::block_in_place(|| self.synapse.register_user("alice", "alice-password")).expect("alice");
-        E2eeUser::login(&self.synapse.base_url(), &user_id, "alice-password", "ALICEPHONE")
+        tokio::task::block_in_place(|| self.synapse.register_user("alice", "alice-password")).expect("alice");
+        self.alice_on("ALICEPHONE").await
+    }
+
+    /// Alice (registered by [`alice`](Self::alice)) on another new device.
+    pub async fn alice_on(&self, device_id: &str) -> E2eeUser {
+        E2eeUser::login(&self.synapse.base_url(), "@alice:localhost", "alice-password", device_id)
             .await
             .expect("alice logs in")
     }

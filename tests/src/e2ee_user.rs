@@ -218,3 +218,37 @@ impl E2eeUser {
         Ok(bytes.to_vec())
     }
 }
+
+impl E2eeUser {
+    /// Sends an event exactly as given, never encrypted, with plain HTTP as
+    /// this user: for what no honest client sends, such as an
+    /// `m.room.encrypted` event whose key nobody has.
+    pub async fn send_as_is(&self, room_id: &str, event_type: &str, content: &serde_json::Value) -> E2eeResult<String> {
+        let token = self.client.access_token().ok_or_else(|| E2eeError("not logged in".into()))?;
+        let base = self.client.homeserver();
+        let txn = format!("as-is-{}", rand_suffix());
+        let url = format!(
+            "{}/_matrix/client/v3/rooms/{}/send/{event_type}/{txn}",
+            base.as_str().trim_end_matches('/'),
+            crate::matrix_user::enc(room_id)
+        );
+        let response = reqwest::Client::new()
+            .put(&url)
+            .bearer_auth(token)
+            .json(content)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(failed(format_args!("sending {event_type} to {room_id}")))?;
+        let sent: serde_json::Value = response.json().await.map_err(failed("reading the send answer"))?;
+        sent["event_id"].as_str().map(str::to_owned).ok_or_else(|| E2eeError(format!("no event id in {sent}")))
+    }
+}
+
+/// A transaction id part no two sends share.
+fn rand_suffix() -> String {
+    use std::sync::atomic::AtomicU64;
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    format!("{}-{}", now.as_nanos(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
