@@ -76,15 +76,26 @@ impl E2eeEnv {
 
     /// Alice, registered and logged in on a fresh E2EE device, `ALICEPHONE`.
     pub async fn alice(&self) -> E2eeUser {
-        tokio::task::block_in_place(|| self.synapse.register_user("alice", "alice-password")).expect("alice");
-        self.alice_on("ALICEPHONE").await
+        self.user("alice", "ALICEPHONE").await
     }
 
     /// Alice (registered by [`alice`](Self::alice)) on another new device.
     pub async fn alice_on(&self, device_id: &str) -> E2eeUser {
-        E2eeUser::login(&self.synapse.base_url(), "@alice:localhost", "alice-password", device_id)
+        self.login("alice", device_id).await
+    }
+
+    /// Registers `localpart` and logs it in on a fresh E2EE device.
+    pub async fn user(&self, localpart: &str, device_id: &str) -> E2eeUser {
+        let password = format!("{localpart}-password");
+        tokio::task::block_in_place(|| self.synapse.register_user(localpart, &password)).expect("registration");
+        self.login(localpart, device_id).await
+    }
+
+    async fn login(&self, localpart: &str, device_id: &str) -> E2eeUser {
+        let user_id = format!("@{localpart}:localhost");
+        E2eeUser::login(&self.synapse.base_url(), &user_id, &format!("{localpart}-password"), device_id)
             .await
-            .expect("alice logs in")
+            .unwrap_or_else(|e| panic!("{user_id} logs in: {e}"))
     }
 
     /// The ghost of remote user `user`.

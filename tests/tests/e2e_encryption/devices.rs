@@ -1,5 +1,6 @@
 //! Keys reach the devices Matrix clients expect: a device Alice logs in on
-//! after the portal was bridged reads the ghosts' new messages, and a message
+//! after the portal was bridged, and a user who joins later, read the
+//! ghosts' new messages; and a message
 //! whose key never reaches the bridge is named in the room, counted, and
 //! does not hold the room up.
 
@@ -9,7 +10,7 @@ use matrix_sdk_base::crypto::vodozemac::{Curve25519PublicKey, Curve25519SecretKe
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_new_device_of_alices_reads_the_ghosts_new_messages() {
+async fn new_devices_and_new_members_read_the_ghosts_new_messages() {
     let env = E2eeEnv::start("").await;
     let phone = env.alice().await;
     let room = phone.create_encrypted_room("devices", &["@brygga:localhost"]).await.expect("room");
@@ -31,6 +32,20 @@ async fn a_new_device_of_alices_reads_the_ghosts_new_messages() {
     assert!(!on_laptop.is_undecryptable(), "the new device cannot read the ghost: {on_laptop:#?}");
     assert!(on_laptop.was_encrypted(), "{on_laptop:#?}");
     assert_eq!(on_laptop.body(), Some("after the laptop"));
+
+    // Carol joins; once her first message has crossed, the bridge knows her.
+    let carol = env.user("carol", "CAROLPHONE").await;
+    phone.invite(&room, carol.user_id()).await.expect("carol invited");
+    phone.wait_for_member(&room, carol.user_id(), WAIT).await.expect("carol joins");
+    carol.send_text(&room, "carol is here").await.expect("carol sends");
+    env.remote_gets("carol is here").await;
+    let sent = env.ghost_says(&phone, ("devices", &room), ("bob", "d3"), "welcome carol").await;
+    let on_carols = carol
+        .next_event_where(&room, &E2eeEnv::ghost("bob"), WAIT, |e| e.event_id == sent.event_id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", env.bridge.log()));
+    assert!(!on_carols.is_undecryptable(), "the new member cannot read the ghost: {on_carols:#?}");
+    assert_eq!(on_carols.body(), Some("welcome carol"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -21,7 +21,7 @@ const KEY_RETRY: Duration = Duration::from_millis(500);
 #[derive(Debug, PartialEq)]
 enum Verdict {
     /// Decrypted: deliver what it carries.
-    Deliver(MatrixEvent),
+    Deliver(Box<MatrixEvent>),
     /// Its room key may still come: try again shortly.
     AwaitKey,
     /// The bridge's crypto failed for now.
@@ -36,7 +36,7 @@ fn verdict(attempt: Result<MatrixEvent, DecryptFailure>, waited: Duration, key_w
         Ok(plain) if matches!(plain.body, EventBody::Encrypted { .. }) => {
             Verdict::Undecryptable("it was encrypted twice".into())
         }
-        Ok(plain) => Verdict::Deliver(plain),
+        Ok(plain) => Verdict::Deliver(Box::new(plain)),
         Err(DecryptFailure::KeyMissing) if waited < key_wait => Verdict::AwaitKey,
         Err(DecryptFailure::KeyMissing) => Verdict::Undecryptable("its room key never reached the bridge".into()),
         Err(DecryptFailure::Never(reason)) => Verdict::Undecryptable(reason),
@@ -57,7 +57,7 @@ impl Delivery {
         }
         let attempt = self.matrix.decrypt(&event).await;
         let reason = match verdict(attempt, waited(&event), self.key_wait()) {
-            Verdict::Deliver(plain) => return Ok(Some(plain)),
+            Verdict::Deliver(plain) => return Ok(Some(*plain)),
             Verdict::AwaitKey => {
                 return Err(BridgeError::Transient {
                     message: "waiting for the room key".into(),
@@ -117,7 +117,7 @@ mod tests {
     #[test]
     fn a_decrypted_event_is_delivered_unless_it_is_still_encrypted() {
         let plain = event(text(), 0);
-        assert_eq!(verdict(Ok(plain.clone()), Duration::ZERO, WAIT), Verdict::Deliver(plain));
+        assert_eq!(verdict(Ok(plain.clone()), Duration::ZERO, WAIT), Verdict::Deliver(Box::new(plain)));
         let twice = event(EventBody::Encrypted { event_json: "{}".into() }, 0);
         assert_eq!(verdict(Ok(twice), Duration::ZERO, WAIT), Verdict::Undecryptable("it was encrypted twice".into()));
     }
