@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use brygga_e2e::env::Backend;
 use brygga_e2e::matrix_user::membership_of;
-use brygga_e2e::xmpp_env::{LEAVE_GRACE_SECS, XmppEnv, ghost_id};
+use brygga_e2e::xmpp_env::{LEAVE_GRACE_SECS, XmppEnv, component_domain, ghost_id};
 use brygga_e2e::xmpp_user::XmppUser;
 use serde_json::Value;
 
@@ -488,6 +488,53 @@ async fn a_matrix_kick_removes_the_occupant_from_the_group_chat() {
         })
         .await;
     assert_eq!(kicked["presence_type"], "unavailable", "{kicked}");
+}
+
+/// XEP-0425 on Debian's Prosody (`mod_muc_moderation`, the older draft):
+/// a Matrix redaction of an XMPP occupant's message has the room retract it,
+/// and an XMPP moderator's retraction of a Matrix user's message redacts it.
+#[tokio::test(flavor = "multi_thread")]
+async fn moderators_remove_each_others_messages_both_ways() {
+    let env = XmppEnv::start(Backend::Sqlite, &["fk"]).await;
+    let muc = "moderation@conference.localhost";
+    // Bob owns the room and makes the bridge an admin, so its seat moderates.
+    let bob = XmppUser::connect(&env.prosody, "bob", "bob-pw").await;
+    bob.join_muc(muc, "Bob").await;
+    let admin = format!(
+        "<query xmlns='http://jabber.org/protocol/muc#admin'><item affiliation='admin' jid='{}'/></query>",
+        component_domain("fk")
+    );
+    bob.must("iq", serde_json::json!({"to": muc, "iq_type": "set", "payload": admin})).await;
+    let room = env.linked_room("fk", muc).await;
+    // Once Alice's first message is in the room, the bridge is seated there.
+    env.alice.send_text(&room, "the bridge is here").await;
+    bob.wait_for(WAIT, body_is("the bridge is here")).await;
+
+    // Matrix to XMPP: Alice (the room's admin in Matrix) redacts Bob's message.
+    bob.send_groupchat(muc, "bob's off-topic post").await;
+    let ghost_event = env.matrix_sees(&room, "bob's off-topic post").await["event_id"].as_str().unwrap().to_owned();
+    let stanza_id = bob.wait_for(WAIT, body_is("bob's off-topic post")).await["stanza_id"].as_str().unwrap().to_owned();
+    env.alice.redact(&room, &ghost_event).await;
+    let retraction = bob.wait_for(WAIT, |e| e["moderated"]["id"] == stanza_id.as_str()).await;
+    assert_eq!(retraction["from"], muc, "the room itself retracts: {retraction}");
+
+    // XMPP to Matrix: Bob, a moderator, has the room retract Alice's message.
+    // His ghost may not redact in Alice's room; the bot may, once she lets it.
+    let bot = "@brygga:localhost";
+    let power = serde_json::json!({"users": {bot: 50}, "users_default": 0,
+        "events_default": 0, "state_default": 50, "ban": 50, "kick": 50, "redact": 50, "invite": 0});
+    let path = format!("/rooms/{}/state/m.room.power_levels/", brygga_e2e::matrix_user::enc(&room));
+    let (status, answer) = env.alice.raw(reqwest::Method::PUT, &path, Some(power)).await;
+    assert_eq!(status, 200, "{answer}");
+    let alice_event = env.alice.send_text(&room, "alice's off-topic post").await;
+    let alice_stanza =
+        bob.wait_for(WAIT, body_is("alice's off-topic post")).await["stanza_id"].as_str().unwrap().to_owned();
+    let moderate = format!(
+        "<apply-to xmlns='urn:xmpp:fasten:0' id='{alice_stanza}'><moderate xmlns='urn:xmpp:message-moderate:0'>\
+         <retract xmlns='urn:xmpp:message-retract:0'/><reason>off topic</reason></moderate></apply-to>"
+    );
+    bob.must("iq", serde_json::json!({"to": muc, "iq_type": "set", "payload": moderate})).await;
+    env.matrix_sees_redaction(&room, &alice_event).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

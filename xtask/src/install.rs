@@ -1,7 +1,7 @@
 //! Installs the test servers idempotently: the Synapse venv, PostgreSQL 15,
 //! Prosody and the slixmpp venv for the XMPP test client.
 
-use brygga_harness::prosody::{prosody_binary, xmpp_venv_dir};
+use brygga_harness::prosody::{MODERATION_MODULE, prosody_binary, xmpp_venv_dir};
 use brygga_harness::{postgres::pg_bin_dir, synapse::venv_dir};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -63,26 +63,27 @@ fn ensure_venv(dir: &Path, package: &str, version: &str, marker: &str) -> Result
     Ok(venv)
 }
 
-/// Prosody from Debian, plus the openssl CLI the harness makes its certificate with.
+/// Prosody from Debian with its community modules (for XEP-0425 moderation),
+/// plus the openssl CLI the harness makes its certificate with.
 fn ensure_prosody() -> Result<(), String> {
     let prosody = prosody_binary();
     let have_openssl = Command::new("openssl").arg("version").output().is_ok_and(|o| o.status.success());
-    if prosody.exists() && have_openssl {
+    if prosody.exists() && have_openssl && Path::new(MODERATION_MODULE).exists() {
         println!("xtask: Prosody present at {}", prosody.display());
         return Ok(());
     }
     if !is_root() {
         return Err(format!(
-            "Prosody ({}) or openssl missing: install them (apt-get install prosody openssl) or set BRYGGA_PROSODY",
+            "Prosody ({}), prosody-modules or openssl missing: install them (apt-get install prosody prosody-modules openssl) or set BRYGGA_PROSODY",
             prosody.display()
         ));
     }
     let started = Instant::now();
-    println!("xtask: installing Prosody and openssl with apt-get");
+    println!("xtask: installing Prosody, its community modules and openssl with apt-get");
     run(Command::new("apt-get").arg("update").arg("-q"))?;
     // Tests run their own Prosody on free ports, so a system service, if one starts, does not interfere.
     run(Command::new("apt-get")
-        .args(["install", "-y", "-q", "--no-install-recommends", "prosody", "openssl"])
+        .args(["install", "-y", "-q", "--no-install-recommends", "prosody", "prosody-modules", "openssl"])
         .env("DEBIAN_FRONTEND", "noninteractive"))?;
     if !prosody.exists() {
         return Err(format!("apt-get installed prosody but {} is missing", prosody.display()));

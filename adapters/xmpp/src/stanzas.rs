@@ -181,14 +181,40 @@ pub(crate) fn muc_admin(
     iq_reply(&Jid::from(from.clone()), room, id, "set").append(query).build()
 }
 
+/// Which XEP-0425 draft a moderation request follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ModerationDraft {
+    /// 0.3 and later: `<moderate id=…>` in `urn:xmpp:message-moderate:1`.
+    Current,
+    /// Before 0.3: fastened to the message (XEP-0422), as Prosody's
+    /// `mod_muc_moderation` in Debian 12 still expects.
+    Fastened,
+}
+
 /// A moderation request (XEP-0425): the room retracts message `id` (its stanza id).
-pub(crate) fn moderate(from: &FullJid, room: &Jid, iq_id: &str, id: &str, reason: Option<&str>) -> Element {
-    let mut moderate = attr(Element::builder("moderate", xmlns::MODERATE), "id", id)
-        .append(Element::builder("retract", xmlns::RETRACT).build());
+pub(crate) fn moderate(
+    from: &FullJid,
+    room: &Jid,
+    iq_id: &str,
+    (id, reason): (&str, Option<&str>),
+    draft: ModerationDraft,
+) -> Element {
+    let (moderate_ns, retract_ns) = match draft {
+        ModerationDraft::Current => (xmlns::MODERATE, xmlns::RETRACT),
+        ModerationDraft::Fastened => (xmlns::MODERATE_0, xmlns::RETRACT_0),
+    };
+    let mut moderate =
+        Element::builder("moderate", moderate_ns).append(Element::builder("retract", retract_ns).build());
     if let Some(reason) = reason {
-        moderate = moderate.append(Element::builder("reason", xmlns::MODERATE).append(xml_safe(reason)).build());
+        moderate = moderate.append(Element::builder("reason", moderate_ns).append(xml_safe(reason)).build());
     }
-    iq_reply(&Jid::from(from.clone()), room, iq_id, "set").append(moderate.build()).build()
+    let payload = match draft {
+        ModerationDraft::Current => attr(moderate, "id", id).build(),
+        ModerationDraft::Fastened => {
+            attr(Element::builder("apply-to", xmlns::FASTEN), "id", id).append(moderate.build()).build()
+        }
+    };
+    iq_reply(&Jid::from(from.clone()), room, iq_id, "set").append(payload).build()
 }
 
 /// A vCard (vcard-temp) query from `from` to `to`.
@@ -307,5 +333,23 @@ mod tests {
         let el = join(&from, &occupant);
         let history = el.get_child("x", ns::MUC).unwrap().get_child("history", ns::MUC).unwrap();
         assert_eq!(history.attr("maxstanzas"), Some("0"));
+    }
+
+    #[test]
+    fn moderation_requests_follow_either_draft() {
+        let from = FullJid::new("listener@matrix.localhost/bridge").unwrap();
+        let room = Jid::new("room@conference.localhost").unwrap();
+        let current = moderate(&from, &room, "q1", ("s1", Some("spam")), ModerationDraft::Current);
+        let request = current.get_child("moderate", xmlns::MODERATE).unwrap();
+        assert_eq!((current.attr("type"), request.attr("id")), (Some("set"), Some("s1")));
+        assert!(request.has_child("retract", xmlns::RETRACT));
+        assert_eq!(request.get_child("reason", xmlns::MODERATE).unwrap().text(), "spam");
+
+        let fastened = moderate(&from, &room, "q2", ("s1", None), ModerationDraft::Fastened);
+        let apply_to = fastened.get_child("apply-to", xmlns::FASTEN).unwrap();
+        assert_eq!(apply_to.attr("id"), Some("s1"));
+        let request = apply_to.get_child("moderate", xmlns::MODERATE_0).unwrap();
+        assert!(request.has_child("retract", xmlns::RETRACT_0));
+        assert!(!request.has_child("reason", xmlns::MODERATE_0));
     }
 }

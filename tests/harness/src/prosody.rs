@@ -43,6 +43,9 @@ pub fn xmpp_venv_dir() -> PathBuf {
     std::env::var_os("BRYGGA_XMPP_VENV").map_or_else(|| workspace_root().join(".venv-xmpp"), PathBuf::from)
 }
 
+/// Debian's community module for XEP-0425 message moderation (package `prosody-modules`).
+pub const MODERATION_MODULE: &str = "/usr/lib/prosody/modules/mod_muc_moderation/mod_muc_moderation.lua";
+
 /// The Prosody binary: `$BRYGGA_PROSODY`, else `/usr/bin/prosody` (prosodyctl lives next to it).
 pub fn prosody_binary() -> PathBuf {
     std::env::var_os("BRYGGA_PROSODY").map_or_else(|| PathBuf::from("/usr/bin/prosody"), PathBuf::from)
@@ -56,6 +59,11 @@ impl Prosody {
             return Err(HarnessError::new(format!(
                 "Prosody not found at {} (set BRYGGA_PROSODY); run `cargo xtask test` to install it",
                 prosody_binary().display()
+            )));
+        }
+        if !Path::new(MODERATION_MODULE).exists() {
+            return Err(HarnessError::new(format!(
+                "{MODERATION_MODULE} is missing: apt-get install prosody-modules (or run `cargo xtask test`)"
             )));
         }
         // A free port can be taken by someone else before Prosody binds it; retry then.
@@ -138,7 +146,7 @@ log = {{ {{ levels = {{ min = "info" }}, to = "file", filename = base.."/prosody
 {extra}
 VirtualHost "localhost"
 Component "conference.localhost" "muc"
-  modules_enabled = {{ "muc_mam" }}
+  modules_enabled = {{ "muc_mam"; "muc_moderation" }}
   restrict_room_creation = false
   -- Rooms open on the first join (no owner configuration step) and outlive restarts.
   muc_room_locking = false

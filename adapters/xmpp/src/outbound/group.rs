@@ -11,7 +11,7 @@ use super::{Delivery, compose, message_id, reaction_set, receipt, remember_set};
 use crate::adapter::Shared;
 use crate::link::Link;
 use crate::puppet::{nick_for, puppet_jid};
-use crate::stanzas::{self, MessageBuilder};
+use crate::stanzas::{self, MessageBuilder, ModerationDraft};
 
 /// How long the room may take to reflect a message before the send is retried.
 const REFLECTION_TIMEOUT: Duration = Duration::from_secs(15);
@@ -152,17 +152,16 @@ async fn remove(
     if answer.attr("type") == Some("result") {
         return Ok(());
     }
-    let condition = answer
-        .get_child("error", tokio_xmpp::parsers::ns::COMPONENT)
-        .and_then(|e| e.children().next())
-        .map(|c| c.name().to_owned());
+    let condition = error_condition(&answer);
     Err(BridgeError::permanent(format!(
         "{room} refused to remove an occupant ({}): the bridge needs moderator rights there",
         condition.unwrap_or_else(|| "unknown error".into())
     )))
 }
 
-/// Asks the room to retract an occupant's message (XEP-0425), as the listener.
+/// Asks the room to retract an occupant's message (XEP-0425), as the
+/// listener: in the current draft, and in the older one when the room does
+/// not know the current one.
 async fn moderate(
     shared: &Shared,
     link: &Link,
@@ -170,12 +169,32 @@ async fn moderate(
     id: &str,
     reason: Option<&str>,
 ) -> Result<(), BridgeError> {
-    let request = stanzas::moderate(&shared.listener, &Jid::from(room.clone()), &link.fresh_id("moderate"), id, reason);
-    let answer = link.iq(request).await?;
-    if answer.attr("type") == Some("result") {
-        return Ok(());
+    let mut refusal = None;
+    for draft in [ModerationDraft::Current, ModerationDraft::Fastened] {
+        let to = Jid::from(room.clone());
+        let request = stanzas::moderate(&shared.listener, &to, &link.fresh_id("moderate"), (id, reason), draft);
+        let answer = link.iq(request).await?;
+        if answer.attr("type") == Some("result") {
+            return Ok(());
+        }
+        let condition = error_condition(&answer);
+        let unknown =
+            matches!(condition.as_deref(), Some("service-unavailable" | "feature-not-implemented" | "bad-request"));
+        refusal = condition;
+        if !unknown {
+            break;
+        }
     }
     Err(BridgeError::permanent(format!(
-        "{room} did not retract the message: it needs XEP-0425 moderation and the bridge moderator rights"
+        "{room} did not retract the message ({}): it needs XEP-0425 moderation and the bridge moderator rights",
+        refusal.unwrap_or_else(|| "unknown error".into())
     )))
+}
+
+/// The defined condition of an error answer, e.g. `forbidden`.
+fn error_condition(answer: &Element) -> Option<String> {
+    answer
+        .get_child("error", tokio_xmpp::parsers::ns::COMPONENT)
+        .and_then(|e| e.children().next())
+        .map(|c| c.name().to_owned())
 }

@@ -59,15 +59,18 @@ impl Delivery {
                         return Err(err);
                     }
                     // The platform may not say who deleted (or the adapter lost
-                    // track): the message's author, when it is a ghost of ours, removes it.
-                    let author = self.matrix.event_sender(&room, &part.matrix_event).await?;
-                    let Some(author) = author.filter(|a| *a != ghost && self.namer.parse_ghost(a).is_some()) else {
-                        return Err(err);
+                    // track), or a platform moderator's ghost may lack the power:
+                    // a ghost's message is removed by its author, a Matrix user's
+                    // by the bot, as far as the room lets it.
+                    let remover = match self.matrix.event_sender(&room, &part.matrix_event).await? {
+                        Some(author) if author != ghost && self.namer.parse_ghost(&author).is_some() => author,
+                        Some(author) if self.namer.parse_ghost(&author).is_none() => self.matrix.bot_user_id().clone(),
+                        _ => return Err(err),
                     };
-                    self.matrix.ensure_joined(&room, &author).await?;
-                    let by_author =
-                        Sender { delivery: self, portal, room: &room, ghost: &author, key: &entry.dedupe_key };
-                    by_author.one(i as u32, body).await?;
+                    self.matrix.ensure_joined(&room, &remover).await?;
+                    let by_remover =
+                        Sender { delivery: self, portal, room: &room, ghost: &remover, key: &entry.dedupe_key };
+                    by_remover.one(i as u32, body).await?;
                 }
                 Ok(Vec::new())
             }
