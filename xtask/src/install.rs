@@ -85,8 +85,8 @@ fn ensure_prosody() -> Result<(), String> {
     run(Command::new("apt-get")
         .args(["install", "-y", "-q", "--no-install-recommends", "prosody", "prosody-modules", "openssl"])
         .env("DEBIAN_FRONTEND", "noninteractive"))?;
-    if !prosody.exists() {
-        return Err(format!("apt-get installed prosody but {} is missing", prosody.display()));
+    if !prosody.exists() || !Path::new(MODERATION_MODULE).exists() {
+        return Err(format!("apt-get installed prosody but {} or {MODERATION_MODULE} is missing", prosody.display()));
     }
     println!("xtask: Prosody installed in {:.0?}", started.elapsed());
     Ok(())
