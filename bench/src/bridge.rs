@@ -27,6 +27,34 @@ pub const AS_TOKEN: &str = "bench-as-token";
 /// The bridge bot's local part.
 pub const BOT_LOCALPART: &str = "bridgebot";
 
+/// The registration a real Synapse (server name `localhost`) loads for the
+/// bench's bridge at `url`: exclusive ghosts and aliases starting with
+/// `prefix` and the bot, with the appservice encryption extensions if asked.
+pub fn synapse_registration(url: &str, prefix: &str, encryption: bool) -> String {
+    let extensions = if encryption { "org.matrix.msc3202: true\nio.element.msc4190: true\n" } else { "" };
+    format!(
+        r#"id: brygga
+url: "{url}"
+as_token: "{AS_TOKEN}"
+hs_token: "{HS_TOKEN}"
+sender_localpart: {BOT_LOCALPART}
+rate_limited: false
+receive_ephemeral: true
+de.sorunome.msc2409.push_ephemeral: true
+{extensions}namespaces:
+  users:
+    - exclusive: true
+      regex: '@{prefix}_.*:localhost'
+    - exclusive: true
+      regex: '^@{BOT_LOCALPART}:localhost$'
+  aliases:
+    - exclusive: true
+      regex: '#{prefix}_.*:localhost'
+  rooms: []
+"#
+    )
+}
+
 /// A running bridge and the fakes around it.
 pub struct Bridge {
     /// The real store.

@@ -20,7 +20,7 @@ use brygga_e2e::e2ee_user::E2eeUser;
 use brygga_harness::synapse::{Synapse, SynapseOptions};
 use tokio::net::TcpListener;
 
-use crate::bridge::{self, AS_TOKEN, BOT_LOCALPART, HS_TOKEN, Setup};
+use crate::bridge::{self, BOT_LOCALPART, Setup};
 use crate::instant_adapter::{InstantFactory, KIND};
 use crate::stats::{Stamps, body_of};
 use crate::xmpp::Relay;
@@ -48,36 +48,15 @@ pub struct EncryptionReport {
     pub encrypted: Paths,
 }
 
-/// The appservice registration Synapse loads, with the encryption extensions.
-fn registration(url: &str) -> String {
-    format!(
-        r#"id: brygga
-url: "{url}"
-as_token: "{AS_TOKEN}"
-hs_token: "{HS_TOKEN}"
-sender_localpart: {BOT_LOCALPART}
-rate_limited: false
-receive_ephemeral: true
-de.sorunome.msc2409.push_ephemeral: true
-org.matrix.msc3202: true
-io.element.msc4190: true
-namespaces:
-  users:
-    - exclusive: true
-      regex: '@{KIND}_.*:{SERVER_NAME}'
-    - exclusive: true
-      regex: '^@{BOT_LOCALPART}:{SERVER_NAME}$'
-  aliases: []
-  rooms: []
-"#
-    )
-}
-
 /// Runs `messages` each way through a clear and an encrypted room.
 pub async fn run(messages: usize, store: &str, timeout: Duration) -> anyhow::Result<EncryptionReport> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let options = SynapseOptions {
-        registration_yaml: Some(registration(&format!("http://{}", listener.local_addr()?))),
+        registration_yaml: Some(bridge::synapse_registration(
+            &format!("http://{}", listener.local_addr()?),
+            KIND,
+            true,
+        )),
         relaxed_rate_limits: true,
         appservice_encryption: true,
         ..Default::default()

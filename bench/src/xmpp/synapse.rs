@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
 use super::{MUC, Relay, Sizes, adapter_config, join_clients, link, send_all};
-use crate::bridge::{self, AS_TOKEN, BOT_LOCALPART, HS_TOKEN, Setup};
+use crate::bridge::{self, Setup};
 use crate::stats::{Probe, Stamps, body_of};
 
 /// Synapse's server name in the harness.
@@ -46,30 +46,6 @@ pub struct Direct {
     pub acks_per_sec: f64,
 }
 
-/// The appservice registration Synapse loads, pointing at `url`.
-fn registration(url: &str) -> String {
-    format!(
-        r#"id: brygga
-url: "{url}"
-as_token: "{AS_TOKEN}"
-hs_token: "{HS_TOKEN}"
-sender_localpart: {BOT_LOCALPART}
-rate_limited: false
-receive_ephemeral: true
-namespaces:
-  users:
-    - exclusive: true
-      regex: '@xmpp_.*:{SERVER_NAME}'
-    - exclusive: true
-      regex: '^@{BOT_LOCALPART}:{SERVER_NAME}$'
-  aliases:
-    - exclusive: true
-      regex: '#xmpp_.*:{SERVER_NAME}'
-  rooms: []
-"#
-    )
-}
-
 /// Registers `name` on Synapse; returns the user's client.
 fn register(synapse: &Synapse, name: &str) -> anyhow::Result<Cs> {
     let (user_id, token) = tokio::task::block_in_place(|| synapse.register_user(name, &format!("{name}-password")))
@@ -92,7 +68,11 @@ pub async fn run(
 ) -> anyhow::Result<SynapseReport> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let options = SynapseOptions {
-        registration_yaml: Some(registration(&format!("http://{}", listener.local_addr()?))),
+        registration_yaml: Some(bridge::synapse_registration(
+            &format!("http://{}", listener.local_addr()?),
+            "xmpp",
+            false,
+        )),
         relaxed_rate_limits: true,
         ..Default::default()
     };
