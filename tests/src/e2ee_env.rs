@@ -1,12 +1,14 @@
 //! A running encrypted-bridging environment: real Synapse with the
 //! appservice encryption extensions on, the bridge with encryption enabled
-//! and the loopback adapter, and Alice on a real E2EE client.
+//! and the loopback adapter (and, if asked, the XMPP adapter on a real
+//! Prosody), and Alice on a real E2EE client.
 
 use std::time::Duration;
 
 use base64::Engine;
 use brygga_core::EventBody;
 use brygga_harness::TempDir;
+use brygga_harness::prosody::Prosody;
 use brygga_harness::synapse::{Synapse, SynapseOptions};
 
 use crate::bridge::{BridgeProcess, BridgeSetup};
@@ -14,6 +16,7 @@ use crate::e2ee_user::{E2eeUser, ReceivedEvent};
 use crate::env::events::text;
 use crate::env::{Backend, TestEnv};
 use crate::remote::FakeRemote;
+use crate::xmpp_env::{adapter_yaml, start_prosody};
 
 /// How long a test waits for anything to arrive.
 pub const WAIT: Duration = Duration::from_secs(30);
@@ -28,6 +31,8 @@ pub struct E2eeEnv {
     pub bridge: BridgeProcess,
     /// The homeserver.
     pub synapse: Synapse,
+    /// The XMPP server, when tenant `fk` also has the XMPP adapter.
+    pub prosody: Option<Prosody>,
     _dir: TempDir,
 }
 
@@ -35,17 +40,29 @@ impl E2eeEnv {
     /// Starts everything; `tenant_settings` are extra YAML lines of tenant
     /// `fk` (indented four spaces), e.g. its encryption policy.
     pub async fn start(tenant_settings: &str) -> Self {
-        Self::start_with_key_wait(tenant_settings, 60).await
+        Self::launch(tenant_settings, 60, false).await
     }
 
     /// Like [`start`](Self::start), with Matrix messages waiting only
     /// `key_wait_secs` for their room keys.
     pub async fn start_with_key_wait(tenant_settings: &str, key_wait_secs: u64) -> Self {
+        Self::launch(tenant_settings, key_wait_secs, false).await
+    }
+
+    /// Like [`start`](Self::start), with tenant `fk` also on a real Prosody
+    /// through the XMPP adapter (users as in [`crate::xmpp_env::XMPP_USERS`]).
+    pub async fn start_with_xmpp(tenant_settings: &str) -> Self {
+        Self::launch(tenant_settings, 60, true).await
+    }
+
+    async fn launch(tenant_settings: &str, key_wait_secs: u64, xmpp: bool) -> Self {
         let dir = TempDir::new("brygga-e2ee").expect("temp dir");
         let remote = FakeRemote::start().await;
+        let prosody = if xmpp { Some(start_prosody(&["fk"]).await) } else { None };
         let setup = BridgeSetup::new(Backend::Sqlite.database_url(&dir).await);
+        let xmpp_adapter = prosody.as_ref().map_or_else(String::new, |prosody| adapter_yaml(prosody, "fk"));
         let tenants = format!(
-            "  - id: fk\n    invite: [\"@alice:localhost\"]\n{tenant_settings}    adapters:\n      loopback:\n        config: {{ url: \"{}\", network: \"{NET}\" }}\n",
+            "  - id: fk\n    invite: [\"@alice:localhost\"]\n{tenant_settings}    adapters:\n      loopback:\n        config: {{ url: \"{}\", network: \"{NET}\" }}\n{xmpp_adapter}",
             remote.url()
         );
         let key = base64::engine::general_purpose::STANDARD.encode([42u8; 32]);
@@ -71,7 +88,7 @@ impl E2eeEnv {
         .expect("synapse thread")
         .expect("Synapse starts");
         bridge.start().await;
-        Self { remote, bridge, synapse, _dir: dir }
+        Self { remote, bridge, synapse, prosody, _dir: dir }
     }
 
     /// Alice, registered and logged in on a fresh E2EE device, `ALICEPHONE`.

@@ -39,26 +39,10 @@ impl XmppEnv {
     /// Starts Prosody with a component for each tenant, Synapse and the bridge.
     pub async fn start(backend: Backend, tenants: &[&str]) -> Self {
         let dir = TempDir::new("brygga-xmpp-e2e").expect("temp dir");
-        let components = tenants.iter().map(|t| (component_domain(t), secret(t))).collect();
-        let users = XMPP_USERS.iter().map(|(u, p)| (u.to_string(), p.to_string())).collect();
-        let options = ProsodyOptions { components, users, ..Default::default() };
-        let prosody = tokio::task::spawn_blocking(move || Prosody::start(options))
-            .await
-            .expect("prosody thread")
-            .expect("Prosody");
+        let prosody = start_prosody(tenants).await;
         let setup = BridgeSetup::new(backend.database_url(&dir).await);
-        let tenants_yaml: String = tenants
-            .iter()
-            .map(|t| {
-                format!(
-                    "  - id: {t}\n    adapters:\n      xmpp:\n        config: {{ server: \"127.0.0.1:{}\", domain: \"{}\", \
-                     secret: \"{}\", server_domain: \"localhost\", leave_grace_secs: {LEAVE_GRACE_SECS} }}\n",
-                    prosody.component_port(),
-                    component_domain(t),
-                    secret(t),
-                )
-            })
-            .collect();
+        let tenants_yaml: String =
+            tenants.iter().map(|t| format!("  - id: {t}\n    adapters:\n{}", adapter_yaml(&prosody, t))).collect();
         let mut bridge = BridgeProcess::new(dir.path(), &setup.config(&tenants_yaml), setup.admin_port);
         let (synapse, alice) = start_synapse(&setup, bridge.registration()).await;
         bridge.start().await;
@@ -102,6 +86,25 @@ pub fn component_domain(tenant: &str) -> String {
 /// A tenant's component secret.
 fn secret(tenant: &str) -> String {
     format!("secret-of-{tenant}")
+}
+
+/// Prosody with a component for each tenant and the users of [`XMPP_USERS`].
+pub async fn start_prosody(tenants: &[&str]) -> Prosody {
+    let components = tenants.iter().map(|t| (component_domain(t), secret(t))).collect();
+    let users = XMPP_USERS.iter().map(|(u, p)| (u.to_string(), p.to_string())).collect();
+    let options = ProsodyOptions { components, users, ..Default::default() };
+    tokio::task::spawn_blocking(move || Prosody::start(options)).await.expect("prosody thread").expect("Prosody")
+}
+
+/// A tenant's `xmpp` adapter entry (indented for a tenant's `adapters:`).
+pub fn adapter_yaml(prosody: &Prosody, tenant: &str) -> String {
+    format!(
+        "      xmpp:\n        config: {{ server: \"127.0.0.1:{}\", domain: \"{}\", secret: \"{}\", \
+         server_domain: \"localhost\", leave_grace_secs: {LEAVE_GRACE_SECS} }}\n",
+        prosody.component_port(),
+        component_domain(tenant),
+        secret(tenant),
+    )
 }
 
 /// The ghost of an XMPP identity (a real JID or an occupant JID) of a tenant.

@@ -10,3 +10,4 @@ mod exchange;
 mod files;
 mod policy;
 mod portal;
+mod xmpp;
