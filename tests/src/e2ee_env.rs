@@ -115,6 +115,16 @@ impl E2eeEnv {
             .unwrap_or_else(|e| panic!("{user_id} logs in: {e}"))
     }
 
+    /// An encrypted room of `alice`'s with the bot, linked by the operator
+    /// to remote room `remote_room` (as Element makes rooms: encrypted from
+    /// the start); returns its id.
+    pub async fn linked_encrypted_room(&self, alice: &E2eeUser, remote_room: &str) -> String {
+        let room = alice.create_encrypted_room(remote_room, &["@brygga:localhost"]).await.expect("room");
+        let linked = self.bridge.cli(&["portal", "link", NET, "loopback", remote_room, &room]);
+        assert!(linked.contains("linked"), "{linked}");
+        room
+    }
+
     /// The ghost of remote user `user`.
     pub fn ghost(user: &str) -> String {
         TestEnv::ghost_id("fk", user)

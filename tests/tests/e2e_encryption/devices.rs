@@ -5,6 +5,7 @@
 //! does not hold the room up.
 
 use brygga_e2e::e2ee_env::{E2eeEnv, NET, WAIT};
+use brygga_e2e::e2ee_user::{E2eeUser, ReceivedEvent};
 use matrix_sdk_base::crypto::vodozemac::megolm::{GroupSession, SessionConfig};
 use matrix_sdk_base::crypto::vodozemac::{Curve25519PublicKey, Curve25519SecretKey};
 use serde_json::json;
@@ -13,9 +14,7 @@ use serde_json::json;
 async fn new_devices_and_new_members_read_the_ghosts_new_messages() {
     let env = E2eeEnv::start("").await;
     let phone = env.alice().await;
-    let room = phone.create_encrypted_room("devices", &["@brygga:localhost"]).await.expect("room");
-    let linked = env.bridge.cli(&["portal", "link", NET, "loopback", "devices", &room]);
-    assert!(linked.contains("linked"), "{linked}");
+    let room = env.linked_encrypted_room(&phone, "devices").await;
     env.ghost_says(&phone, ("devices", &room), ("bob", "d1"), "before the laptop").await;
 
     let laptop = env.alice_on("ALICELAPTOP").await;
@@ -25,13 +24,7 @@ async fn new_devices_and_new_members_read_the_ghosts_new_messages() {
     env.remote_gets("alice has a laptop now").await;
 
     let on_phone = env.ghost_says(&phone, ("devices", &room), ("bob", "d2"), "after the laptop").await;
-    let on_laptop = laptop
-        .next_event_where(&room, &E2eeEnv::ghost("bob"), WAIT, |e| e.event_id == on_phone.event_id)
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", env.bridge.log()));
-    assert!(!on_laptop.is_undecryptable(), "the new device cannot read the ghost: {on_laptop:#?}");
-    assert!(on_laptop.was_encrypted(), "{on_laptop:#?}");
-    assert_eq!(on_laptop.body(), Some("after the laptop"));
+    reads_too(&env, &laptop, &room, &on_phone).await;
 
     // Carol joins; once her first message has crossed, the bridge knows her.
     let carol = env.user("carol", "CAROLPHONE").await;
@@ -39,22 +32,27 @@ async fn new_devices_and_new_members_read_the_ghosts_new_messages() {
     phone.wait_for_member(&room, carol.user_id(), WAIT).await.expect("carol joins");
     carol.send_text(&room, "carol is here").await.expect("carol sends");
     env.remote_gets("carol is here").await;
-    let sent = env.ghost_says(&phone, ("devices", &room), ("bob", "d3"), "welcome carol").await;
-    let on_carols = carol
-        .next_event_where(&room, &E2eeEnv::ghost("bob"), WAIT, |e| e.event_id == sent.event_id)
+    let on_phone = env.ghost_says(&phone, ("devices", &room), ("bob", "d3"), "welcome carol").await;
+    reads_too(&env, &carol, &room, &on_phone).await;
+}
+
+/// `reader`'s device also gets the ghost's message `seen`, and decrypts it.
+async fn reads_too(env: &E2eeEnv, reader: &E2eeUser, room: &str, seen: &ReceivedEvent) {
+    let got = reader
+        .next_event_where(room, &E2eeEnv::ghost("bob"), WAIT, |e| e.event_id == seen.event_id)
         .await
         .unwrap_or_else(|e| panic!("{e}\n{}", env.bridge.log()));
-    assert!(!on_carols.is_undecryptable(), "the new member cannot read the ghost: {on_carols:#?}");
-    assert_eq!(on_carols.body(), Some("welcome carol"));
+    let device = reader.device_id();
+    assert!(!got.is_undecryptable(), "{device} cannot read the ghost: {got:#?}");
+    assert!(got.was_encrypted(), "{got:#?}");
+    assert_eq!(got.body(), seen.body());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_message_the_bridge_cannot_decrypt_is_named_counted_and_passed_over() {
     let env = E2eeEnv::start_with_key_wait("", 3).await;
     let alice = env.alice().await;
-    let room = alice.create_encrypted_room("mystery", &["@brygga:localhost"]).await.expect("room");
-    let linked = env.bridge.cli(&["portal", "link", NET, "loopback", "mystery", &room]);
-    assert!(linked.contains("linked"), "{linked}");
+    let room = env.linked_encrypted_room(&alice, "mystery").await;
 
     // A real Megolm message of a session whose key nobody ever shares, then
     // an ordinary one behind it.

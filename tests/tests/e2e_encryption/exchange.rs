@@ -15,9 +15,7 @@ use crate::files::files_cross_both_ways;
 async fn an_encrypted_group_portal_carries_replies_edits_reactions_redactions_and_files() {
     let env = E2eeEnv::start("").await;
     let alice = env.alice().await;
-    let room = alice.create_encrypted_room("group", &["@brygga:localhost"]).await.expect("room");
-    let linked = env.bridge.cli(&["portal", "link", NET, "loopback", "group", &room]);
-    assert!(linked.contains("linked"), "{linked}");
+    let room = env.linked_encrypted_room(&alice, "group").await;
     converse(&env, &alice, ("group", &room)).await;
 }
 

@@ -14,9 +14,7 @@ async fn an_encrypted_portal_room_is_bridged_both_ways_and_across_a_restart() {
 
     // Alice makes an encrypted room with the bot, and the operator links it
     // to the remote room (as Element would: encrypted from the start).
-    let room = alice.create_encrypted_room("enc", &["@brygga:localhost"]).await.expect("room");
-    let linked = env.bridge.cli(&["portal", "link", "fk", "loopback", "enc", &room]);
-    assert!(linked.contains("linked"), "{linked}");
+    let room = env.linked_encrypted_room(&alice, "enc").await;
     env.ghost_says(&alice, ("enc", &room), ("bob", "m1"), "sealed hello from bob").await;
 
     alice.send_text(&room, "sealed hello from alice").await.expect("alice sends");
