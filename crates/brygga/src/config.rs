@@ -475,5 +475,12 @@ tenants:
         let bad_template = format!("{}  ghost_template: \"{{id}}\"\n", GOOD.split("tenants:").next().unwrap());
         let err = Config::from_yaml(&bad_template).unwrap_err().to_string();
         assert!(err.contains("appservice.ghost_template"), "{err}");
+
+        let key = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+        let no_wait = format!("{GOOD}\nencryption: {{ enabled: true, key: \"{key}\", key_wait_secs: 0 }}\n");
+        let err = Config::from_yaml(&no_wait).unwrap_err().to_string();
+        assert!(err.contains("encryption.key_wait_secs"), "{err}");
+        let waits = Config::from_yaml(&no_wait.replace("key_wait_secs: 0", "key_wait_secs: 5")).unwrap();
+        assert_eq!(waits.encryption.unwrap().key_wait_secs, 5);
     }
 }
