@@ -1,7 +1,8 @@
 //! A tenant that requires encryption, against real Synapse: its new portals
 //! are encrypted from the start and say so in their bridge info; a room that
 //! is not encrypted cannot be linked; a room that turns encryption off stops
-//! being bridged, visibly, both ways. Under the default policy a room that
+//! being bridged, visibly, both ways; a direct chat opened in clear is
+//! declined. Under the default policy a room that
 //! turns encryption on keeps bridging, encrypted. The bot answers commands
 //! in an encrypted management room.
 
@@ -35,6 +36,23 @@ async fn a_tenant_requiring_encryption_bridges_only_encrypted_rooms() {
     let clear = alice.create_room("clear", &["@brygga:localhost"]).await.unwrap();
     let refused = env.bridge.cli_failure(&["portal", "link", "fk", "loopback", "clear", &clear]);
     assert!(refused.contains("bridges only encrypted rooms"), "{refused}");
+
+    // A direct chat opened in clear is declined by the ghost, saying why;
+    // an encrypted one is taken.
+    let carl = E2eeEnv::ghost("carl");
+    let clear_dm = alice.create_room("clear dm", &[&carl]).await.unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let declined = loop {
+        let member = alice.state(&clear_dm, "m.room.member", &carl).await.unwrap();
+        if let Some(member) = member.filter(|m| m["membership"] == "leave") {
+            break member;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the ghost never declined\n{}", env.bridge.log());
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert!(declined["reason"].as_str().unwrap_or_default().contains("only encrypted rooms"), "{declined}");
+    let sealed_dm = alice.create_encrypted_dm(&carl).await.unwrap();
+    alice.wait_for_member(&sealed_dm, &carl, WAIT).await.unwrap_or_else(|e| panic!("{e}\n{}", env.bridge.log()));
 
     // An encrypted room of Alice's is linked; when she turns encryption
     // "off", the room is told it is no longer bridged, and nothing crosses.
