@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use brygga_core::EventBody;
+use brygga_core::router::DEFAULT_KEY_WAIT;
 use brygga_harness::TempDir;
 use brygga_harness::prosody::Prosody;
 use brygga_harness::synapse::{Synapse, SynapseOptions};
@@ -40,7 +41,7 @@ impl E2eeEnv {
     /// Starts everything; `tenant_settings` are extra YAML lines of tenant
     /// `fk` (indented four spaces), e.g. its encryption policy.
     pub async fn start(tenant_settings: &str) -> Self {
-        Self::launch(tenant_settings, 60, false).await
+        Self::launch(tenant_settings, DEFAULT_KEY_WAIT.as_secs(), false).await
     }
 
     /// Like [`start`](Self::start), with Matrix messages waiting only
@@ -52,7 +53,7 @@ impl E2eeEnv {
     /// Like [`start`](Self::start), with tenant `fk` also on a real Prosody
     /// through the XMPP adapter (users as in [`crate::xmpp_env::XMPP_USERS`]).
     pub async fn start_with_xmpp(tenant_settings: &str) -> Self {
-        Self::launch(tenant_settings, 60, true).await
+        Self::launch(tenant_settings, DEFAULT_KEY_WAIT.as_secs(), true).await
     }
 
     async fn launch(tenant_settings: &str, key_wait_secs: u64, xmpp: bool) -> Self {
